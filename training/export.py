@@ -1,0 +1,97 @@
+"""Export a trained checkpoint to ONNX (INTERFACES §1) and check it against PyTorch.
+
+Usage: python export.py runs/NAME/model.pt --out ../models/pipeline_seg_unet.onnx
+The gate defaults are added later by calibrate.py (they are measured on the exported file).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+import model as M  # noqa: E402
+from calibrate import set_props  # noqa: E402
+
+DEFAULT_SAMPLES = 16
+
+
+
+
+def export(ckpt_path: str, out: str):
+    ckpt = torch.load(ckpt_path, map_location="cpu")
+    cfg = ckpt["config"]
+    net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"])
+    net.load_state_dict(ckpt["state_dict"])
+    net.eval()
+    k = len(net.sites)
+    x = torch.randn(1, 3, M.INPUT_H, M.INPUT_W)
+    masks = M.random_masks(net, 1, 2, torch.Generator().manual_seed(0))
+    names = [f"dropout_mask_{i}" for i in range(k)]
+    dyn = {"image": {0: "N"}, "probs": {0: "N", 1: "T"}}
+    dyn.update({n: {0: "N", 1: "T"} for n in names})
+    torch.onnx.export(net, (x, *masks), out, input_names=["image", *names], output_names=["probs"],
+                      dynamic_axes=dyn, opset_version=17, dynamo=False, do_constant_folding=True)
+    m = onnx.load(out)
+    if m.ir_version > 10:
+        m.ir_version = 10
+    set_props(m, {
+        "classes": "background,pipeline",
+        "input_height": M.INPUT_H, "input_width": M.INPUT_W,
+        "mean": ",".join(f"{v:.4f}" for v in cfg["mean"]), "std": ",".join(f"{v:.4f}" for v in cfg["std"]),
+        "color_order": "RGB", "resize": "stretch", "dropout_p": cfg["p"],
+        "dropout_sites": ",".join(str(c) for c in net.site_channels()),
+        "dropout_placement": cfg["placement"], "default_samples": DEFAULT_SAMPLES,
+        "producer_note": "pipeline_seg training/ (synthetic underwater scenes)",
+    })
+    onnx.checker.check_model(m)
+    onnx.save(m, out)
+
+    # Equivalence: all-ones masks with T = 1 in ONNX Runtime == PyTorch eval() without dropout.
+    sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    worst = 0.0
+    for _ in range(3):
+        xi = rng.standard_normal((2, 3, M.INPUT_H, M.INPUT_W)).astype(np.float32)
+        ones = [np.ones((2, 1, c), np.float32) for c in net.site_channels()]
+        feeds = {"image": xi, **{n: o for n, o in zip(names, ones)}}
+        got = sess.run(["probs"], feeds)[0]
+        with torch.no_grad():
+            want = net(torch.from_numpy(xi), *[torch.from_numpy(o) for o in ones]).numpy()
+        worst = max(worst, float(np.abs(got - want).max()))
+    # And with random masks (T = 4): the graph and PyTorch agree sample by sample.
+    rm = [(rng.random((1, 4, c)) < 1 - cfg["p"]).astype(np.float32) / (1 - cfg["p"]) for c in net.site_channels()]
+    xi = rng.standard_normal((1, 3, M.INPUT_H, M.INPUT_W)).astype(np.float32)
+    got = sess.run(["probs"], {"image": xi, **{n: o for n, o in zip(names, rm)}})[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(xi), *[torch.from_numpy(o) for o in rm]).numpy()
+    worst_mc = float(np.abs(got - want).max())
+    params = sum(p.numel() for p in net.parameters())
+    once, per = M.flops(net)
+    report = {"max_abs_diff_ones_T1": worst, "max_abs_diff_random_T4": worst_mc, "params": params,
+              "macs_once": once, "macs_per_sample": per,
+              "macs_T16_shipped": once + 16 * per, "macs_T16_whole_network": 16 * (once + per),
+              "file_bytes": os.path.getsize(out), "ir_version": m.ir_version,
+              "opset": m.opset_import[0].version, "placement": cfg["placement"]}
+    print(json.dumps(report, indent=1))
+    if worst > 1e-5 or worst_mc > 1e-5:
+        sys.exit(f"ONNX differs from PyTorch by {max(worst, worst_mc):.2e} (limit 1e-5)")
+    return report
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkpoint")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--report", help="write the check report (JSON) here")
+    a = ap.parse_args()
+    r = export(a.checkpoint, a.out)
+    if a.report:
+        with open(a.report, "w") as f:
+            json.dump(r, f, indent=1)

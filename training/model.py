@@ -1,0 +1,117 @@
+"""U-Net with channel-wise Monte-Carlo dropout whose masks are model inputs (INTERFACES §1).
+
+The encoder (and the decoder up to the first dropout site) runs once per image; the first mask
+multiplication broadcasts the features to T samples, after which the rest runs on N*T images.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+INPUT_H, INPUT_W = 192, 256  # multiple of 32, the camera's 4:3
+# Where the dropout sites are; each name lists block outputs that get a mask.
+PLACEMENTS = {
+    "bottleneck": ["bottleneck"],
+    "bottleneck+decoder": ["bottleneck", "dec3", "dec2"],
+    "last_block": ["dec1"],
+    "head": ["dec0"],
+}
+ORDER = ["bottleneck", "dec3", "dec2", "dec1", "dec0"]
+
+
+def block(cin, cout):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+    )
+
+
+class MCUNet(nn.Module):
+    def __init__(self, base: int = 12, placement: str = "bottleneck+decoder", p: float = 0.2):
+        super().__init__()
+        b = base
+        self.placement, self.p = placement, p
+        self.enc0, self.enc1, self.enc2, self.enc3 = block(3, b), block(b, 2 * b), block(2 * b, 4 * b), block(4 * b, 8 * b)
+        self.bott = block(8 * b, 8 * b)
+        self.dec3 = block(16 * b, 4 * b)
+        self.dec2 = block(8 * b, 2 * b)
+        self.dec1 = block(4 * b, b)
+        self.dec0 = block(2 * b, b)
+        self.head = nn.Conv2d(b, 2, 1)
+        self.channels = {"bottleneck": 8 * b, "dec3": 4 * b, "dec2": 2 * b, "dec1": b, "dec0": b}
+        self.sites = [s for s in ORDER if s in PLACEMENTS[placement]]
+
+    def site_channels(self):
+        return [self.channels[s] for s in self.sites]
+
+    def forward(self, image, *masks):
+        """image [N,3,H,W]; masks[k] [N,T,C_k] -> probs [N,T,2,H,W]."""
+        m_of = dict(zip(self.sites, masks))
+        n = image.shape[0]
+        t = masks[0].shape[1]
+        state = {"wide": False}
+
+        def site(name, x):
+            if name not in m_of:
+                return x
+            m = m_of[name][:, :, :, None, None]
+            c, h, w = x.shape[1], x.shape[2], x.shape[3]
+            if not state["wide"]:
+                state["wide"] = True
+                return (x.unsqueeze(1) * m).reshape(-1, c, h, w)
+            return (x.reshape(n, t, c, h, w) * m).reshape(-1, c, h, w)
+
+        def skip(x):
+            if not state["wide"]:
+                return x
+            c, h, w = x.shape[1], x.shape[2], x.shape[3]
+            return x.unsqueeze(1).expand(-1, t, -1, -1, -1).reshape(-1, c, h, w)
+
+        def up(x):
+            return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
+
+        e0 = self.enc0(image)
+        e1 = self.enc1(F.max_pool2d(e0, 2))
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        e3 = self.enc3(F.max_pool2d(e2, 2))
+        x = site("bottleneck", self.bott(F.max_pool2d(e3, 2)))
+        x = site("dec3", self.dec3(torch.cat([up(x), skip(e3)], 1)))
+        x = site("dec2", self.dec2(torch.cat([up(x), skip(e2)], 1)))
+        x = site("dec1", self.dec1(torch.cat([up(x), skip(e1)], 1)))
+        x = site("dec0", self.dec0(torch.cat([up(x), skip(e0)], 1)))
+        logits = self.head(x)
+        probs = torch.softmax(logits, dim=1)
+        return probs.reshape(n, t, 2, probs.shape[2], probs.shape[3])
+
+
+def random_masks(model: MCUNet, n: int, t: int, generator=None):
+    """Channel dropout masks: Bernoulli(1-p), kept channels scaled by 1/(1-p)."""
+    keep = 1.0 - model.p
+    return [(torch.rand(n, t, c, generator=generator) < keep).float() / keep for c in model.site_channels()]
+
+
+def ones_masks(model: MCUNet, n: int):
+    return [torch.ones(n, 1, c) for c in model.site_channels()]
+
+
+def flops(model: MCUNet, t: int = 16):
+    """Multiply-accumulates per frame: (once part, per-sample part) by hooking convs."""
+    counts = {"once": 0, "per": 0}
+    hooks = []
+    first = model.sites[0]
+    order = ["enc0", "enc1", "enc2", "enc3", "bott", "dec3", "dec2", "dec1", "dec0", "head"]
+    once_mods = order[: order.index("bott" if first == "bottleneck" else first) + 1]
+    for name in order:
+        mod = getattr(model, name)
+        key = "once" if name in once_mods else "per"
+        for conv in [m for m in mod.modules() if isinstance(m, nn.Conv2d)]:
+            def hook(m, inp, out, key=key):
+                counts[key] += out.numel() // out.shape[0] * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+            hooks.append(conv.register_forward_hook(hook))
+    with torch.no_grad():
+        model.eval()
+        model(torch.zeros(1, 3, INPUT_H, INPUT_W), *ones_masks(model, 1))
+    for h in hooks:
+        h.remove()
+    return counts["once"], counts["per"]

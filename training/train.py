@@ -1,0 +1,122 @@
+"""Train the MC-Dropout U-Net on the generated `train` split (CPU is enough).
+
+Usage: python train.py --placement bottleneck+decoder --steps 2000 --out runs/NAME
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(__file__))
+import model as M  # noqa: E402
+
+
+def load_split(root: Path, split: str, limit: int | None = None):
+    """Images (uint8 [N,3,h,w]) and soft masks (float16 [N,h,w]) at model resolution."""
+    files = sorted((root / split / "image").glob("*.jpg"))[:limit]
+    imgs = np.zeros((len(files), 3, M.INPUT_H, M.INPUT_W), np.uint8)
+    masks = np.zeros((len(files), M.INPUT_H, M.INPUT_W), np.float16)
+    for i, f in enumerate(files):
+        rgb = cv2.imread(str(f), cv2.IMREAD_COLOR)[..., ::-1]
+        imgs[i] = cv2.resize(rgb, (M.INPUT_W, M.INPUT_H), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+        m = cv2.imread(str(root / split / "mask" / (f.stem + ".png")), cv2.IMREAD_GRAYSCALE)
+        masks[i] = cv2.resize(m.astype(np.float32) / 255.0, (M.INPUT_W, M.INPUT_H), interpolation=cv2.INTER_AREA)
+    return imgs, masks
+
+
+def augment(x, g):
+    """Photometric jitter on [B,3,h,w] in 0..1 and horizontal flips (returned flag)."""
+    b = x.shape[0]
+    gain = torch.exp(torch.randn(b, 3, 1, 1, generator=g) * 0.15)
+    bright = torch.exp(torch.randn(b, 1, 1, 1, generator=g) * 0.3)
+    gamma = torch.exp(torch.randn(b, 1, 1, 1, generator=g) * 0.2)
+    x = (x * gain * bright).clamp(0, 1) ** gamma
+    grey = (torch.rand(b, 1, 1, 1, generator=g) < 0.1).float()
+    x = x * (1 - grey) + x.mean(1, keepdim=True) * grey
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = (x - mean) * torch.exp(torch.randn(b, 1, 1, 1, generator=g) * 0.2) + mean
+    x = x + torch.randn(x.shape, generator=g) * 0.02 * torch.rand(b, 1, 1, 1, generator=g)
+    return x.clamp(0, 1)
+
+
+def loss_fn(probs, target):
+    """Soft cross-entropy + soft Dice on the pipeline class. probs [B,1,2,h,w]."""
+    p = probs[:, 0].clamp(1e-6, 1 - 1e-6)
+    ce = -(target * p[:, 1].log() + (1 - target) * p[:, 0].log()).mean()
+    inter = (p[:, 1] * target).sum()
+    dice = 1 - (2 * inter + 1) / (p[:, 1].sum() + target.sum() + 1)
+    return ce + dice, ce.item(), dice.item()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "data"))
+    ap.add_argument("--placement", default="bottleneck+decoder", choices=list(M.PLACEMENTS))
+    ap.add_argument("--p", type=float, default=0.2)
+    ap.add_argument("--base", type=int, default=12)
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    g = torch.Generator().manual_seed(args.seed)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.time()
+    imgs, masks = load_split(Path(args.data), "train")
+    mean = (imgs.reshape(len(imgs), 3, -1).mean((0, 2)) / 255.0).round(4)
+    std = (imgs.reshape(len(imgs), 3, -1).astype(np.float32).std((0, 2)) / 255.0).round(4)
+    print(f"loaded {len(imgs)} frames in {time.time() - t0:.0f} s; mean {mean} std {std}", flush=True)
+    imgs_t, masks_t = torch.from_numpy(imgs), torch.from_numpy(masks.astype(np.float32))
+    mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1).float(), torch.tensor(std).view(1, 3, 1, 1).float()
+
+    net = M.MCUNet(args.base, args.placement, args.p)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    warm = max(1, args.steps // 30)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
+    net.train()
+    log = []
+    t1 = time.time()
+    for step in range(args.steps):
+        idx = torch.randint(0, len(imgs_t), (args.batch,), generator=g)
+        x = augment(imgs_t[idx].float() / 255.0, g)
+        y = masks_t[idx]
+        flip = torch.rand(args.batch, generator=g) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        y = torch.where(flip[:, None, None], y.flip(-1), y)
+        probs = net((x - mean_t) / std_t, *M.random_masks(net, args.batch, 1, g))
+        loss, ce, dice = loss_fn(probs, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 50 == 0 or step == args.steps - 1:
+            el = time.time() - t1
+            log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
+            print(f"step {step}/{args.steps} loss {loss.item():.4f} (ce {ce:.4f} dice {dice:.4f}) {el:.0f} s", flush=True)
+    cfg = {"placement": args.placement, "p": args.p, "base": args.base, "steps": args.steps, "batch": args.batch,
+           "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
+           "train_frames": len(imgs), "train_seconds": round(time.time() - t1, 1)}
+    torch.save({"state_dict": net.state_dict(), "config": cfg}, out / "model.pt")
+    (out / "train_log.json").write_text(json.dumps({"config": cfg, "log": log}, indent=1))
+    print(f"saved {out / 'model.pt'} after {time.time() - t0:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
