@@ -176,7 +176,8 @@ class Pipe:
     """A pipeline as a chain of straight cylinder segments along a gently curved centreline."""
 
     def __init__(self, rng, cam: Camera, material: str):
-        self.r = rng.uniform(0.15, 0.6)
+        # Keep the vehicle clear of the pipe: its top stays >= 0.5 m below the camera.
+        self.r = min(rng.uniform(0.15, 0.6), (cam.altitude - 0.5) / 2)
         self.material = material
         heading = rng.uniform(0, np.pi)
         # Footprint of the optical axis on the seabed; the pipe passes near it.
@@ -201,7 +202,8 @@ class Pipe:
         lift = np.zeros_like(s)
         if rng.random() < 0.25:
             c0, wdt = rng.uniform(-8, 8), rng.uniform(2, 8)
-            lift = rng.uniform(0.1, 0.6) * np.exp(-(((s - c0) / wdt) ** 4))
+            room = max(0.0, cam.altitude - 0.5 - 2 * self.r)
+            lift = min(rng.uniform(0.1, 0.6), room) * np.exp(-(((s - c0) / wdt) ** 4))
             burial = burial * (lift < 0.02)
         z = self.r - 2 * self.r * burial + lift
         self.pts = np.column_stack([xy, z]).astype(np.float32)
@@ -656,13 +658,15 @@ def render(seed: int, split: str, index: int):
         col = uniform3(rng, ((0.35, 0.55), (0.3, 0.45), (0.2, 0.35))) * rng.uniform(0.05, 0.5)
         img = img * (1 - alpha) + col * (0.5 + 0.7 * turb[..., None]) * alpha
 
-    # Occluders composited in front: fish, kelp, marine snow. Each has colour + alpha.
+    # Occluders composited in front: fish and kelp hide the pipe (excluded from the mask);
+    # marine snow is part of the water, like noise, and does not cut the label.
     occ_alpha = np.zeros((H, W), np.float32)
 
-    def composite(layer, alpha):
+    def composite(layer, alpha, occludes=True):
         nonlocal img, occ_alpha
         img = img * (1 - alpha[..., None]) + layer * alpha[..., None]
-        occ_alpha = np.maximum(occ_alpha, alpha)
+        if occludes:
+            occ_alpha = np.maximum(occ_alpha, alpha)
 
     ref = float(np.percentile(img.mean(-1), 90)) + 1e-6
     if kind != "wall" and rng.random() < 0.2:
@@ -702,7 +706,7 @@ def render(seed: int, split: str, index: int):
         for xi, yi, ri, ai in zip(xs, ys, rs, a):
             cv2.circle(al, (int(xi), int(yi)), max(1, int(ri)), float(ai), -1)
         al = cv2.GaussianBlur(al, (0, 0), rng.uniform(0.5, 1.5))
-        composite(np.full((H, W, 3), ref * rng.uniform(0.8, 1.6), np.float32), al)
+        composite(np.full((H, W, 3), ref * rng.uniform(0.8, 1.6), np.float32), al, occludes=False)
 
     # Vignetting (cos^4 law) and auto-exposure.
     cos_off = d @ cam.fwd
