@@ -29,5 +29,5 @@ model: $(TRAIN_VENV)/.ok
 study: $(TRAIN_VENV)/.ok
 	@test -d training/data || $(TRAIN_VENV)/bin/python training/make_data.py --seed 7 --out training/data
 	for p in bottleneck bottleneck+decoder last_block head; do \
-	  $(TRAIN_VENV)/bin/python training/study.py --placement $$p --steps 900 --threads 2 || exit 1; done
+	  $(TRAIN_VENV)/bin/python training/study.py --placement $$p --steps 1400 --threads 2 || exit 1; done
 	$(TRAIN_VENV)/bin/python training/study.py --table

@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -24,12 +25,45 @@ DEFAULT_SAMPLES = 16
 
 
 
-def export(ckpt_path: str, out: str):
+def fit_temperature(net, data_dir, frames=120, t=8):
+    """Temperature for the logits that minimises the NLL of the MC-mean probability on `val`
+    pixels near the pipeline (predicted or true, dilated), where calibration matters."""
+    import cv2
+    from train import load_split
+    imgs, masks = load_split(Path(data_dir), "val", frames)
+    cfg_mean = torch.tensor(net.norm_mean).view(1, 3, 1, 1)
+    cfg_std = torch.tensor(net.norm_std).view(1, 3, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    temps = np.linspace(0.5, 4.0, 36)
+    nll = np.zeros(len(temps))
+    with torch.no_grad():
+        for i in range(len(imgs)):
+            x = (torch.from_numpy(imgs[i:i + 1]).float() / 255 - cfg_mean) / cfg_std
+            lg = net.logits(x, *M.random_masks(net, 1, t, g))[0]  # [T,2,h,w]
+            y = torch.from_numpy(masks[i].astype(np.float32))
+            p_det = torch.softmax(lg, 1).mean(0)[1]
+            region = ((p_det > 0.5) | (y > 0.5)).numpy().astype(np.uint8)
+            region = torch.from_numpy(cv2.dilate(region, np.ones((7, 7), np.uint8)) > 0)
+            if not region.any():
+                continue
+            for k, tau in enumerate(temps):
+                p = torch.softmax(lg / tau, 1).mean(0)[1].clamp(1e-6, 1 - 1e-6)
+                ll = y * p.log() + (1 - y) * (1 - p).log()
+                nll[k] -= float(ll[region].sum())
+    best = float(temps[int(np.argmin(nll))])
+    print(f"temperature {best:.2f} (NLL near the pipeline: {nll.min():.0f} vs {nll[np.argmin(np.abs(temps - 1))]:.0f} at 1.0)")
+    return best
+
+
+def export(ckpt_path: str, out: str, data_dir=None):
     ckpt = torch.load(ckpt_path, map_location="cpu")
     cfg = ckpt["config"]
-    net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"])
+    net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"], lcn=cfg.get("lcn", False))
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
+    net.norm_mean, net.norm_std = cfg["mean"], cfg["std"]
+    if data_dir:
+        net.temperature = fit_temperature(net, data_dir)
     k = len(net.sites)
     x = torch.randn(1, 3, M.INPUT_H, M.INPUT_W)
     masks = M.random_masks(net, 1, 2, torch.Generator().manual_seed(0))
@@ -78,7 +112,8 @@ def export(ckpt_path: str, out: str):
               "macs_once": once, "macs_per_sample": per,
               "macs_T16_shipped": once + 16 * per, "macs_T16_whole_network": 16 * (once + per),
               "file_bytes": os.path.getsize(out), "ir_version": m.ir_version,
-              "opset": m.opset_import[0].version, "placement": cfg["placement"]}
+              "opset": m.opset_import[0].version, "placement": cfg["placement"], "temperature": net.temperature,
+              "lcn": cfg.get("lcn", False)}
     print(json.dumps(report, indent=1))
     if worst > 1e-5 or worst_mc > 1e-5:
         sys.exit(f"ONNX differs from PyTorch by {max(worst, worst_mc):.2e} (limit 1e-5)")
@@ -90,8 +125,9 @@ if __name__ == "__main__":
     ap.add_argument("checkpoint")
     ap.add_argument("--out", required=True)
     ap.add_argument("--report", help="write the check report (JSON) here")
+    ap.add_argument("--fit-temperature", metavar="DATA", help="fit the logit temperature on DATA/val first")
     a = ap.parse_args()
-    r = export(a.checkpoint, a.out)
+    r = export(a.checkpoint, a.out, a.fit_temperature)
     if a.report:
         with open(a.report, "w") as f:
             json.dump(r, f, indent=1)

@@ -28,11 +28,13 @@ def block(cin, cout):
 
 
 class MCUNet(nn.Module):
-    def __init__(self, base: int = 12, placement: str = "bottleneck+decoder", p: float = 0.2):
+    def __init__(self, base: int = 12, placement: str = "bottleneck+decoder", p: float = 0.2, lcn: bool = False):
         super().__init__()
         b = base
-        self.placement, self.p = placement, p
-        self.enc0, self.enc1, self.enc2, self.enc3 = block(3, b), block(b, 2 * b), block(2 * b, 4 * b), block(4 * b, 8 * b)
+        self.placement, self.p, self.lcn = placement, p, lcn
+        self.temperature = 1.0  # fitted on val after training (export.py), divides the logits
+        self.enc0 = block(6 if lcn else 3, b)
+        self.enc1, self.enc2, self.enc3 = block(b, 2 * b), block(2 * b, 4 * b), block(4 * b, 8 * b)
         self.bott = block(8 * b, 8 * b)
         self.dec3 = block(16 * b, 4 * b)
         self.dec2 = block(8 * b, 2 * b)
@@ -47,6 +49,14 @@ class MCUNet(nn.Module):
 
     def forward(self, image, *masks):
         """image [N,3,H,W]; masks[k] [N,T,C_k] -> probs [N,T,2,H,W]."""
+        logits = self.logits(image, *masks)
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        probs = torch.softmax(logits, dim=2)
+        return probs
+
+    def logits(self, image, *masks):
+        """image [N,3,H,W]; masks[k] [N,T,C_k] -> logits [N,T,2,H,W]."""
         m_of = dict(zip(self.sites, masks))
         n = image.shape[0]
         t = masks[0].shape[1]
@@ -71,6 +81,8 @@ class MCUNet(nn.Module):
         def up(x):
             return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
+        if self.lcn:
+            image = torch.cat([image, local_norm(image)], 1)
         e0 = self.enc0(image)
         e1 = self.enc1(F.max_pool2d(e0, 2))
         e2 = self.enc2(F.max_pool2d(e1, 2))
@@ -81,8 +93,14 @@ class MCUNet(nn.Module):
         x = site("dec1", self.dec1(torch.cat([up(x), skip(e1)], 1)))
         x = site("dec0", self.dec0(torch.cat([up(x), skip(e0)], 1)))
         logits = self.head(x)
-        probs = torch.softmax(logits, dim=1)
-        return probs.reshape(n, t, 2, probs.shape[2], probs.shape[3])
+        return logits.reshape(n, t, 2, logits.shape[2], logits.shape[3])
+
+
+def local_norm(x, cell: int = 32):
+    """Fixed local contrast normalisation: removes the lamp cone and vignetting gradients."""
+    m = F.interpolate(F.avg_pool2d(x, cell), scale_factor=float(cell), mode="bilinear", align_corners=False)
+    v = F.interpolate(F.avg_pool2d(x * x, cell), scale_factor=float(cell), mode="bilinear", align_corners=False)
+    return (x - m) / torch.sqrt((v - m * m).clamp(min=0) + 0.05)
 
 
 def random_masks(model: MCUNet, n: int, t: int, generator=None):

@@ -17,34 +17,39 @@ ROOT = HERE.parent
 RUN = HERE / "runs" / "shipped"
 MODEL = ROOT / "models" / "pipeline_seg_unet.onnx"
 # The shipped recipe (chosen by the placement study, see MODEL_CARD.md).
-PLACEMENT = os.environ.get("PLACEMENT", "head")
-STEPS = os.environ.get("STEPS", "2000")
+PLACEMENT = os.environ.get("PLACEMENT", "last_block")
+STEPS = os.environ.get("STEPS", "4500")
 P = os.environ.get("DROPOUT_P", "0.2")
 
 
 def main():
     py = sys.executable
-    timings = {}
-    if (HERE / "data").exists():
+    start = sys.argv[sys.argv.index("--from") + 1] if "--from" in sys.argv else None  # resume after a failure
+    tfile = RUN / "timings.json"
+    timings = json.loads(tfile.read_text()) if start and tfile.exists() else {}
+    if not start and (HERE / "data").exists():
         shutil.rmtree(HERE / "data")
     RUN.mkdir(parents=True, exist_ok=True)
     steps = [
         ("data", [py, HERE / "make_data.py", "--seed", "7", "--out", HERE / "data", "--check", HERE / "data_digest.json"]),
-        ("train", [py, HERE / "train.py", "--placement", PLACEMENT, "--steps", STEPS, "--p", P, "--out", RUN]),
-        ("export", [py, HERE / "export.py", RUN / "model.pt", "--out", MODEL, "--report", RUN / "export.json"]),
+        ("train", [py, HERE / "train.py", "--placement", PLACEMENT, "--steps", STEPS, "--p", P, "--lcn", "--out", RUN]),
+        ("export", [py, HERE / "export.py", RUN / "model.pt", "--out", MODEL, "--report", RUN / "export.json",
+                    "--fit-temperature", HERE / "data"]),
         ("calibrate+evaluate", [py, HERE / "evaluate.py", MODEL, "--json", RUN / "eval.json", "--calibrate", RUN / "calib.json"]),
         ("test_frames", [py, HERE / "pick_test_frames.py", "--eval", RUN / "eval.json"]),
     ]
-    t_all = time.time()
+    names = [n for n, _ in steps]
+    if start:
+        steps = steps[names.index(start):]
     for name, cmd in steps:
         t0 = time.time()
         print(f"== {name}: {' '.join(str(c) for c in cmd)}", flush=True)
         subprocess.run([str(c) for c in cmd], check=True)
         timings[name] = round(time.time() - t0, 1)
         print(f"== {name} took {timings[name]:.0f} s", flush=True)
-    timings["total"] = round(time.time() - t_all, 1)
-    timings["cpus"] = os.cpu_count()
-    (RUN / "timings.json").write_text(json.dumps(timings, indent=1))
+        timings["total"] = round(sum(v for k, v in timings.items() if k not in ("total", "cpus")), 1)
+        timings["cpus"] = os.cpu_count()
+        tfile.write_text(json.dumps(timings, indent=1))
     subprocess.run([py, str(HERE / "card.py")], check=True)
     print(f"make model done in {timings['total'] / 60:.1f} min; see models/MODEL_CARD.md")
 

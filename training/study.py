@@ -64,7 +64,7 @@ def table():
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--placement")
-    ap.add_argument("--steps", type=int, default=900)
+    ap.add_argument("--steps", type=int, default=1400)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--p", type=float, default=0.2)
     ap.add_argument("--table", action="store_true")

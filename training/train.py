@@ -63,8 +63,10 @@ def main():
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "data"))
     ap.add_argument("--placement", default="bottleneck+decoder", choices=list(M.PLACEMENTS))
     ap.add_argument("--p", type=float, default=0.2)
-    ap.add_argument("--base", type=int, default=12)
+    ap.add_argument("--base", type=int, default=16)
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--lcn", action=argparse.BooleanOptionalAction, default=False,
+                    help="add the fixed local-contrast-normalised image as 3 more input channels")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
@@ -85,7 +87,7 @@ def main():
     imgs_t, masks_t = torch.from_numpy(imgs), torch.from_numpy(masks.astype(np.float32))
     mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1).float(), torch.tensor(std).view(1, 3, 1, 1).float()
 
-    net = M.MCUNet(args.base, args.placement, args.p)
+    net = M.MCUNet(args.base, args.placement, args.p, lcn=args.lcn).to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = max(1, args.steps // 30)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -100,8 +102,11 @@ def main():
         flip = torch.rand(args.batch, generator=g) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         y = torch.where(flip[:, None, None], y.flip(-1), y)
-        probs = net((x - mean_t) / std_t, *M.random_masks(net, args.batch, 1, g))
-        loss, ce, dice = loss_fn(probs, y)
+        x = ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
+        # bf16 autocast + channels_last: ~2x faster on AVX-512 CPUs; weights stay float32.
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            probs = net(x, *M.random_masks(net, args.batch, 1, g))
+        loss, ce, dice = loss_fn(probs.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -110,9 +115,10 @@ def main():
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
             print(f"step {step}/{args.steps} loss {loss.item():.4f} (ce {ce:.4f} dice {dice:.4f}) {el:.0f} s", flush=True)
-    cfg = {"placement": args.placement, "p": args.p, "base": args.base, "steps": args.steps, "batch": args.batch,
+    cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
            "train_frames": len(imgs), "train_seconds": round(time.time() - t1, 1)}
+    net = net.to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg}, out / "model.pt")
     (out / "train_log.json").write_text(json.dumps({"config": cfg, "log": log}, indent=1))
     print(f"saved {out / 'model.pt'} after {time.time() - t0:.0f} s", flush=True)
