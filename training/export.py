@@ -25,6 +25,14 @@ DEFAULT_SAMPLES = 16
 
 
 
+def fix_output_shape(m: onnx.ModelProto):
+    """The tracer leaves the output's H and W symbolic; they are the fixed input size."""
+    dims = m.graph.output[0].type.tensor_type.shape.dim
+    for d, v in zip(dims[3:], (M.INPUT_H, M.INPUT_W)):
+        d.Clear()
+        d.dim_value = v
+
+
 def fit_temperature(net, data_dir, frames=120, t=8):
     """Temperature for the logits that minimises the NLL of the MC-mean probability on `val`
     pixels near the pipeline (predicted or true, dilated), where calibration matters."""
@@ -73,6 +81,7 @@ def export(ckpt_path: str, out: str, data_dir=None):
     torch.onnx.export(net, (x, *masks), out, input_names=["image", *names], output_names=["probs"],
                       dynamic_axes=dyn, opset_version=17, dynamo=False, do_constant_folding=True)
     m = onnx.load(out)
+    fix_output_shape(m)
     if m.ir_version > 10:
         m.ir_version = 10
     set_props(m, {
