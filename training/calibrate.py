@@ -5,13 +5,10 @@ high threshold is the 95th percentile of the good frames' scores (≤ 5 % of goo
 flagged), and the variant that then flags the most bad frames wins (ties: AUROC of the score
 for bad vs good, then Spearman with 1 − IoU). The low threshold is the 80th percentile.
 
-Usage: python calibrate.py ../models/pipeline_seg_unet.onnx [--json calib.json]
+Used by `evaluate.py --calibrate JSON`, which evaluates `val` once for both jobs.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -27,8 +24,7 @@ def set_props(model, props):
     for k in sorted(kept):
         model.metadata_props.add(key=k, value=kept[k])
 
-sys.path.insert(0, os.path.dirname(__file__))
-import evaluate  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 import mcd  # noqa: E402
 
 GOOD_FLAG_QUANTILE = 0.95
@@ -85,21 +81,3 @@ def calibrate(model_path, frames):
               f"{r['auroc_bad']:.3f} | {r['spearman_1-iou']:.3f} |")
     print("chosen:", props)
     return {"chosen": props, "rows": rows, "good": n_good, "bad": n_bad}
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("model")
-    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "data"))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json")
-    a = ap.parse_args()
-    sess, meta = mcd.load(a.model)
-    _, frames = evaluate.evaluate_split(sess, meta, Path(a.data) / "val", meta.default_samples, a.seed)
-    result = calibrate(a.model, frames)
-    if a.json:
-        Path(a.json).write_text(json.dumps(result, indent=1))
-
-
-if __name__ == "__main__":
-    main()

@@ -191,7 +191,6 @@ class Accumulator:
             return float((np.abs(self.ece[k, nz, 2] - self.ece[k, nz, 1]) / tot).sum())
 
         total = self.h_err + self.h_ok
-        cov = np.cumsum(total) / max(total.sum(), 1)
         risk = np.cumsum(self.h_err) / np.maximum(np.cumsum(total), 1)
         aurc = float((risk * total).sum() / max(total.sum(), 1))
         return {
@@ -204,7 +203,6 @@ class Accumulator:
             "ece_pipe": ece(1),
             "aurc": aurc,
             "pixel_error_rate": float(self.h_err.sum() / max(total.sum(), 1)),
-            "coverage_points": int((cov > 0).sum()),
         }
 
 

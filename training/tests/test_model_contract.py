@@ -1,5 +1,4 @@
 """The shipped ONNX model honours INTERFACES §1 (onnxruntime only, no PyTorch)."""
-import os
 import sys
 from pathlib import Path
 

@@ -4,6 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -61,7 +62,6 @@ def test_pipe_is_brighter_or_different_where_masked():
             continue
         inside = rgb[mask > 0].astype(float).mean(0)
         # compare against a band just outside the pipe (same distance, same light)
-        import cv2
         ring = cv2.dilate(mask, np.ones((15, 15), np.uint8)) - mask
         outside = rgb[ring > 0].astype(float).mean(0)
         if np.abs(inside - outside).max() > 4:
