@@ -7,7 +7,7 @@ TRAIN_VENV := .venv-train
 
 help:
 	@echo "make test   - fast tests: scene generator determinism, the shipped ONNX model's contract"
-	@echo "make model  - rebuild data, train, export, calibrate and evaluate the shipped model (~40 min, CPU)"
+	@echo "make model  - rebuild data, train, export, calibrate and evaluate the shipped model (~30 min, CPU)"
 	@echo "make study  - the dropout-placement study behind the shipped choice"
 
 $(VENV)/.ok: training/requirements-test.txt
