@@ -28,7 +28,7 @@ def block(cin, cout):
 
 
 class MCUNet(nn.Module):
-    def __init__(self, base: int = 12, placement: str = "bottleneck+decoder", p: float = 0.2, lcn: bool = False):
+    def __init__(self, base: int = 16, placement: str = "bottleneck+decoder", p: float = 0.2, lcn: bool = False):
         super().__init__()
         b = base
         self.placement, self.p, self.lcn = placement, p, lcn
