@@ -1,27 +1,44 @@
-# pipeline_seg — the commands people type. `make test` sets up what it needs.
+# pipeline_seg — the commands people type. `make demo` and `make test` set up what they need.
 PYTHON ?= python3
-VENV := .venv
 TRAIN_VENV := .venv-train
+ENV := . scripts/env.sh &&
+CARGO_RELEASE := cargo build --release --locked
+DEMO_OUT := demo_out
 
-.PHONY: test model study help
+.PHONY: help setup build demo test bench model study
 
 help:
-	@echo "make test   - fast tests: scene generator determinism, the shipped ONNX model's contract"
+	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ with the shipped model"
+	@echo "make test   - set up, build, run the Rust and Python tests (what CI runs)"
+	@echo "make bench  - criterion benches and 'pipeline_seg bench' at T = 1, 8, 16"
+	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent"
 	@echo "make model  - rebuild data, train, export, calibrate and evaluate the shipped model (~30 min, CPU)"
 	@echo "make study  - the dropout-placement study behind the shipped choice"
 
-$(VENV)/.ok: training/requirements-test.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r training/requirements-test.txt
-	touch $@
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(ENV) $(CARGO_RELEASE)
+
+demo: build
+	rm -rf $(DEMO_OUT)
+	$(ENV) target/release/pipeline_seg infer --out $(DEMO_OUT) tests/data/frames/val/image/
+	@echo "demo outputs: $(CURDIR)/$(DEMO_OUT)/ (summary.json, <frame>_overlay.png, _mask.png, _entropy.png, .npy maps)"
+
+test: build
+	$(ENV) cargo test --release --locked
+	$(ENV) python3 -m pytest -q training/tests tests
+
+bench: build
+	$(ENV) cargo bench --locked --bench engine
+	$(ENV) for t in 1 8 16; do target/release/pipeline_seg bench --samples $$t --frames 50; done
+	$(ENV) target/release/pipeline_seg bench --samples 16 --frames 20 --one-pass-per-sample
 
 $(TRAIN_VENV)/.ok: training/requirements.txt
 	$(PYTHON) -m venv $(TRAIN_VENV)
 	$(TRAIN_VENV)/bin/pip install -q -r training/requirements.txt
 	touch $@
-
-test: $(VENV)/.ok
-	$(VENV)/bin/python -m pytest -q training/tests
 
 model: $(TRAIN_VENV)/.ok
 	$(TRAIN_VENV)/bin/python training/pipeline.py

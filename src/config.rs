@@ -1,0 +1,246 @@
+//! Parameters: one set for the node and the CLI, read from a ROS 2 parameter file
+//! (INTERFACES §5). Precedence: flag > file > model metadata > built-in default.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_yaml::Value;
+
+use crate::error::{Error, Result};
+use crate::gate::GateParams;
+use crate::model::{Device, ModelInfo, ModelOptions};
+use crate::uncertainty::{SanityLimits, ScoreMethod, ScoreParams};
+
+/// The node name whose `ros__parameters` the file holds.
+pub const NODE_NAME: &str = "pipeline_seg_node";
+
+/// Parameters only the ROS node uses; the CLI accepts and ignores them in a shared file.
+pub const NODE_ONLY: &[&str] = &[
+    "input_transport",
+    "input_reliability",
+    "input_depth",
+    "stale_timeout_ms",
+    "review_dir",
+    "review_min_interval_s",
+    "review_max_mb",
+    "publish_probability",
+    "publish_entropy",
+    "publish_mutual_information",
+    "publish_entropy_color",
+    "publish_overlay",
+    "use_sim_time",
+];
+
+/// Engine parameters; `None` means "the model's metadata decides".
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    pub model_path: Option<PathBuf>,
+    pub onnxruntime_lib: Option<PathBuf>,
+    pub device: Device,
+    pub allow_cpu_fallback: bool,
+    pub samples: Option<usize>,
+    pub seed: u64,
+    pub intra_threads: usize,
+    pub score_method: Option<ScoreMethod>,
+    pub pixel_threshold: Option<f32>,
+    pub band_px: Option<u32>,
+    pub threshold_high: Option<f32>,
+    pub threshold_low: Option<f32>,
+    pub recover_frames: Option<u32>,
+    pub min_pipeline_fraction: f32,
+    pub max_image_pixels: usize,
+    pub sanity: SanityLimits,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            model_path: None,
+            onnxruntime_lib: None,
+            device: Device::Cpu,
+            allow_cpu_fallback: false,
+            samples: None,
+            seed: 0,
+            intra_threads: 0,
+            score_method: None,
+            pixel_threshold: None,
+            band_px: None,
+            threshold_high: None,
+            threshold_low: None,
+            recover_frames: None,
+            min_pipeline_fraction: 0.005,
+            max_image_pixels: 4096 * 4096,
+            sanity: SanityLimits::default(),
+        }
+    }
+}
+
+fn as_f32(name: &str, v: &Value) -> Result<f32> {
+    v.as_f64().map(|x| x as f32).ok_or_else(|| Error::param(name, format!("{v:?} is not a number")))
+}
+
+fn as_uint(name: &str, v: &Value) -> Result<u64> {
+    v.as_u64().ok_or_else(|| Error::param(name, format!("{v:?} is not a non-negative integer")))
+}
+
+fn as_str<'a>(name: &str, v: &'a Value) -> Result<&'a str> {
+    v.as_str().ok_or_else(|| Error::param(name, format!("{v:?} is not a string")))
+}
+
+fn as_path(name: &str, v: &Value) -> Result<Option<PathBuf>> {
+    let s = as_str(name, v)?;
+    Ok((!s.is_empty()).then(|| PathBuf::from(s)))
+}
+
+impl Params {
+    /// Sets one parameter by name from a YAML/ROS value; unknown names are errors.
+    pub fn set(&mut self, name: &str, v: &Value) -> Result<()> {
+        let s = &mut self.sanity;
+        match name {
+            "model_path" => self.model_path = as_path(name, v)?,
+            "onnxruntime_lib" => self.onnxruntime_lib = as_path(name, v)?,
+            "device" => self.device = as_str(name, v)?.parse()?,
+            "allow_cpu_fallback" => {
+                self.allow_cpu_fallback = v.as_bool().ok_or_else(|| Error::param(name, "expects true or false"))?
+            }
+            "samples" => self.samples = Some(as_uint(name, v)? as usize),
+            "seed" => self.seed = as_uint(name, v)?,
+            "intra_threads" => self.intra_threads = as_uint(name, v)? as usize,
+            "score_method" => self.score_method = Some(as_str(name, v)?.parse()?),
+            "pixel_threshold" => self.pixel_threshold = Some(as_f32(name, v)?),
+            "band_px" => self.band_px = Some(as_uint(name, v)? as u32),
+            "threshold_high" => self.threshold_high = Some(as_f32(name, v)?),
+            "threshold_low" => self.threshold_low = Some(as_f32(name, v)?),
+            "recover_frames" => self.recover_frames = Some(as_uint(name, v)? as u32),
+            "min_pipeline_fraction" => self.min_pipeline_fraction = as_f32(name, v)?,
+            "max_image_pixels" => self.max_image_pixels = as_uint(name, v)? as usize,
+            "min_luma" => s.min_luma = as_f32(name, v)?,
+            "max_luma" => s.max_luma = as_f32(name, v)?,
+            "min_contrast" => s.min_contrast = as_f32(name, v)?,
+            "max_saturated" => s.max_saturated = as_f32(name, v)?,
+            other if NODE_ONLY.contains(&other) => {}
+            other => return Err(Error::param(other, "unknown parameter (see config/pipeline_seg.yaml for the list)")),
+        }
+        Ok(())
+    }
+
+    /// Applies a ROS 2 parameter file (`pipeline_seg_node:` or `/**:` → `ros__parameters:`).
+    pub fn apply_file(&mut self, path: &Path) -> Result<()> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::param("config", format!("{}: {e}", path.display())))?;
+        let doc: Value =
+            serde_yaml::from_str(&text).map_err(|e| Error::param("config", format!("{}: not YAML: {e}", path.display())))?;
+        let section = [NODE_NAME, "/**"]
+            .iter()
+            .find_map(|node| doc.get(*node).and_then(|n| n.get("ros__parameters")))
+            .ok_or_else(|| {
+                Error::param("config", format!("{}: needs '{NODE_NAME}: ros__parameters:' (ROS 2 parameter file)", path.display()))
+            })?;
+        let map: BTreeMap<String, Value> = serde_yaml::from_value(section.clone())
+            .map_err(|e| Error::param("config", format!("{}: ros__parameters is not a map: {e}", path.display())))?;
+        for (name, value) in &map {
+            self.set(name, value)?;
+        }
+        Ok(())
+    }
+
+    /// Options for loading the model.
+    pub fn model_options(&self) -> ModelOptions {
+        ModelOptions {
+            device: self.device,
+            allow_cpu_fallback: self.allow_cpu_fallback,
+            intra_threads: self.intra_threads,
+            onnxruntime_lib: self.onnxruntime_lib.clone(),
+        }
+    }
+
+    /// The model file: `model_path`, else the installed package's, else the source checkout's.
+    pub fn resolve_model_path(&self) -> Result<PathBuf> {
+        if let Some(p) = &self.model_path {
+            return Ok(p.clone());
+        }
+        let file = "models/pipeline_seg_unet.onnx";
+        let installed = std::env::var("AMENT_PREFIX_PATH")
+            .unwrap_or_default()
+            .split(':')
+            .filter(|p| !p.is_empty())
+            .map(|p| Path::new(p).join("share/pipeline_seg").join(file))
+            .collect::<Vec<_>>();
+        let checkout = crate::project_roots().into_iter().map(|r| r.join(file));
+        installed.into_iter().chain(checkout).find(|p| p.is_file()).ok_or_else(|| {
+            Error::param("model_path", format!("not set and no {file} in the installed package or the source checkout"))
+        })
+    }
+
+    /// Fills what the model decides and checks every range; names the first bad parameter.
+    pub fn resolve(&self, info: &ModelInfo) -> Result<Settings> {
+        let g = &info.gate;
+        let settings = Settings {
+            samples: self.samples.unwrap_or(info.default_samples),
+            seed: self.seed,
+            score: ScoreParams {
+                method: self.score_method.unwrap_or(g.score_method),
+                pixel_threshold: self.pixel_threshold.unwrap_or(g.pixel_threshold),
+                band_px: self.band_px.unwrap_or(g.band_px),
+            },
+            gate: GateParams {
+                threshold_high: self.threshold_high.unwrap_or(g.threshold_high),
+                threshold_low: self.threshold_low.unwrap_or(g.threshold_low),
+                recover_frames: self.recover_frames.unwrap_or(g.recover_frames),
+            },
+            min_pipeline_fraction: self.min_pipeline_fraction,
+            max_image_pixels: self.max_image_pixels,
+            sanity: self.sanity,
+        };
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+/// Resolved settings of a pipeline: every value known and in range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub samples: usize,
+    pub seed: u64,
+    pub score: ScoreParams,
+    pub gate: GateParams,
+    pub min_pipeline_fraction: f32,
+    pub max_image_pixels: usize,
+    pub sanity: SanityLimits,
+}
+
+fn in_range(name: &str, v: f32, lo: f32, hi: f32) -> Result<()> {
+    if (lo..=hi).contains(&v) {
+        Ok(())
+    } else {
+        Err(Error::param(name, format!("{v} is outside [{lo}, {hi}]")))
+    }
+}
+
+impl Settings {
+    /// Checks every range; used at start-up and for each run-time change.
+    pub fn validate(&self) -> Result<()> {
+        if !(1..=256).contains(&self.samples) {
+            return Err(Error::param("samples", format!("{} is outside [1, 256]", self.samples)));
+        }
+        in_range("pixel_threshold", self.score.pixel_threshold, 0.0, 1.0)?;
+        if self.score.band_px > 64 {
+            return Err(Error::param("band_px", format!("{} is outside [0, 64]", self.score.band_px)));
+        }
+        in_range("threshold_high", self.gate.threshold_high, 0.0, 1.0)?;
+        in_range("threshold_low", self.gate.threshold_low, 0.0, self.gate.threshold_high)
+            .map_err(|_| Error::param("threshold_low", format!("{} must be in [0, threshold_high = {}]", self.gate.threshold_low, self.gate.threshold_high)))?;
+        if !(1..=1000).contains(&self.gate.recover_frames) {
+            return Err(Error::param("recover_frames", format!("{} is outside [1, 1000]", self.gate.recover_frames)));
+        }
+        in_range("min_pipeline_fraction", self.min_pipeline_fraction, 0.0, 1.0)?;
+        if self.max_image_pixels == 0 {
+            return Err(Error::param("max_image_pixels", "must be at least 1"));
+        }
+        let s = &self.sanity;
+        in_range("min_luma", s.min_luma, 0.0, 255.0)?;
+        in_range("max_luma", s.max_luma, s.min_luma, 255.0)
+            .map_err(|_| Error::param("max_luma", format!("{} must be in [min_luma = {}, 255]", s.max_luma, s.min_luma)))?;
+        in_range("min_contrast", s.min_contrast, 0.0, 255.0)?;
+        in_range("max_saturated", s.max_saturated, 0.0, 1.0)
+    }
+}

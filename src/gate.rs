@@ -1,0 +1,120 @@
+//! The confidence decision: sanity, staleness and score hysteresis (INTERFACES §3).
+
+/// Why a frame is (not) confident; the first that applies wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Stale,
+    DecodeError,
+    ImageQuality,
+    Uncertain,
+    Recovering,
+    Ok,
+}
+
+impl Reason {
+    /// The name published in `~/confidence` and written to files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Stale => "stale",
+            Reason::DecodeError => "decode_error",
+            Reason::ImageQuality => "image_quality",
+            Reason::Uncertain => "uncertain",
+            Reason::Recovering => "recovering",
+            Reason::Ok => "ok",
+        }
+    }
+
+    /// diagnostic_msgs level: 0 OK, 1 WARN (unconfident), 2 ERROR (stale, decode error).
+    pub fn level(self) -> u8 {
+        match self {
+            Reason::Ok => 0,
+            Reason::Stale | Reason::DecodeError => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// What one frame contributed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Observation {
+    DecodeError,
+    ImageQuality,
+    Score(f32),
+}
+
+/// Hysteresis thresholds.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GateParams {
+    pub threshold_high: f32,
+    pub threshold_low: f32,
+    pub recover_frames: u32,
+}
+
+/// The decision after a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub confident: bool,
+    pub reason: Reason,
+}
+
+/// The gate of a frame sequence; starts unconfident (recovering).
+#[derive(Clone, Debug)]
+pub struct Gate {
+    pub params: GateParams,
+    latched: bool,
+    good_run: u32,
+}
+
+impl Gate {
+    /// A gate that starts unconfident.
+    pub fn new(params: GateParams) -> Gate {
+        Gate { params, latched: true, good_run: 0 }
+    }
+
+    /// Folds one frame into the state and returns the decision for it.
+    pub fn update(&mut self, obs: Observation) -> Decision {
+        let reason = match obs {
+            Observation::DecodeError => Some(Reason::DecodeError),
+            Observation::ImageQuality => Some(Reason::ImageQuality),
+            Observation::Score(s) if !(s <= self.params.threshold_high) => Some(Reason::Uncertain),
+            Observation::Score(s) if s < self.params.threshold_low => {
+                self.good_run += 1;
+                if self.good_run >= self.params.recover_frames {
+                    self.latched = false;
+                }
+                None
+            }
+            Observation::Score(_) => {
+                self.good_run = 0;
+                None
+            }
+        };
+        if let Some(reason) = reason {
+            self.latched = true;
+            self.good_run = 0;
+            return Decision { confident: false, reason };
+        }
+        if self.latched {
+            Decision { confident: false, reason: Reason::Recovering }
+        } else {
+            Decision { confident: true, reason: Reason::Ok }
+        }
+    }
+
+    /// No fresh frame in time: unconfident, and recovery starts over.
+    pub fn stale(&mut self) -> Decision {
+        self.latched = true;
+        self.good_run = 0;
+        Decision { confident: false, reason: Reason::Stale }
+    }
+
+    /// A frame judged on its own (CLI `infer`): sane and score ≤ `threshold_high`.
+    pub fn single(params: &GateParams, obs: Observation) -> Decision {
+        match obs {
+            Observation::DecodeError => Decision { confident: false, reason: Reason::DecodeError },
+            Observation::ImageQuality => Decision { confident: false, reason: Reason::ImageQuality },
+            Observation::Score(s) if s <= params.threshold_high => Decision { confident: true, reason: Reason::Ok },
+            Observation::Score(_) => Decision { confident: false, reason: Reason::Uncertain },
+        }
+    }
+}

@@ -1,0 +1,338 @@
+//! The ONNX model: find ONNX Runtime, load, validate against the model contract, run.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use crate::error::{Error, Result};
+use crate::uncertainty::ScoreMethod;
+
+/// Where the ONNX Runtime library is looked for, in order; the first that exists is used.
+pub fn find_onnxruntime(explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit.filter(|p| !p.as_os_str().is_empty()) {
+        return Ok(p.to_path_buf());
+    }
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    for root in crate::project_roots() {
+        let Ok(libs) = std::fs::read_dir(root.join(".venv/lib")) else { continue };
+        for py in libs.flatten() {
+            let capi = py.path().join("site-packages/onnxruntime/capi");
+            let Ok(files) = std::fs::read_dir(&capi) else { continue };
+            let mut found: Vec<PathBuf> = files
+                .flatten()
+                .map(|f| f.path())
+                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so.")))
+                .collect();
+            found.sort();
+            if let Some(p) = found.pop() {
+                return Ok(p);
+            }
+        }
+    }
+    Err(Error::Runtime(
+        "libonnxruntime.so not found: set the onnxruntime_lib parameter or ORT_DYLIB_PATH, or run \
+         scripts/setup.sh (it installs onnxruntime==1.31.1 into .venv)"
+            .into(),
+    ))
+}
+
+static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
+
+/// Loads ONNX Runtime once per process; later calls reuse the first library.
+fn environment(lib: &Path) -> Result<Environment> {
+    ENV.get_or_init(|| {
+        if !lib.exists() {
+            return Err(format!("{} does not exist", lib.display()));
+        }
+        let builder = ort::init_from(lib).map_err(|e| format!("cannot load {}: {e}", lib.display()))?;
+        builder.with_name("pipeline_seg").build().map_err(|e| format!("cannot create the environment: {e}"))
+    })
+    .clone()
+    .map_err(Error::Runtime)
+}
+
+/// The execution provider that runs the model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Device {
+    Cpu,
+    Cuda,
+    TensorRt,
+}
+
+impl FromStr for Device {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(Device::Cpu),
+            "cuda" => Ok(Device::Cuda),
+            "tensorrt" => Ok(Device::TensorRt),
+            other => Err(Error::param("device", format!("'{other}' unknown; use cpu, cuda or tensorrt"))),
+        }
+    }
+}
+
+impl Device {
+    /// The name used on the command line and in parameters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Cuda => "cuda",
+            Device::TensorRt => "tensorrt",
+        }
+    }
+}
+
+/// How the model wants its input resized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeMode {
+    Stretch,
+    Letterbox,
+}
+
+/// Gate defaults the model was calibrated with (INTERFACES §1 metadata).
+#[derive(Clone, Debug, PartialEq)]
+pub struct GateDefaults {
+    pub score_method: ScoreMethod,
+    pub pixel_threshold: f32,
+    pub band_px: u32,
+    pub threshold_high: f32,
+    pub threshold_low: f32,
+    pub recover_frames: u32,
+}
+
+/// What the model's metadata and signature say about it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelInfo {
+    pub height: usize,
+    pub width: usize,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    pub resize: ResizeMode,
+    pub dropout_p: f32,
+    /// Channel count of each dropout site, in input order (`dropout_mask_k`).
+    pub dropout_sites: Vec<usize>,
+    pub dropout_placement: String,
+    pub default_samples: usize,
+    pub gate: GateDefaults,
+}
+
+/// Options for loading a model.
+#[derive(Clone, Debug)]
+pub struct ModelOptions {
+    pub device: Device,
+    pub allow_cpu_fallback: bool,
+    /// Intra-op threads; 0 lets ONNX Runtime choose.
+    pub intra_threads: usize,
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        ModelOptions { device: Device::Cpu, allow_cpu_fallback: false, intra_threads: 0, onnxruntime_lib: None }
+    }
+}
+
+/// A loaded, validated model.
+pub struct Model {
+    session: Session,
+    pub info: ModelInfo,
+    pub path: PathBuf,
+    /// The execution provider that runs the model (`CPUExecutionProvider`, ...).
+    pub execution_provider: &'static str,
+}
+
+impl Model {
+    /// Loads the model and checks it against the contract; a mismatch names what differs.
+    pub fn load(path: &Path, opts: &ModelOptions) -> Result<Model> {
+        let model_err = |detail: String| Error::Model { path: path.to_path_buf(), detail };
+        if !path.is_file() {
+            return Err(model_err("file not found".into()));
+        }
+        let env = environment(&find_onnxruntime(opts.onnxruntime_lib.as_deref())?)?;
+        let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Runtime(e.to_string());
+        let mut builder = Session::builder(&env)
+            .map_err(|e| Error::Runtime(e.to_string()))?
+            .with_optimization_level(GraphOptimizationLevel::Level3)
+            .map_err(ort_err)?;
+        if opts.intra_threads > 0 {
+            builder = builder.with_intra_threads(opts.intra_threads).map_err(ort_err)?;
+        }
+        let (builder, execution_provider) = register_provider(builder, opts)?;
+        let mut builder = builder;
+        let session = builder.commit_from_file(path).map_err(|e| model_err(format!("ONNX Runtime cannot load it: {e}")))?;
+        let info = read_info(&session).map_err(model_err)?;
+        check_signature(&session, &info).map_err(model_err)?;
+        Ok(Model { session, info, path: path.to_path_buf(), execution_provider })
+    }
+
+    /// Runs one image with `t` samples; `masks[k]` holds `t * C_k` values. Returns probs [T,C,H,W].
+    pub fn run(&mut self, image: &[f32], masks: &[Vec<f32>], t: usize) -> Result<Vec<f32>> {
+        let (h, w) = (self.info.height, self.info.width);
+        let infer_err = |e: ort::Error| Error::Inference(e.to_string());
+        let mut inputs: Vec<(std::borrow::Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(1 + masks.len());
+        inputs.push(("image".into(), TensorRef::from_array_view(([1usize, 3, h, w], image)).map_err(infer_err)?.into()));
+        for (k, (mask, &c)) in masks.iter().zip(&self.info.dropout_sites).enumerate() {
+            let value = TensorRef::from_array_view(([1usize, t, c], mask.as_slice())).map_err(infer_err)?;
+            inputs.push((format!("dropout_mask_{k}").into(), value.into()));
+        }
+        let outputs = self.session.run(inputs).map_err(infer_err)?;
+        let (shape, probs) = outputs["probs"].try_extract_tensor::<f32>().map_err(infer_err)?;
+        let expected = [1, t as i64, 2, h as i64, w as i64];
+        if shape.as_ref() != expected {
+            return Err(Error::Inference(format!("output shape {shape:?}, expected {expected:?}")));
+        }
+        Ok(probs.to_vec())
+    }
+}
+
+fn register_provider(
+    mut builder: ort::session::builder::SessionBuilder,
+    opts: &ModelOptions,
+) -> Result<(ort::session::builder::SessionBuilder, &'static str)> {
+    let device = opts.device;
+    let unusable = |detail: String| Error::Provider { device: device.name().into(), detail };
+    if device == Device::Cpu {
+        return Ok((builder, "CPUExecutionProvider"));
+    }
+    let chain = provider_chain(device);
+    let Some(first) = chain.first() else {
+        let detail = format!("this build has no '{0}' feature (cargo build --release --features {0})", device.name());
+        return fallback_or(builder, opts, unusable(detail));
+    };
+    let name = first.name();
+    // TensorRT first, CUDA behind it for the nodes TensorRT leaves.
+    for ep in &chain {
+        if let Err(e) = ep.register(&mut builder) {
+            let detail = format!("{e} (is onnxruntime-gpu installed and a GPU visible?)");
+            return fallback_or(builder, opts, unusable(detail));
+        }
+    }
+    Ok((builder, name))
+}
+
+/// The providers to register for a GPU device, each failing loudly instead of silently.
+fn provider_chain(device: Device) -> Vec<ort::ep::ExecutionProviderDispatch> {
+    #[allow(unused_mut)]
+    let mut chain = Vec::new();
+    #[cfg(feature = "tensorrt")]
+    if device == Device::TensorRt {
+        chain.push(ort::ep::TensorRT::default().build().error_on_failure());
+    }
+    #[cfg(feature = "cuda")]
+    if device == Device::Cuda || (device == Device::TensorRt && !chain.is_empty()) {
+        chain.push(ort::ep::CUDA::default().build().error_on_failure());
+    }
+    let _ = device;
+    chain
+}
+
+fn fallback_or(
+    builder: ort::session::builder::SessionBuilder,
+    opts: &ModelOptions,
+    err: Error,
+) -> Result<(ort::session::builder::SessionBuilder, &'static str)> {
+    if opts.allow_cpu_fallback {
+        eprintln!("warning: {err}; running on CPU because allow_cpu_fallback is set");
+        Ok((builder, "CPUExecutionProvider"))
+    } else {
+        Err(err)
+    }
+}
+
+fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
+    let meta = session.metadata().map_err(|e| format!("cannot read metadata: {e}"))?;
+    let get = |key: &str| meta.custom(key).ok_or_else(|| format!("metadata '{key}' missing (INTERFACES §1)"));
+    fn num<T: FromStr>(key: &str, v: String) -> std::result::Result<T, String> {
+        v.trim().parse().map_err(|_| format!("metadata '{key}' = '{v}' is not a number"))
+    }
+    let triple = |key: &str| -> std::result::Result<[f32; 3], String> {
+        let v = get(key)?;
+        let parts: Vec<f32> = v.split(',').map(|s| num(key, s.to_string())).collect::<std::result::Result<_, _>>()?;
+        parts.try_into().map_err(|_| format!("metadata '{key}' = '{v}' needs three comma-separated numbers"))
+    };
+    let classes = get("classes")?;
+    if classes != "background,pipeline" {
+        return Err(format!("metadata 'classes' = '{classes}', expected 'background,pipeline'"));
+    }
+    let order = get("color_order")?;
+    if order != "RGB" {
+        return Err(format!("metadata 'color_order' = '{order}', expected 'RGB'"));
+    }
+    let resize = match get("resize")?.as_str() {
+        "stretch" => ResizeMode::Stretch,
+        "letterbox" => ResizeMode::Letterbox,
+        other => return Err(format!("metadata 'resize' = '{other}', expected stretch or letterbox")),
+    };
+    let sites = get("dropout_sites")?;
+    let dropout_sites = sites
+        .split(',')
+        .map(|s| num::<usize>("dropout_sites", s.to_string()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let score = get("score_method")?;
+    let info = ModelInfo {
+        height: num("input_height", get("input_height")?)?,
+        width: num("input_width", get("input_width")?)?,
+        mean: triple("mean")?,
+        std: triple("std")?,
+        resize,
+        dropout_p: num("dropout_p", get("dropout_p")?)?,
+        dropout_sites,
+        dropout_placement: get("dropout_placement")?,
+        default_samples: num("default_samples", get("default_samples")?)?,
+        gate: GateDefaults {
+            score_method: score.parse().map_err(|e: Error| format!("metadata 'score_method': {e}"))?,
+            pixel_threshold: num("pixel_threshold", get("pixel_threshold")?)?,
+            band_px: num("band_px", get("band_px")?)?,
+            threshold_high: num("threshold_high", get("threshold_high")?)?,
+            threshold_low: num("threshold_low", get("threshold_low")?)?,
+            recover_frames: num("recover_frames", get("recover_frames")?)?,
+        },
+    };
+    if !(0.0..1.0).contains(&info.dropout_p) {
+        return Err(format!("metadata 'dropout_p' = {} is outside [0, 1)", info.dropout_p));
+    }
+    if info.std.iter().any(|&s| s <= 0.0) || info.height == 0 || info.width == 0 || info.dropout_sites.is_empty() {
+        return Err("metadata 'std' must be > 0, input size and dropout_sites non-empty".into());
+    }
+    Ok(info)
+}
+
+/// Checks inputs/outputs against INTERFACES §1, naming the first difference.
+fn check_signature(session: &Session, info: &ModelInfo) -> std::result::Result<(), String> {
+    let dims = |vt: &ValueType| -> Option<(TensorElementType, Vec<i64>)> {
+        Some((vt.tensor_type()?, vt.tensor_shape()?.iter().copied().collect()))
+    };
+    let fits = |got: &[i64], want: &[i64]| got.len() == want.len() && got.iter().zip(want).all(|(g, w)| *w < 0 || *g < 0 || g == w);
+    let mut expected: Vec<(String, Vec<i64>)> = vec![("image".into(), vec![-1, 3, info.height as i64, info.width as i64])];
+    for (k, &c) in info.dropout_sites.iter().enumerate() {
+        expected.push((format!("dropout_mask_{k}"), vec![-1, -1, c as i64]));
+    }
+    let inputs = session.inputs();
+    let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
+    if inputs.len() != expected.len() {
+        return Err(format!(
+            "inputs are {names:?}; the metadata's dropout_sites ({}) needs image + {} dropout_mask_k inputs",
+            info.dropout_sites.len(),
+            info.dropout_sites.len()
+        ));
+    }
+    for (name, want) in &expected {
+        let outlet = inputs.iter().find(|i| i.name() == name).ok_or_else(|| format!("input '{name}' missing; inputs are {names:?}"))?;
+        match dims(outlet.dtype()) {
+            Some((TensorElementType::Float32, got)) if fits(&got, want) => {}
+            other => return Err(format!("input '{name}' is {other:?}, expected float32 {want:?} (-1 = any)")),
+        }
+    }
+    let out = session.outputs().iter().find(|o| o.name() == "probs").ok_or("output 'probs' missing")?;
+    let want = [-1, -1, 2, info.height as i64, info.width as i64];
+    match dims(out.dtype()) {
+        Some((TensorElementType::Float32, got)) if fits(&got, &want) => Ok(()),
+        other => Err(format!("output 'probs' is {other:?}, expected float32 {want:?} (-1 = any)")),
+    }
+}

@@ -1,0 +1,136 @@
+//! The one path from a decoded frame to mask, uncertainty maps and frame score.
+
+use crate::config::{Params, Settings};
+use crate::error::Result;
+use crate::gate::Observation;
+use crate::image::Frame;
+use crate::model::Model;
+use crate::preprocess::{crop, resize_map, to_tensor};
+use crate::sampler::Sampler;
+use crate::uncertainty::{aggregate, frame_score, sanity};
+
+/// At which resolution maps are returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The frame's own size (letterbox removed): what the node publishes.
+    Input,
+    /// The model's input size, as the network saw it.
+    Model,
+}
+
+/// The result for one frame; maps are `width`×`height`, row-major.
+#[derive(Clone, Debug)]
+pub struct Segmentation {
+    pub width: usize,
+    pub height: usize,
+    /// Mean pipeline probability.
+    pub prob: Vec<f32>,
+    /// Normalised predictive entropy, 0..1.
+    pub entropy: Vec<f32>,
+    /// Mutual information (epistemic part), 0..entropy.
+    pub mi: Vec<f32>,
+    /// 255 where `prob` > 0.5, else 0.
+    pub mask: Vec<u8>,
+    /// Frame score (INTERFACES §2), from the entropy at model resolution.
+    pub score: f32,
+    /// `Err(detail)` when the frame failed the input sanity check.
+    pub sanity: std::result::Result<(), String>,
+    /// Fraction of mask pixels that are pipeline.
+    pub pipeline_fraction: f32,
+    /// Number of MC-Dropout samples T.
+    pub samples: usize,
+    /// The raw samples [T, C, h, w] at model resolution, when asked for.
+    pub probs: Option<Vec<f32>>,
+}
+
+impl Segmentation {
+    /// What this frame tells the gate.
+    pub fn observation(&self) -> Observation {
+        if self.sanity.is_err() {
+            Observation::ImageQuality
+        } else {
+            Observation::Score(self.score)
+        }
+    }
+
+    /// Whether the pipeline is visible enough to follow (`min_pipeline_fraction`).
+    pub fn pipeline_visible(&self, settings: &Settings) -> bool {
+        self.pipeline_fraction >= settings.min_pipeline_fraction
+    }
+}
+
+/// Model, dropout sampler and settings: everything that turns frames into segmentations.
+pub struct Pipeline {
+    pub model: Model,
+    sampler: Sampler,
+    settings: Settings,
+    /// Run the T samples as T separate passes of the whole network (benchmark baseline).
+    pub one_pass_per_sample: bool,
+}
+
+impl Pipeline {
+    /// Loads the model named by `params` and resolves the settings against its metadata.
+    pub fn new(params: &Params) -> Result<Pipeline> {
+        let model = Model::load(&params.resolve_model_path()?, &params.model_options())?;
+        let settings = params.resolve(&model.info)?;
+        let sampler = Sampler::new(settings.seed, model.info.dropout_p);
+        Ok(Pipeline { model, sampler, settings, one_pass_per_sample: false })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Replaces the settings after validating them; the old ones stay on error. The seed's
+    /// stream is not restarted.
+    pub fn set_settings(&mut self, settings: Settings) -> Result<()> {
+        settings.validate()?;
+        self.settings = settings;
+        Ok(())
+    }
+
+    /// Segments one frame with the configured number of samples.
+    pub fn segment(&mut self, frame: &Frame, resolution: Resolution, keep_samples: bool) -> Result<Segmentation> {
+        let info = &self.model.info;
+        let (mw, mh) = (info.width, info.height);
+        let t = self.settings.samples;
+        let (tensor, place) = to_tensor(frame, info)?;
+        let sites = info.dropout_sites.clone();
+        let probs = if self.one_pass_per_sample {
+            let mut all = Vec::with_capacity(t * 2 * mw * mh);
+            for _ in 0..t {
+                let masks = self.sampler.masks(&sites, 1);
+                all.extend(self.model.run(&tensor, &masks, 1)?);
+            }
+            all
+        } else {
+            let masks = self.sampler.masks(&sites, t);
+            self.model.run(&tensor, &masks, t)?
+        };
+        let maps = aggregate(&probs, t, 2, mw * mh);
+        let (prob_c, ent_c, mi_c) = (crop(&maps.prob, mw, &place), crop(&maps.entropy, mw, &place), crop(&maps.mi, mw, &place));
+        let score = frame_score(&ent_c, &prob_c, place.width, place.height, &self.settings.score)?;
+        let (width, height) = match resolution {
+            Resolution::Input => (frame.width, frame.height),
+            Resolution::Model => (place.width, place.height),
+        };
+        let up = |m: &[f32]| resize_map(m, place.width, place.height, width, height);
+        let (prob, entropy, mi) = (up(&prob_c)?, up(&ent_c)?, up(&mi_c)?);
+        let mask: Vec<u8> = prob.iter().map(|&p| if p > 0.5 { 255 } else { 0 }).collect();
+        let pipeline_fraction = mask.iter().filter(|&&m| m > 0).count() as f32 / mask.len().max(1) as f32;
+        Ok(Segmentation {
+            width,
+            height,
+            prob,
+            entropy,
+            mi,
+            mask,
+            score,
+            sanity: sanity(&frame.rgb, &self.settings.sanity),
+            pipeline_fraction,
+            samples: t,
+            probs: keep_samples.then_some(probs),
+        })
+    }
+}
