@@ -112,11 +112,10 @@ pub fn decode_raw(img: &RawImage, max_pixels: usize) -> Result<Frame> {
         Layout::Rgba8 => rows.flat_map(|r| r.chunks_exact(4)).for_each(|p| rgb.extend_from_slice(&p[..3])),
         Layout::Bgra8 => rows.flat_map(|r| r.chunks_exact(4)).for_each(|p| rgb.extend_from_slice(&[p[2], p[1], p[0]])),
         Layout::Mono8 => rows.flatten().for_each(|&v| rgb.extend_from_slice(&[v, v, v])),
-        Layout::Mono16 => {
-            // Keep the high byte, as cv_bridge's mono16 -> mono8 (scale 1/256).
-            let hi = if img.is_bigendian { 0 } else { 1 };
-            rows.flat_map(|r| r.chunks_exact(2)).for_each(|p| rgb.extend_from_slice(&[p[hi]; 3]))
-        }
+        Layout::Mono16 => rows.flat_map(|r| r.chunks_exact(2)).for_each(|p| {
+            let v = if img.is_bigendian { u16::from_be_bytes([p[0], p[1]]) } else { u16::from_le_bytes([p[0], p[1]]) };
+            rgb.extend_from_slice(&[mono16_to_8(v); 3])
+        }),
         Layout::OpenCv { code, bytes_per_pixel } => {
             if bytes_per_pixel == 2 && w % 2 != 0 {
                 return Err(Error::BadGeometry(format!("{} needs an even width, got {w}", img.encoding)));
@@ -126,6 +125,14 @@ pub fn decode_raw(img: &RawImage, max_pixels: usize) -> Result<Frame> {
         }
     }
     Ok(Frame { width: w, height: h, rgb })
+}
+
+/// v/256 rounded half to even and saturated, as cv_bridge's mono16 -> mono8 (OpenCV's
+/// `convertTo` with scale 1/256), so frames match what ROS tools show.
+pub fn mono16_to_8(v: u16) -> u8 {
+    let (q, r) = (v >> 8, v & 0xff);
+    let up = r > 128 || (r == 128 && q % 2 == 1);
+    (q + up as u16).min(255) as u8
 }
 
 fn convert_with_opencv(packed: &[u8], w: usize, h: usize, channels: usize, code: i32) -> Result<Vec<u8>> {
