@@ -217,13 +217,14 @@ fn infer(args: InferArgs) -> Result<ExitCode, Fatal> {
                 let decision = Gate::single(&settings.gate, seg.observation());
                 let caption = format!("score {:.3} {} ({})", seg.score, settings.score.method.name(), decision.reason.name());
                 write_outputs(&args.out, &stem, &frame, &seg, &caption, &pipeline)?;
-                json!({"input": input, "score": seg.score, "confident": decision.confident,
-                       "reason": decision.reason.name(), "pipeline_fraction": seg.pipeline_fraction,
+                json!({"input": input, "score": short(seg.score), "confident": decision.confident,
+                       "reason": decision.reason.name(), "pipeline_fraction": short(seg.pipeline_fraction),
                        "latency_ms": latency_ms, "error": null})
             }
             Err(e) if e.is_frame_error() => {
                 let decision = Gate::single(&settings.gate, Observation::DecodeError);
-                failures.push(format!("{}: {e}", input.display()));
+                // An I/O error already names its path.
+                failures.push(if matches!(e, Error::Io { .. }) { e.to_string() } else { format!("{}: {e}", input.display()) });
                 json!({"input": input, "score": null, "confident": decision.confident, "reason": decision.reason.name(),
                        "pipeline_fraction": null, "latency_ms": null, "error": e.to_string()})
             }
@@ -236,7 +237,7 @@ fn infer(args: InferArgs) -> Result<ExitCode, Fatal> {
     let summary = json!({
         "model": pipeline.model.path, "samples": settings.samples, "seed": settings.seed,
         "execution_provider": pipeline.model.execution_provider, "score_method": settings.score.method.name(),
-        "threshold_high": settings.gate.threshold_high, "frames": frames,
+        "threshold_high": short(settings.gate.threshold_high), "frames": frames,
     });
     let summary_path = args.out.join("summary.json");
     std::fs::write(&summary_path, serde_json::to_string_pretty(&summary)? + "\n")
@@ -247,6 +248,11 @@ fn infer(args: InferArgs) -> Result<ExitCode, Fatal> {
         eprintln!("failed: {f}");
     }
     Ok(if failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// An f32 as the shortest decimal that reads back to it (0.9, not 0.8999999761581421).
+fn short(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(f64::NAN)
 }
 
 fn write_outputs(
