@@ -14,6 +14,29 @@ use crate::uncertainty::{SanityLimits, ScoreMethod, ScoreParams};
 /// The node name whose `ros__parameters` the file holds.
 pub const NODE_NAME: &str = "pipeline_seg_node";
 
+/// Every engine parameter [`Params::set`] accepts, in the order of config/pipeline_seg.yaml.
+pub const PARAM_NAMES: &[&str] = &[
+    "model_path",
+    "onnxruntime_lib",
+    "device",
+    "allow_cpu_fallback",
+    "seed",
+    "intra_threads",
+    "samples",
+    "score_method",
+    "pixel_threshold",
+    "band_px",
+    "threshold_high",
+    "threshold_low",
+    "recover_frames",
+    "min_pipeline_fraction",
+    "max_image_pixels",
+    "min_luma",
+    "max_luma",
+    "min_contrast",
+    "max_saturated",
+];
+
 /// Parameters only the ROS node uses; the CLI accepts and ignores them in a shared file.
 pub const NODE_ONLY: &[&str] = &[
     "input_transport",
@@ -174,18 +197,32 @@ impl Params {
     /// Fills what the model decides and checks every range; names the first bad parameter.
     pub fn resolve(&self, info: &ModelInfo) -> Result<Settings> {
         let g = &info.gate;
+        let model = Settings {
+            samples: info.default_samples,
+            seed: self.seed,
+            score: ScoreParams { method: g.score_method, pixel_threshold: g.pixel_threshold, band_px: g.band_px },
+            gate: GateParams { threshold_high: g.threshold_high, threshold_low: g.threshold_low, recover_frames: g.recover_frames },
+            min_pipeline_fraction: self.min_pipeline_fraction,
+            max_image_pixels: self.max_image_pixels,
+            sanity: self.sanity,
+        };
+        self.resolve_over(&model)
+    }
+
+    /// Like [`Params::resolve`], with `base` deciding what is not set (run-time changes).
+    pub fn resolve_over(&self, base: &Settings) -> Result<Settings> {
         let settings = Settings {
-            samples: self.samples.unwrap_or(info.default_samples),
+            samples: self.samples.unwrap_or(base.samples),
             seed: self.seed,
             score: ScoreParams {
-                method: self.score_method.unwrap_or(g.score_method),
-                pixel_threshold: self.pixel_threshold.unwrap_or(g.pixel_threshold),
-                band_px: self.band_px.unwrap_or(g.band_px),
+                method: self.score_method.unwrap_or(base.score.method),
+                pixel_threshold: self.pixel_threshold.unwrap_or(base.score.pixel_threshold),
+                band_px: self.band_px.unwrap_or(base.score.band_px),
             },
             gate: GateParams {
-                threshold_high: self.threshold_high.unwrap_or(g.threshold_high),
-                threshold_low: self.threshold_low.unwrap_or(g.threshold_low),
-                recover_frames: self.recover_frames.unwrap_or(g.recover_frames),
+                threshold_high: self.threshold_high.unwrap_or(base.gate.threshold_high),
+                threshold_low: self.threshold_low.unwrap_or(base.gate.threshold_low),
+                recover_frames: self.recover_frames.unwrap_or(base.gate.recover_frames),
             },
             min_pipeline_fraction: self.min_pipeline_fraction,
             max_image_pixels: self.max_image_pixels,

@@ -21,6 +21,9 @@ pub mod npy;
 pub mod pipeline;
 pub mod preprocess;
 pub mod render;
+#[cfg(feature = "ros")]
+pub mod ros;
+pub mod review;
 pub mod sampler;
 pub mod uncertainty;
 

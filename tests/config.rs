@@ -124,8 +124,9 @@ fn shipped_config_file_lists_the_built_in_defaults() {
     p.apply_file(&path).expect("config/pipeline_seg.yaml parses");
     assert_eq!(p, Params::default());
     let text = std::fs::read_to_string(&path).unwrap();
-    for name in pipeline_seg::config::NODE_ONLY.iter().filter(|n| **n != "use_sim_time") {
-        assert!(text.contains(&format!("    {name}:")), "config/pipeline_seg.yaml lacks {name}");
+    let listed = pipeline_seg::config::NODE_ONLY.iter().chain(pipeline_seg::config::PARAM_NAMES);
+    for name in listed.filter(|n| **n != "use_sim_time") {
+        assert!(text.contains(&format!("    {name}:")) || text.contains(&format!("# {name}:")), "config/pipeline_seg.yaml lacks {name}");
     }
     for name in ["samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"] {
         assert!(text.contains(&format!("# {name}:")), "{name} must be listed, commented out (the model decides)");

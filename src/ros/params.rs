@@ -1,0 +1,289 @@
+//! The node's parameters: declared with descriptions (`ros2 param describe`), turned into the
+//! library's [`Params`] and checked before anything runs.
+
+use std::collections::HashSet;
+
+use r2r::{ParameterValue, RosParams};
+
+use crate::config::Params;
+use crate::error::{Error, Result};
+
+/// Parameters of `pipeline_seg_node` (see config/pipeline_seg.yaml for defaults and ranges).
+#[derive(RosParams, Debug, Clone, PartialEq)]
+pub struct NodeParams {
+    /// ONNX model file; empty = share/pipeline_seg/models/ of the installed package
+    pub model_path: String,
+    /// libonnxruntime.so; empty = $ORT_DYLIB_PATH, else the project's .venv
+    pub onnxruntime_lib: String,
+    /// Execution provider: cpu | cuda | tensorrt
+    pub device: String,
+    /// Run on CPU when the requested GPU provider cannot be used (else: exit)
+    pub allow_cpu_fallback: bool,
+    /// MC-Dropout samples T per frame, 1..256 (default: the model's metadata)
+    pub samples: i64,
+    /// Seed of the dropout masks; one seed reproduces a run
+    pub seed: i64,
+    /// ONNX Runtime intra-op threads; 0 = ONNX Runtime decides
+    pub intra_threads: i64,
+    /// Input: raw (~/image, sensor_msgs/Image) | compressed (~/image/compressed)
+    pub input_transport: String,
+    /// Input QoS reliability: best_effort | reliable
+    pub input_reliability: String,
+    /// Input QoS depth (keep last), 1..100
+    pub input_depth: i64,
+    /// Frame score: mean | p95 | fraction_above | pipeline_mean (default: the model's)
+    pub score_method: String,
+    /// Entropy above which a pixel counts for fraction_above, 0..1 (default: the model's)
+    pub pixel_threshold: f64,
+    /// Band around the predicted pipeline for pipeline_mean [px at model resolution], 0..64
+    pub band_px: i64,
+    /// Score above which a frame is uncertain, 0..1 (default: the model's)
+    pub threshold_high: f64,
+    /// Score below which a frame counts towards recovery, 0..threshold_high (default: the model's)
+    pub threshold_low: f64,
+    /// Consecutive frames below threshold_low to be confident again, 1..1000 (default: the model's)
+    pub recover_frames: i64,
+    /// Mask fraction at which pipeline_visible is true, 0..1
+    pub min_pipeline_fraction: f64,
+    /// No fresh decision for this long means not confident, reason stale [ms]
+    pub stale_timeout_ms: i64,
+    /// Larger frames are rejected [pixels]
+    pub max_image_pixels: i64,
+    /// Lowest mean luma, 0..255
+    pub min_luma: f64,
+    /// Highest mean luma, 0..255
+    pub max_luma: f64,
+    /// Lowest standard deviation of luma, 0..255
+    pub min_contrast: f64,
+    /// Highest fraction of pixels with a channel >= 250, 0..1
+    pub max_saturated: f64,
+    /// Directory for review bundles; empty = do not save
+    pub review_dir: String,
+    /// At most one review request per interval [s]
+    pub review_min_interval_s: f64,
+    /// review_dir is kept under this size by deleting the oldest bundles [MB]
+    pub review_max_mb: f64,
+    /// Publish ~/probability
+    pub publish_probability: bool,
+    /// Publish ~/entropy
+    pub publish_entropy: bool,
+    /// Publish ~/mutual_information
+    pub publish_mutual_information: bool,
+    /// Publish ~/entropy_color (rendered only while subscribed)
+    pub publish_entropy_color: bool,
+    /// Publish ~/overlay (rendered only while subscribed)
+    pub publish_overlay: bool,
+}
+
+/// Parameters whose default is the model's metadata (present only when a user set them).
+pub const FROM_MODEL: &[&str] =
+    &["samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"];
+
+/// Parameters that can change while the node runs; the others need a restart.
+pub const RUNTIME: &[&str] = &[
+    "samples",
+    "score_method",
+    "pixel_threshold",
+    "band_px",
+    "threshold_high",
+    "threshold_low",
+    "recover_frames",
+    "min_pipeline_fraction",
+    "stale_timeout_ms",
+    "max_image_pixels",
+    "min_luma",
+    "max_luma",
+    "min_contrast",
+    "max_saturated",
+    "review_dir",
+    "review_min_interval_s",
+    "review_max_mb",
+    "publish_probability",
+    "publish_entropy",
+    "publish_mutual_information",
+    "publish_entropy_color",
+    "publish_overlay",
+];
+
+impl Default for NodeParams {
+    fn default() -> Self {
+        let p = Params::default();
+        let s = p.sanity;
+        NodeParams {
+            model_path: String::new(),
+            onnxruntime_lib: String::new(),
+            device: p.device.name().into(),
+            allow_cpu_fallback: p.allow_cpu_fallback,
+            samples: 0,
+            seed: p.seed as i64,
+            intra_threads: 0,
+            input_transport: "raw".into(),
+            input_reliability: "best_effort".into(),
+            input_depth: 5,
+            score_method: String::new(),
+            pixel_threshold: 0.0,
+            band_px: 0,
+            threshold_high: 0.0,
+            threshold_low: 0.0,
+            recover_frames: 0,
+            min_pipeline_fraction: p.min_pipeline_fraction as f64,
+            stale_timeout_ms: 1000,
+            max_image_pixels: p.max_image_pixels as i64,
+            min_luma: s.min_luma as f64,
+            max_luma: s.max_luma as f64,
+            min_contrast: s.min_contrast as f64,
+            max_saturated: s.max_saturated as f64,
+            review_dir: String::new(),
+            review_min_interval_s: 10.0,
+            review_max_mb: 500.0,
+            publish_probability: true,
+            publish_entropy: true,
+            publish_mutual_information: true,
+            publish_entropy_color: true,
+            publish_overlay: true,
+        }
+    }
+}
+
+fn to_yaml(v: &ParameterValue) -> serde_yaml::Value {
+    match v {
+        ParameterValue::Bool(b) => (*b).into(),
+        ParameterValue::Integer(i) => (*i).into(),
+        ParameterValue::Double(d) => (*d).into(),
+        ParameterValue::String(s) => s.as_str().into(),
+        _ => serde_yaml::Value::Null,
+    }
+}
+
+/// The node-only settings, checked.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeSettings {
+    pub compressed: bool,
+    pub reliable: bool,
+    pub depth: usize,
+    pub stale_timeout: std::time::Duration,
+    pub review_dir: Option<std::path::PathBuf>,
+    pub review_min_interval: std::time::Duration,
+    pub review_max_bytes: u64,
+}
+
+impl NodeParams {
+    /// The library parameters; model-derived ones only if `set_by_user` names them.
+    pub fn library_params(&mut self, set_by_user: &HashSet<String>) -> Result<Params> {
+        let mut params = Params::default();
+        for name in crate::config::PARAM_NAMES {
+            if FROM_MODEL.contains(name) && !set_by_user.contains(*name) {
+                continue;
+            }
+            let value = self.get_parameter(name).map_err(|e| Error::param(name, e.to_string()))?;
+            let value = to_yaml(&value);
+            if let (serde_yaml::Value::Number(n), true) = (&value, ["samples", "seed", "intra_threads", "band_px", "recover_frames", "max_image_pixels"].contains(name)) {
+                if n.as_i64().is_some_and(|i| i < 0) {
+                    return Err(Error::param(name, format!("{n} must not be negative")));
+                }
+            }
+            params.set(name, &value)?;
+        }
+        Ok(params)
+    }
+
+    /// Checks the node-only parameters.
+    pub fn node_settings(&self) -> Result<NodeSettings> {
+        let compressed = match self.input_transport.as_str() {
+            "raw" => false,
+            "compressed" => true,
+            other => return Err(Error::param("input_transport", format!("'{other}' unknown; use raw or compressed"))),
+        };
+        let reliable = match self.input_reliability.as_str() {
+            "best_effort" => false,
+            "reliable" => true,
+            other => return Err(Error::param("input_reliability", format!("'{other}' unknown; use best_effort or reliable"))),
+        };
+        if !(1..=100).contains(&self.input_depth) {
+            return Err(Error::param("input_depth", format!("{} is outside [1, 100]", self.input_depth)));
+        }
+        if !(1..=3_600_000).contains(&self.stale_timeout_ms) {
+            return Err(Error::param("stale_timeout_ms", format!("{} is outside [1, 3600000]", self.stale_timeout_ms)));
+        }
+        if !(self.review_min_interval_s >= 0.0 && self.review_min_interval_s <= 86400.0) {
+            return Err(Error::param("review_min_interval_s", format!("{} is outside [0, 86400]", self.review_min_interval_s)));
+        }
+        if !(self.review_max_mb > 0.0 && self.review_max_mb <= 1e7) {
+            return Err(Error::param("review_max_mb", format!("{} must be > 0", self.review_max_mb)));
+        }
+        Ok(NodeSettings {
+            compressed,
+            reliable,
+            depth: self.input_depth as usize,
+            stale_timeout: std::time::Duration::from_millis(self.stale_timeout_ms as u64),
+            review_dir: (!self.review_dir.is_empty()).then(|| self.review_dir.clone().into()),
+            review_min_interval: std::time::Duration::from_secs_f64(self.review_min_interval_s),
+            review_max_bytes: (self.review_max_mb * 1e6) as u64,
+        })
+    }
+}
+
+/// The parameters as ROS serves them: a change that would leave the set invalid, or one that
+/// only takes effect at start-up, is refused (set_parameters answers successful = false with
+/// the reason) and the previous value stays in force.
+pub struct Validated {
+    pub params: NodeParams,
+    /// The settings in force; fills nothing here, but anchors `resolve_over`.
+    pub base: Option<crate::config::Settings>,
+}
+
+impl Validated {
+    /// The library settings and node settings of a full parameter set.
+    pub fn check(&self, params: &NodeParams) -> Result<(crate::config::Settings, NodeSettings)> {
+        let base = self.base.as_ref().ok_or_else(|| Error::param("parameters", "not ready yet"))?;
+        let all: HashSet<String> = FROM_MODEL.iter().map(|s| s.to_string()).collect();
+        let lib = params.clone().library_params(&all)?;
+        Ok((lib.resolve_over(base)?, params.node_settings()?))
+    }
+
+    fn try_set(&self, name: &str, value: &ParameterValue) -> r2r::Result<NodeParams> {
+        let refuse = |msg: String| r2r::Error::ParameterValueConv { name: name.to_string(), msg };
+        if !RUNTIME.contains(&name) {
+            return Err(refuse("takes effect only at start-up; restart the node to change it".into()));
+        }
+        let mut next = self.params.clone();
+        next.set_parameter(name, value)?;
+        self.check(&next).map_err(|e| refuse(e.to_string()))?;
+        Ok(next)
+    }
+}
+
+impl RosParams for Validated {
+    fn register_parameters(
+        &mut self,
+        prefix: &str,
+        param: Option<r2r::Parameter>,
+        params: &mut r2r::indexmap::IndexMap<String, r2r::Parameter>,
+    ) -> r2r::Result<()> {
+        self.params.register_parameters(prefix, param, params)
+    }
+
+    fn get_parameter(&mut self, name: &str) -> r2r::Result<ParameterValue> {
+        self.params.get_parameter(name)
+    }
+
+    fn set_parameter(&mut self, name: &str, value: &ParameterValue) -> r2r::Result<()> {
+        self.params = self.try_set(name, value)?;
+        Ok(())
+    }
+
+    fn check_parameter(&self, name: &str, value: &ParameterValue) -> r2r::Result<()> {
+        self.try_set(name, value).map(drop)
+    }
+}
+
+/// A start-up parameter error in words ("write 1.0" for a double given as an integer).
+pub fn describe_r2r_error(e: &r2r::Error) -> String {
+    match e {
+        r2r::Error::InvalidParameterType { name, ty } => {
+            let hint = if ty.contains("Double") { " (write a decimal point, e.g. 1.0)" } else { "" };
+            format!("parameter {name}: wrong type, expected {}{hint}", ty.trim_start_matches("ParameterValue::"))
+        }
+        other => format!("parameter error: {other}"),
+    }
+}
