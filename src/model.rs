@@ -171,8 +171,9 @@ impl Model {
         Ok(Model { session, info, path: path.to_path_buf(), execution_provider })
     }
 
-    /// Runs one image with `t` samples; `masks[k]` holds `t * C_k` values. Returns probs [T,C,H,W].
-    pub fn run(&mut self, image: &[f32], masks: &[Vec<f32>], t: usize) -> Result<Vec<f32>> {
+    /// Runs one image with `t` samples; `masks[k]` holds `t * C_k` values. `use_probs` gets the
+    /// probabilities [T,C,H,W] straight from ONNX Runtime's output buffer (no copy).
+    pub fn run<R>(&mut self, image: &[f32], masks: &[Vec<f32>], t: usize, use_probs: impl FnOnce(&[f32]) -> R) -> Result<R> {
         let (h, w) = (self.info.height, self.info.width);
         let infer_err = |e: ort::Error| Error::Inference(e.to_string());
         let mut inputs: Vec<(std::borrow::Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(1 + masks.len());
@@ -187,7 +188,7 @@ impl Model {
         if shape.as_ref() != expected {
             return Err(Error::Inference(format!("output shape {shape:?}, expected {expected:?}")));
         }
-        Ok(probs.to_vec())
+        Ok(use_probs(probs))
     }
 }
 

@@ -97,18 +97,18 @@ impl Pipeline {
         let t = self.settings.samples;
         let (tensor, place) = to_tensor(frame, info)?;
         let sites = info.dropout_sites.clone();
-        let probs = if self.one_pass_per_sample {
-            let mut all = Vec::with_capacity(t * 2 * mw * mh);
+        let hw = mw * mh;
+        let (maps, probs) = if self.one_pass_per_sample {
+            let mut all = Vec::with_capacity(t * 2 * hw);
             for _ in 0..t {
                 let masks = self.sampler.masks(&sites, 1);
-                all.extend(self.model.run(&tensor, &masks, 1)?);
+                self.model.run(&tensor, &masks, 1, |p| all.extend_from_slice(p))?;
             }
-            all
+            (aggregate(&all, t, 2, hw), keep_samples.then_some(all))
         } else {
             let masks = self.sampler.masks(&sites, t);
-            self.model.run(&tensor, &masks, t)?
+            self.model.run(&tensor, &masks, t, |p| (aggregate(p, t, 2, hw), keep_samples.then(|| p.to_vec())))?
         };
-        let maps = aggregate(&probs, t, 2, mw * mh);
         let (prob_c, ent_c, mi_c) = (crop(&maps.prob, mw, &place), crop(&maps.entropy, mw, &place), crop(&maps.mi, mw, &place));
         let score = frame_score(&ent_c, &prob_c, place.width, place.height, &self.settings.score)?;
         let (width, height) = match resolution {
@@ -130,7 +130,7 @@ impl Pipeline {
             sanity: sanity(&frame.rgb, &self.settings.sanity),
             pipeline_fraction,
             samples: t,
-            probs: keep_samples.then_some(probs),
+            probs,
         })
     }
 }

@@ -17,42 +17,87 @@ pub struct Maps {
     pub mi: Vec<f32>,
 }
 
-/// Natural log for normal positive floats (Cephes `logf`, max error about 1e-7), branch-free so
-/// that the aggregation loop vectorises.
+/// Natural log for normal positive floats, branch-free so that the aggregation loop
+/// vectorises: ln(m·2^e) = 2·atanh((m − 1)/(m + 1)) + e·ln 2 with m in [√½, √2), the series
+/// to z⁹ (relative error ≤ 1.8e-7 on [1e-7, 1], measured exhaustively).
 #[inline(always)]
 pub fn fast_ln(x: f32) -> f32 {
-    const SQRTHF: f32 = std::f32::consts::FRAC_1_SQRT_2;
     let bits = x.to_bits();
-    let mut e = ((bits >> 23) & 0xff) as i32 - 126;
-    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f00_0000); // [0.5, 1)
-    let small = m < SQRTHF;
-    e -= small as i32;
-    let x = if small { m + m } else { m } - 1.0;
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000); // [1, 2)
+    let big = m > std::f32::consts::SQRT_2;
+    e += big as i32;
+    let m = if big { m * 0.5 } else { m };
+    let z = (m - 1.0) / (m + 1.0);
+    let z2 = z * z;
+    let tail = z2 * (1.0 / 3.0 + z2 * (1.0 / 5.0 + z2 * (1.0 / 7.0 + z2 * (1.0 / 9.0))));
     let e = e as f32;
-    let z = x * x;
-    let mut y = 7.037_683_6E-2;
-    y = y * x - 1.151_461_03E-1;
-    y = y * x + 1.167_699_874E-1;
-    y = y * x - 1.242_014_084_6E-1;
-    y = y * x + 1.424_932_278_7E-1;
-    y = y * x - 1.666_805_766_5E-1;
-    y = y * x + 2.000_071_476_5E-1;
-    y = y * x - 2.499_999_399_3E-1;
-    y = y * x + 3.333_333_117_4E-1;
-    y *= x * z;
-    y += -2.121_944_4E-4 * e;
-    y += -0.5 * z;
-    x + y + 0.693_359_375 * e
+    // ln 2 split in two so that e·ln 2 keeps full precision.
+    (2.0 * z + 2.0 * z * tail) + e * 0.693_359_375 + e * -2.121_944_4e-4
 }
 
 /// Mean probability, entropy and MI from `probs` laid out [T, C, hw], normalised by log C.
+///
+/// Large sample sets are split by pixel range over two cores (the model is idle meanwhile).
 pub fn aggregate(probs: &[f32], t: usize, c: usize, hw: usize) -> Maps {
     assert!(probs.len() == t * c * hw && t > 0 && c > 1, "probs must be [T, C, hw]");
-    let mut sum_p = vec![0.0f32; c * hw];
-    let mut sum_h = vec![0.0f32; hw]; // Σ_t H(p_t), unnormalised
+    let mut maps = Maps { prob: vec![0.0; hw], entropy: vec![0.0; hw], mi: vec![0.0; hw] };
+    let parallel = t * c * hw >= 1 << 20 && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    let split = if parallel { (hw / 2).next_multiple_of(64).min(hw) } else { hw };
+    let (p0, p1) = maps.prob.split_at_mut(split);
+    let (e0, e1) = maps.entropy.split_at_mut(split);
+    let (m0, m1) = maps.mi.split_at_mut(split);
+    std::thread::scope(|scope| {
+        if split < hw {
+            scope.spawn(move || aggregate_range(probs, t, c, hw, split, p1, e1, m1));
+        }
+        aggregate_range(probs, t, c, hw, 0, p0, e0, m0);
+    });
+    maps
+}
+
+/// Fills the maps of pixels `start..start + prob.len()`, with the widest vectors the CPU has.
+#[allow(clippy::too_many_arguments)]
+fn aggregate_range(probs: &[f32], t: usize, c: usize, hw: usize, start: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
+    // The same loop, compiled for wider vectors where the CPU has them (checked at run time).
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { aggregate_avx512(probs, t, c, hw, start, prob, entropy, mi) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { aggregate_avx2(probs, t, c, hw, start, prob, entropy, mi) };
+        }
+    }
+    aggregate_portable(probs, t, c, hw, start, prob, entropy, mi)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn aggregate_avx512(probs: &[f32], t: usize, c: usize, hw: usize, start: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
+    aggregate_portable(probs, t, c, hw, start, prob, entropy, mi)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn aggregate_avx2(probs: &[f32], t: usize, c: usize, hw: usize, start: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
+    aggregate_portable(probs, t, c, hw, start, prob, entropy, mi)
+}
+
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn aggregate_portable(probs: &[f32], t: usize, c: usize, hw: usize, start: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
+    let n = prob.len();
+    let mut sum_p = vec![0.0f32; c * n];
+    let sum_h = mi; // Σ_t H(p_t), unnormalised, until the last loop turns it into MI
     for sample in probs.chunks_exact(c * hw) {
-        for (class, row) in sample.chunks_exact(hw).enumerate() {
-            let acc = &mut sum_p[class * hw..(class + 1) * hw];
+        for (class, plane) in sample.chunks_exact(hw).enumerate() {
+            let row = &plane[start..start + n];
+            let acc = &mut sum_p[class * n..(class + 1) * n];
             for ((s, h), &p) in acc.iter_mut().zip(sum_h.iter_mut()).zip(row) {
                 *s += p;
                 let q = p.clamp(EPS, 1.0);
@@ -62,21 +107,20 @@ pub fn aggregate(probs: &[f32], t: usize, c: usize, hw: usize) -> Maps {
     }
     let inv_t = 1.0 / t as f32;
     let inv_log_c = 1.0 / (c as f32).ln();
-    let mut entropy = vec![0.0f32; hw];
     for class in 0..c {
-        for (h, &s) in entropy.iter_mut().zip(&sum_p[class * hw..(class + 1) * hw]) {
+        for (h, &s) in entropy.iter_mut().zip(&sum_p[class * n..(class + 1) * n]) {
             let q = (s * inv_t).clamp(EPS, 1.0);
             *h -= q * fast_ln(q);
         }
     }
-    let mut mi = vec![0.0f32; hw];
-    for ((h, m), &hs) in entropy.iter_mut().zip(mi.iter_mut()).zip(&sum_h) {
+    for (h, m) in entropy.iter_mut().zip(sum_h.iter_mut()) {
         let total = *h * inv_log_c;
-        *m = (total - hs * inv_t * inv_log_c).clamp(0.0, total.max(0.0));
+        *m = (total - *m * inv_t * inv_log_c).clamp(0.0, total.max(0.0));
         *h = total.clamp(0.0, 1.0);
     }
-    let prob = sum_p[hw..2 * hw].iter().map(|&s| s * inv_t).collect();
-    Maps { prob, entropy, mi }
+    for (out, &s) in prob.iter_mut().zip(&sum_p[n..2 * n]) {
+        *out = s * inv_t;
+    }
 }
 
 /// How a frame's entropy map becomes one score.

@@ -104,9 +104,10 @@ proptest! {
 }
 
 #[test]
-fn fast_ln_is_within_one_ulp_of_ln_on_every_float_in_1e_minus_7_to_1() {
-    // Exhaustive over the ~195 M floats in [1e-7, 1]. Measured: max relative error 1.19e-7
-    // (= 2^-23, at x = 0.9999999) against f32::ln, and 8.1e-8 against the exact (f64) ln.
+fn fast_ln_is_within_two_ulp_of_ln_on_every_float_in_1e_minus_7_to_1() {
+    // Exhaustive over the ~195 M floats in [1e-7, 1]. The atanh-series log (chosen for speed:
+    // 30 % faster aggregation than Cephes' logf, which measured 1.19e-7 / 8.1e-8 here) measured
+    // a max relative error of 1.72e-7 against f32::ln; entropy needs only ~1e-6 absolute.
     let (mut rel32, mut rel64) = (0.0f64, 0.0f64);
     for bits in 1e-7f32.to_bits()..=1.0f32.to_bits() {
         let x = f32::from_bits(bits);
@@ -118,8 +119,8 @@ fn fast_ln_is_within_one_ulp_of_ln_on_every_float_in_1e_minus_7_to_1() {
         rel32 = rel32.max(((got - ln32) / ln32).abs());
         rel64 = rel64.max(((got - ln64) / ln64).abs());
     }
-    assert!(rel32 < 1.5e-7, "max relative error vs f32::ln {rel32:e}");
-    assert!(rel64 < 1.0e-7, "max relative error vs exact ln {rel64:e}");
+    assert!(rel32 < 2.0e-7, "max relative error vs f32::ln {rel32:e}");
+    assert!(rel64 < 2.0e-7, "max relative error vs exact ln {rel64:e}");
     assert_eq!(fast_ln(1.0), 0.0);
 }
 
