@@ -20,6 +20,7 @@ setup:
 
 build: setup
 	$(ENV) $(CARGO_RELEASE)
+	$(ENV) $(CARGO_RELEASE) --features ros --bin pipeline_seg_node
 
 demo: build
 	rm -rf $(DEMO_OUT)
