@@ -1,4 +1,5 @@
 # pipeline_seg — the commands people type. `make demo` and `make test` set up what they need.
+SHELL := /bin/bash
 PYTHON ?= python3
 TRAIN_VENV := .venv-train
 ENV := . scripts/env.sh &&
