@@ -30,6 +30,7 @@ demo: build
 
 test: build
 	$(ENV) cargo test --release --locked
+	$(ENV) cargo test --release --locked --features cuda,tensorrt --test providers
 	$(ENV) python3 -m pytest -q training/tests tests
 
 bench: build
