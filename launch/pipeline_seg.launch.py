@@ -17,7 +17,7 @@ from launch_ros.actions import Node
 
 ARGUMENTS = [
     ("image_topic", "/camera/image_raw", "camera topic to segment (sensor_msgs/Image, or CompressedImage with input_transport:=compressed)"),
-    ("input_transport", "raw", "raw (sensor_msgs/Image on ~/image) or compressed (sensor_msgs/CompressedImage on ~/image/compressed)"),
+    ("input_transport", "", "raw (sensor_msgs/Image on ~/image) or compressed (sensor_msgs/CompressedImage on ~/image/compressed); empty = the parameter file's (raw)"),
     ("params_file", "", "ROS 2 parameter file; empty = the installed config/pipeline_seg.yaml"),
     ("model_path", "", "ONNX model; empty = the parameter file's, else the installed models/pipeline_seg_unet.onnx"),
     ("device", "", "execution provider cpu | cuda | tensorrt; empty = the parameter file's (cpu)"),
@@ -31,14 +31,17 @@ def _node(context):
     arg = {name: LaunchConfiguration(name).perform(context) for name, _, _ in ARGUMENTS}
     share = get_package_share_directory("pipeline_seg")
     params_file = arg["params_file"] or os.path.join(share, "config", "pipeline_seg.yaml")
-    overrides = {"input_transport": arg["input_transport"], "use_sim_time": arg["use_sim_time"].lower() == "true"}
+    overrides = {"use_sim_time": arg["use_sim_time"].lower() == "true"}
+    if arg["input_transport"]:
+        overrides["input_transport"] = arg["input_transport"]
     if arg["model_path"]:
         overrides["model_path"] = arg["model_path"]
     if arg["device"]:
         overrides["device"] = arg["device"]
     if arg["samples"]:
+        if not arg["samples"].isdigit():
+            raise ValueError(f"samples:={arg['samples']} is not a whole number (1..256)")
         overrides["samples"] = int(arg["samples"])
-    image_in = "~/image/compressed" if arg["input_transport"] == "compressed" else "~/image"
     return [
         Node(
             package="pipeline_seg",
@@ -46,7 +49,9 @@ def _node(context):
             name="pipeline_seg_node",
             namespace=arg["namespace"],
             parameters=[params_file, overrides],
-            remappings=[(image_in, arg["image_topic"])],
+            # Both input names: the node subscribes to the one its input_transport selects, which
+            # may come from the parameter file.
+            remappings=[("~/image", arg["image_topic"]), ("~/image/compressed", arg["image_topic"])],
             output="screen",
             emulate_tty=True,
         )

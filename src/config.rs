@@ -37,6 +37,10 @@ pub const PARAM_NAMES: &[&str] = &[
     "max_saturated",
 ];
 
+/// Parameters whose default is the model's metadata (INTERFACES §5).
+pub const FROM_MODEL: &[&str] =
+    &["samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"];
+
 /// Parameters only the ROS node uses; the CLI accepts and ignores them in a shared file.
 pub const NODE_ONLY: &[&str] = &[
     "input_transport",

@@ -128,7 +128,7 @@ fn shipped_config_file_lists_the_built_in_defaults() {
     for name in listed.filter(|n| **n != "use_sim_time") {
         assert!(text.contains(&format!("    {name}:")) || text.contains(&format!("# {name}:")), "config/pipeline_seg.yaml lacks {name}");
     }
-    for name in ["samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"] {
+    for name in pipeline_seg::config::FROM_MODEL {
         assert!(text.contains(&format!("# {name}:")), "{name} must be listed, commented out (the model decides)");
     }
 }

@@ -153,7 +153,8 @@ fn run() -> Result<(), String> {
         let s = node.subscribe::<Image>(topic, input_qos).map_err(|e| format!("subscribe {topic}: {e}"))?;
         Box::pin(s.map(Input::Raw))
     };
-    let full_topic = format!("{}/{}", node.fully_qualified_name().unwrap_or_default(), topic.trim_start_matches("~/"));
+    let own_topic = format!("{}/{}", node.fully_qualified_name().unwrap_or_default(), topic.trim_start_matches("~/"));
+    let full_topic = remapped(&[topic, &own_topic]).unwrap_or(own_topic);
     let p = &good_params;
     let shared = Arc::new(Shared {
         out: Mutex::new(out),
@@ -179,7 +180,7 @@ fn run() -> Result<(), String> {
     let _ = lock(&shared.out).confident.publish(&Bool { data: false });
     r2r::log_info!(
         NODE,
-        "ready: {full_topic} ({type_name}, {}) -> {} ; model {} on {}, T = {}, {} high {} low {}",
+        "ready: input {full_topic} ({type_name}, {}), outputs under {}/; model {} on {}, T = {}, {} high {} low {}",
         if node_settings.reliable { "reliable" } else { "best effort" },
         node.fully_qualified_name().unwrap_or_default(),
         shared.model,
@@ -261,16 +262,33 @@ fn create_outputs(node: &mut r2r::Node) -> r2r::Result<Outputs> {
     })
 }
 
+/// Where a command-line remap rule (`-r [node:]from:=to`, as ros2 launch passes them) sends one
+/// of `names`: r2r does not expose the resolved name, and the logs must name the real topic.
+fn remapped(names: &[&str]) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let start = args.iter().position(|a| a == "--ros-args")?;
+    let rules = args[start..].windows(2).filter(|w| w[0] == "-r" || w[0] == "--remap").map(|w| &w[1]);
+    rules.filter_map(|rule| rule.split_once(":=")).find_map(|(from, to)| {
+        let from = if from.starts_with('~') || from.starts_with('/') { from } else { from.split_once(':').map_or(from, |(_, f)| f) };
+        names.contains(&from).then(|| to.to_string())
+    })
+}
+
+/// An f32 parameter as the decimal a person typed (0.5878, not 0.5878000259399414).
+fn as_double(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
+}
+
 /// Shows the model's calibrated values in `ros2 param get` for parameters nobody set.
 fn write_back_model_defaults(node: &mut r2r::Node, params: &Arc<Mutex<Validated>>, s: &Settings) {
     use r2r::ParameterValue as V;
     let values = [
         ("samples", V::Integer(s.samples as i64)),
         ("score_method", V::String(s.score.method.name().into())),
-        ("pixel_threshold", V::Double(s.score.pixel_threshold as f64)),
+        ("pixel_threshold", V::Double(as_double(s.score.pixel_threshold))),
         ("band_px", V::Integer(s.score.band_px as i64)),
-        ("threshold_high", V::Double(s.gate.threshold_high as f64)),
-        ("threshold_low", V::Double(s.gate.threshold_low as f64)),
+        ("threshold_high", V::Double(as_double(s.gate.threshold_high))),
+        ("threshold_low", V::Double(as_double(s.gate.threshold_low))),
         ("recover_frames", V::Integer(s.gate.recover_frames as i64)),
     ];
     let mut p = lock(params);

@@ -75,35 +75,11 @@ pub struct NodeParams {
     pub publish_overlay: bool,
 }
 
-/// Parameters whose default is the model's metadata (present only when a user set them).
-pub const FROM_MODEL: &[&str] =
-    &["samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"];
+pub use crate::config::FROM_MODEL;
 
-/// Parameters that can change while the node runs; the others need a restart.
-pub const RUNTIME: &[&str] = &[
-    "samples",
-    "score_method",
-    "pixel_threshold",
-    "band_px",
-    "threshold_high",
-    "threshold_low",
-    "recover_frames",
-    "min_pipeline_fraction",
-    "stale_timeout_ms",
-    "max_image_pixels",
-    "min_luma",
-    "max_luma",
-    "min_contrast",
-    "max_saturated",
-    "review_dir",
-    "review_min_interval_s",
-    "review_max_mb",
-    "publish_probability",
-    "publish_entropy",
-    "publish_mutual_information",
-    "publish_entropy_color",
-    "publish_overlay",
-];
+/// Parameters read only at start-up; every other one can change while the node runs.
+pub const START_ONLY: &[&str] =
+    &["model_path", "onnxruntime_lib", "device", "allow_cpu_fallback", "seed", "intra_threads", "input_transport", "input_reliability", "input_depth"];
 
 impl Default for NodeParams {
     fn default() -> Self {
@@ -243,7 +219,7 @@ impl Validated {
 
     fn try_set(&self, name: &str, value: &ParameterValue) -> r2r::Result<NodeParams> {
         let refuse = |msg: String| r2r::Error::ParameterValueConv { name: name.to_string(), msg };
-        if !RUNTIME.contains(&name) {
+        if START_ONLY.contains(&name) {
             return Err(refuse("takes effect only at start-up; restart the node to change it".into()));
         }
         let mut next = self.params.clone();
