@@ -178,6 +178,19 @@ fn run() -> Result<(), String> {
         model: pipeline.model.path.display().to_string(),
     });
     let _ = lock(&shared.out).confident.publish(&Bool { data: false });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    // Handlers before "ready": a SIGINT right after start must still end in the fail-safe path.
+    // SIGINT from ros2 launch or Ctrl-C, SIGTERM from a service manager.
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _rt = runtime.enter();
+        let handler = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
+        (handler(SignalKind::interrupt())?, handler(SignalKind::terminate())?)
+    };
     r2r::log_info!(
         NODE,
         "ready: input {full_topic} ({type_name}, {}), outputs under {}/; model {} on {}, T = {}, {} high {} low {}",
@@ -191,11 +204,6 @@ fn run() -> Result<(), String> {
         settings.gate.threshold_low
     );
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("tokio runtime: {e}"))?;
 
     // Every entity exists now: the node moves into its own thread, which only spins.
     let spin = {
@@ -223,11 +231,7 @@ fn run() -> Result<(), String> {
     runtime.spawn(param_changes(param_events, params, shared.clone()));
     runtime.spawn(timers(shared.clone(), full_topic, type_name));
     runtime.block_on(async {
-        // SIGINT from ros2 launch or Ctrl-C, SIGTERM from a service manager.
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! { _ = tokio::signal::ctrl_c() => {}, _ = term.recv() => {} },
-            Err(_) => drop(tokio::signal::ctrl_c().await),
-        }
+        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
     });
 
     // Fail safe on the way out: nobody may keep following a mask from a node that is gone.
@@ -397,9 +401,10 @@ fn publish_confidence(shared: &Shared, header: &Header, d: Decision, seg: Option
     let _ = lock(&shared.out).confident.publish(&Bool { data: d.confident });
     let st = lock(&shared.state);
     let (s, g) = (&st.settings, &st.settings.gate);
-    let (score, fraction, visible) = match seg {
-        Some((seg, visible)) => (seg.score.to_string(), seg.pipeline_fraction.to_string(), visible.to_string()),
-        None => (String::new(), String::new(), "false".into()),
+    // T of the frame's own run: a parameter change may land while a frame is processed.
+    let (score, fraction, visible, samples) = match seg {
+        Some((seg, visible)) => (seg.score.to_string(), seg.pipeline_fraction.to_string(), visible.to_string(), seg.samples),
+        None => (String::new(), String::new(), "false".into(), s.samples),
     };
     let values = vec![
         ("score", score),
@@ -408,7 +413,7 @@ fn publish_confidence(shared: &Shared, header: &Header, d: Decision, seg: Option
         ("threshold_low", g.threshold_low.to_string()),
         ("pipeline_fraction", fraction),
         ("pipeline_visible", visible),
-        ("samples", s.samples.to_string()),
+        ("samples", samples.to_string()),
         ("latency_ms", format!("{latency_ms:.3}")),
     ];
     let msg = diagnostic(header, "pipeline_seg/confidence", d.reason.level(), d.reason.name(), values);
