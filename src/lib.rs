@@ -13,6 +13,7 @@
 #![allow(missing_docs)] // struct fields are documented where their meaning is not plain
 
 pub mod config;
+pub mod bag;
 pub mod error;
 pub mod gate;
 pub mod image;

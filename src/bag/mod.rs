@@ -1,0 +1,3 @@
+//! rosbag2 support without ROS: CDR encoding and decoding of the message types we read and write.
+
+pub mod cdr;
