@@ -61,21 +61,37 @@ pub const NODE_ONLY: &[&str] = &[
 /// Engine parameters; `None` means "the model's metadata decides".
 #[derive(Clone, Debug, PartialEq)]
 pub struct Params {
+    /// ONNX model file; `None` = the installed package's or the source checkout's.
     pub model_path: Option<PathBuf>,
+    /// The ONNX Runtime library (libonnxruntime.so); `None` = `ORT_DYLIB_PATH`, else the project's .venv.
     pub onnxruntime_lib: Option<PathBuf>,
+    /// Execution provider that runs the model.
     pub device: Device,
+    /// Run on CPU when the requested GPU provider cannot be used.
     pub allow_cpu_fallback: bool,
+    /// MC-Dropout samples T per frame.
     pub samples: Option<usize>,
+    /// Seed of the dropout masks.
     pub seed: u64,
+    /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
     pub intra_threads: usize,
+    /// How the entropy map becomes the frame score.
     pub score_method: Option<ScoreMethod>,
+    /// Entropy above which a pixel counts for `fraction_above`, 0..1.
     pub pixel_threshold: Option<f32>,
+    /// Band around the predicted pipeline for `pipeline_mean` [px at model resolution].
     pub band_px: Option<u32>,
+    /// Score above which a frame is uncertain.
     pub threshold_high: Option<f32>,
+    /// Score below which a frame counts towards recovery.
     pub threshold_low: Option<f32>,
+    /// Consecutive frames below `threshold_low` to be confident again.
     pub recover_frames: Option<u32>,
+    /// Mask fraction at which the pipeline counts as visible, 0..1.
     pub min_pipeline_fraction: f32,
+    /// Larger frames are rejected [px].
     pub max_image_pixels: usize,
+    /// Limits of the input sanity check.
     pub sanity: SanityLimits,
 }
 
@@ -240,12 +256,19 @@ impl Params {
 /// Resolved settings of a pipeline: every value known and in range.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
+    /// MC-Dropout samples T per frame.
     pub samples: usize,
+    /// Seed of the dropout masks.
     pub seed: u64,
+    /// How the frame score is computed.
     pub score: ScoreParams,
+    /// Hysteresis thresholds of the gate.
     pub gate: GateParams,
+    /// Mask fraction at which the pipeline counts as visible, 0..1.
     pub min_pipeline_fraction: f32,
+    /// Larger frames are rejected [px].
     pub max_image_pixels: usize,
+    /// Limits of the input sanity check.
     pub sanity: SanityLimits,
 }
 

@@ -17,28 +17,62 @@ pub enum Error {
     BadGeometry(String),
     /// The frame has more pixels than allowed.
     #[error("image is {width}x{height} = {pixels} pixels, over max_image_pixels = {max}")]
-    TooLarge { width: usize, height: usize, pixels: usize, max: usize },
+    TooLarge {
+        /// Frame width [px].
+        width: usize,
+        /// Frame height [px].
+        height: usize,
+        /// Frame size, `width * height` [px].
+        pixels: usize,
+        /// The `max_image_pixels` limit [px].
+        max: usize,
+    },
     /// A compressed image could not be decoded in full.
     #[error("corrupt {format} image: {detail}")]
-    Corrupt { format: &'static str, detail: String },
+    Corrupt {
+        /// The compressed format: `jpeg` or `png`.
+        format: &'static str,
+        /// What is wrong with the data.
+        detail: String,
+    },
     /// A compressed format other than JPEG or PNG.
     #[error("compressed format '{0}' not supported; supported: jpeg, png")]
     UnsupportedFormat(String),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or directory that could not be read or written.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
     /// The model file is missing, unreadable or does not honour the model contract.
     #[error("model {path}: {detail}")]
-    Model { path: PathBuf, detail: String },
+    Model {
+        /// The model file.
+        path: PathBuf,
+        /// What is missing or differs from the model contract.
+        detail: String,
+    },
     /// The ONNX Runtime library could not be found or loaded.
     #[error("ONNX Runtime: {0}")]
     Runtime(String),
     /// A requested execution provider cannot be used.
     #[error("execution provider '{device}' cannot be used: {detail}")]
-    Provider { device: String, detail: String },
+    Provider {
+        /// The requested device: `cuda` or `tensorrt`.
+        device: String,
+        /// Why the provider cannot be used.
+        detail: String,
+    },
     /// A parameter is out of range or a parameter file is malformed.
     #[error("parameter {name}: {detail}")]
-    Param { name: String, detail: String },
+    Param {
+        /// The parameter's name (or `config` for the parameter file).
+        name: String,
+        /// What is wrong with its value.
+        detail: String,
+    },
     /// ONNX Runtime failed while running the model.
     #[error("inference failed: {0}")]
     Inference(String),

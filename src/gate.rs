@@ -3,11 +3,17 @@
 /// Why a frame is (not) confident; the first that applies wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Reason {
+    /// No fresh frame within `stale_timeout_ms`.
     Stale,
+    /// The frame could not be decoded.
     DecodeError,
+    /// The frame failed the input sanity check.
     ImageQuality,
+    /// The frame score is above `threshold_high`.
     Uncertain,
+    /// Fewer than `recover_frames` consecutive frames below `threshold_low` so far.
     Recovering,
+    /// The mask can be trusted.
     Ok,
 }
 
@@ -37,29 +43,38 @@ impl Reason {
 /// What one frame contributed.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Observation {
+    /// The frame could not be decoded.
     DecodeError,
+    /// The frame failed the input sanity check.
     ImageQuality,
+    /// The frame passed the sanity check; its frame score.
     Score(f32),
 }
 
 /// Hysteresis thresholds.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GateParams {
+    /// Score above which a frame is uncertain.
     pub threshold_high: f32,
+    /// Score below which a frame counts towards recovery.
     pub threshold_low: f32,
+    /// Consecutive frames below `threshold_low` to be confident again.
     pub recover_frames: u32,
 }
 
 /// The decision after a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Decision {
+    /// Whether the frame's mask can be trusted.
     pub confident: bool,
+    /// Why (the first reason that applies).
     pub reason: Reason,
 }
 
 /// The gate of a frame sequence; starts unconfident (recovering).
 #[derive(Clone, Debug)]
 pub struct Gate {
+    /// The hysteresis thresholds in force.
     pub params: GateParams,
     latched: bool,
     good_run: u32,

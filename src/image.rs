@@ -9,7 +9,9 @@ use crate::error::{Error, Result};
 /// A decoded frame: RGB, 8 bits per channel, rows packed (no padding).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
+    /// Frame width [px].
     pub width: usize,
+    /// Frame height [px].
     pub height: usize,
     /// `height * width * 3` bytes, R G B per pixel.
     pub rgb: Vec<u8>,
@@ -18,12 +20,17 @@ pub struct Frame {
 /// A raw image as sensor_msgs/Image carries it.
 #[derive(Clone, Copy, Debug)]
 pub struct RawImage<'a> {
+    /// Image width [px].
     pub width: u32,
+    /// Image height [px].
     pub height: u32,
+    /// Pixel encoding (REP 118 name, e.g. `rgb8`, `bayer_rggb8`).
     pub encoding: &'a str,
+    /// Whether multi-byte pixel values (`mono16`) are big-endian.
     pub is_bigendian: bool,
     /// Bytes per row, padding included.
     pub step: u32,
+    /// Pixel data, `step * height` bytes.
     pub data: &'a [u8],
 }
 

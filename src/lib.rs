@@ -10,7 +10,6 @@
 //! whether the mask can be trusted ([`gate`]). The CLI and the ROS 2 node both drive the same
 //! [`pipeline::Pipeline`].
 #![deny(missing_docs)]
-#![allow(missing_docs)] // struct fields are documented where their meaning is not plain
 
 pub mod config;
 pub mod bag;

@@ -60,8 +60,11 @@ fn environment(lib: &Path) -> Result<Environment> {
 /// The execution provider that runs the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Device {
+    /// ONNX Runtime's CPU execution provider.
     Cpu,
+    /// The CUDA execution provider (`cuda` feature).
     Cuda,
+    /// The TensorRT execution provider, CUDA behind it (`tensorrt` feature).
     TensorRt,
 }
 
@@ -91,44 +94,64 @@ impl Device {
 /// How the model wants its input resized.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ResizeMode {
+    /// Resize to the input size, aspect ratio not kept.
     Stretch,
+    /// Keep the aspect ratio, centre and pad with the mean colour.
     Letterbox,
 }
 
 /// Gate defaults the model was calibrated with (INTERFACES §1 metadata).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GateDefaults {
+    /// Metadata `score_method`.
     pub score_method: ScoreMethod,
+    /// Metadata `pixel_threshold`: entropy above which a pixel counts for `fraction_above`.
     pub pixel_threshold: f32,
+    /// Metadata `band_px`: band for `pipeline_mean` [px at model resolution].
     pub band_px: u32,
+    /// Metadata `threshold_high`: score above which a frame is uncertain.
     pub threshold_high: f32,
+    /// Metadata `threshold_low`: score below which a frame counts towards recovery.
     pub threshold_low: f32,
+    /// Metadata `recover_frames`: consecutive frames below `threshold_low` to be confident again.
     pub recover_frames: u32,
 }
 
 /// What the model's metadata and signature say about it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelInfo {
+    /// Metadata `input_height`: model input height [px].
     pub height: usize,
+    /// Metadata `input_width`: model input width [px].
     pub width: usize,
+    /// Metadata `mean`: per-channel RGB mean on the 0..1 scale.
     pub mean: [f32; 3],
+    /// Metadata `std`: per-channel RGB standard deviation on the 0..1 scale.
     pub std: [f32; 3],
+    /// Metadata `resize`: `stretch` or `letterbox`.
     pub resize: ResizeMode,
+    /// Metadata `dropout_p`: channel drop probability, 0..1.
     pub dropout_p: f32,
     /// Channel count of each dropout site, in input order (`dropout_mask_k`).
     pub dropout_sites: Vec<usize>,
+    /// Metadata `dropout_placement`: where the dropout sites are (e.g. `bottleneck+decoder`).
     pub dropout_placement: String,
+    /// Metadata `default_samples`: MC-Dropout samples T when none are set.
     pub default_samples: usize,
+    /// Gate defaults calibrated on the validation split.
     pub gate: GateDefaults,
 }
 
 /// Options for loading a model.
 #[derive(Clone, Debug)]
 pub struct ModelOptions {
+    /// Execution provider to run the model on.
     pub device: Device,
+    /// Run on CPU when the requested GPU provider cannot be used.
     pub allow_cpu_fallback: bool,
     /// Intra-op threads; 0 lets ONNX Runtime choose.
     pub intra_threads: usize,
+    /// The ONNX Runtime library (libonnxruntime.so); `None` = `ORT_DYLIB_PATH`, else the project's .venv.
     pub onnxruntime_lib: Option<PathBuf>,
 }
 
@@ -141,7 +164,9 @@ impl Default for ModelOptions {
 /// A loaded, validated model.
 pub struct Model {
     session: Session,
+    /// What the model's metadata and signature say.
     pub info: ModelInfo,
+    /// The model file it was loaded from.
     pub path: PathBuf,
     /// The execution provider that runs the model (`CPUExecutionProvider`, ...).
     pub execution_provider: &'static str,

@@ -21,7 +21,9 @@ pub enum Resolution {
 /// The result for one frame; maps are `width`×`height`, row-major.
 #[derive(Clone, Debug)]
 pub struct Segmentation {
+    /// Map width [px].
     pub width: usize,
+    /// Map height [px].
     pub height: usize,
     /// Mean pipeline probability.
     pub prob: Vec<f32>,
@@ -61,6 +63,7 @@ impl Segmentation {
 
 /// Model, dropout sampler and settings: everything that turns frames into segmentations.
 pub struct Pipeline {
+    /// The loaded model.
     pub model: Model,
     sampler: Sampler,
     settings: Settings,

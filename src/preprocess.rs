@@ -10,9 +10,13 @@ use crate::model::{ModelInfo, ResizeMode};
 /// Where the frame's content lies inside the model input (the whole input unless letterboxed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Placement {
+    /// Left edge of the content [px at model resolution].
     pub x: usize,
+    /// Top edge of the content [px at model resolution].
     pub y: usize,
+    /// Content width [px at model resolution].
     pub width: usize,
+    /// Content height [px at model resolution].
     pub height: usize,
 }
 

@@ -12,8 +12,11 @@ pub const EPS: f32 = 1e-7;
 /// Maps at model resolution: mean pipeline probability, normalised entropy, mutual information.
 #[derive(Clone, Debug, Default)]
 pub struct Maps {
+    /// Mean pipeline probability over the T samples, 0..1.
     pub prob: Vec<f32>,
+    /// Normalised predictive entropy, 0..1.
     pub entropy: Vec<f32>,
+    /// Mutual information (epistemic part), 0..entropy.
     pub mi: Vec<f32>,
 }
 
@@ -126,9 +129,13 @@ fn aggregate_portable(probs: &[f32], t: usize, c: usize, hw: usize, start: usize
 /// How a frame's entropy map becomes one score.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScoreMethod {
+    /// Mean entropy.
     Mean,
+    /// 95th percentile of the entropy.
     P95,
+    /// Fraction of pixels with entropy above `pixel_threshold`.
     FractionAbove,
+    /// Mean entropy over predicted-pipeline pixels dilated by `band_px` (`p95` when none).
     PipelineMean,
 }
 
@@ -160,8 +167,11 @@ impl ScoreMethod {
 /// Settings of the frame score.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScoreParams {
+    /// How the entropy map becomes one score.
     pub method: ScoreMethod,
+    /// Entropy above which a pixel counts for `fraction_above`, 0..1.
     pub pixel_threshold: f32,
+    /// Band around the predicted pipeline for `pipeline_mean` [px at model resolution].
     pub band_px: u32,
 }
 
@@ -227,9 +237,13 @@ fn dilate(mask: &[u8], w: usize, h: usize, r: u32) -> Result<Vec<u8>> {
 /// Limits of the input sanity check (INTERFACES §2).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SanityLimits {
+    /// Lowest mean luma, 0..255.
     pub min_luma: f32,
+    /// Highest mean luma, 0..255.
     pub max_luma: f32,
+    /// Lowest standard deviation of luma, 0..255.
     pub min_contrast: f32,
+    /// Highest fraction of pixels with a channel >= 250, 0..1.
     pub max_saturated: f32,
 }
 

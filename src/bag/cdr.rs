@@ -19,7 +19,10 @@ const HEADER_LEN: usize = 4;
 pub enum CdrError {
     /// The message is shorter than the encapsulation header.
     #[error("CDR: message is {len} bytes, shorter than the 4-byte encapsulation header")]
-    NoHeader { len: usize },
+    NoHeader {
+        /// Message length [bytes].
+        len: usize,
+    },
     /// The encapsulation kind is not plain CDR (big- or little-endian).
     #[error(
         "CDR: encapsulation {0:02x} {1:02x} is not CDR_BE (00 00) or CDR_LE (00 01) \
@@ -28,16 +31,46 @@ pub enum CdrError {
     Encapsulation(u8, u8),
     /// A fixed-size field runs past the end of the message.
     #[error("CDR: {what} needs {need} bytes at offset {offset} but only {left} are left")]
-    Truncated { what: &'static str, offset: usize, need: usize, left: usize },
+    Truncated {
+        /// The field being read.
+        what: &'static str,
+        /// Offset of the field [bytes].
+        offset: usize,
+        /// Size of the field [bytes].
+        need: usize,
+        /// Bytes left in the message from `offset`.
+        left: usize,
+    },
     /// A string length or sequence count is larger than the rest of the message can hold.
     #[error("CDR: {what} length {len} at offset {offset} exceeds the {left} bytes left")]
-    Length { what: &'static str, len: u32, offset: usize, left: usize },
+    Length {
+        /// The string or sequence being read.
+        what: &'static str,
+        /// The length or count read from the message.
+        len: u32,
+        /// Offset of the length field [bytes].
+        offset: usize,
+        /// Bytes left in the message after the length field.
+        left: usize,
+    },
     /// A string does not end with its NUL terminator.
     #[error("CDR: string {what} of length {len} at offset {offset} does not end with NUL")]
-    NoNul { what: &'static str, len: u32, offset: usize },
+    NoNul {
+        /// The string being read.
+        what: &'static str,
+        /// The string's length, NUL included [bytes].
+        len: u32,
+        /// Offset of the string's length field [bytes].
+        offset: usize,
+    },
     /// A string is not UTF-8.
     #[error("CDR: string {what} at offset {offset} is not valid UTF-8")]
-    Utf8 { what: &'static str, offset: usize },
+    Utf8 {
+        /// The string being read.
+        what: &'static str,
+        /// Offset of the string's length field [bytes].
+        offset: usize,
+    },
 }
 
 /// Bounds-checked reader of one CDR message in a byte slice.
@@ -282,7 +315,9 @@ pub trait CdrMessage: Sized {
 /// builtin_interfaces/msg/Time.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Time {
+    /// Whole seconds since the epoch [s].
     pub sec: i32,
+    /// Nanoseconds past `sec`, 0..1e9 [ns].
     pub nanosec: u32,
 }
 
@@ -302,43 +337,55 @@ impl Time {
 /// std_msgs/msg/Header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Header {
+    /// Acquisition time of the data.
     pub stamp: Time,
+    /// Coordinate frame the data is in.
     pub frame_id: String,
 }
 
 /// sensor_msgs/msg/Image.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Image {
+    /// Stamp and frame of the image.
     pub header: Header,
+    /// Image height [px].
     pub height: u32,
+    /// Image width [px].
     pub width: u32,
+    /// Pixel encoding (REP 118 name, e.g. `rgb8`, `mono8`, `32FC1`).
     pub encoding: String,
     /// Byte order of the pixel data (not of the CDR message): 0 little, non-zero big.
     pub is_bigendian: u8,
     /// Row length in bytes.
     pub step: u32,
+    /// Pixel data, `step * height` bytes.
     pub data: Vec<u8>,
 }
 
 /// sensor_msgs/msg/CompressedImage.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CompressedImage {
+    /// Stamp and frame of the image.
     pub header: Header,
     /// e.g. `jpeg`, `png`, or image_transport's `rgb8; jpeg compressed bgr8`.
     pub format: String,
+    /// The compressed image bytes.
     pub data: Vec<u8>,
 }
 
 /// std_msgs/msg/Bool.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Bool {
+    /// The value.
     pub data: bool,
 }
 
 /// diagnostic_msgs/msg/KeyValue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeyValue {
+    /// Name of the value.
     pub key: String,
+    /// The value, as text.
     pub value: String,
 }
 
@@ -347,9 +394,13 @@ pub struct KeyValue {
 pub struct DiagnosticStatus {
     /// [`DiagnosticStatus::OK`], `WARN`, `ERROR` or `STALE`.
     pub level: u8,
+    /// Name of the component the status is about.
     pub name: String,
+    /// Short description of the status.
     pub message: String,
+    /// Identifier of the hardware the status is about.
     pub hardware_id: String,
+    /// Further values, as key-value pairs.
     pub values: Vec<KeyValue>,
 }
 
@@ -367,7 +418,9 @@ impl DiagnosticStatus {
 /// diagnostic_msgs/msg/DiagnosticArray.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiagnosticArray {
+    /// Stamp and frame the statuses refer to.
     pub header: Header,
+    /// One status per component.
     pub status: Vec<DiagnosticStatus>,
 }
 

@@ -10,7 +10,9 @@ use crate::image::{decode_compressed, decode_raw, Frame, RawImage};
 
 /// An input message as it arrived.
 pub enum Input {
+    /// A sensor_msgs/Image from `~/image`.
     Raw(Image),
+    /// A sensor_msgs/CompressedImage from `~/image/compressed`.
     Compressed(CompressedImage),
 }
 

@@ -134,12 +134,19 @@ fn to_yaml(v: &ParameterValue) -> serde_yaml::Value {
 /// The node-only settings, checked.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NodeSettings {
+    /// Subscribe to `~/image/compressed` instead of `~/image`.
     pub compressed: bool,
+    /// Input QoS reliability: reliable, else best effort.
     pub reliable: bool,
+    /// Input QoS depth (keep last).
     pub depth: usize,
+    /// No fresh decision for this long means not confident, reason stale.
     pub stale_timeout: std::time::Duration,
+    /// Directory for review bundles; `None` = do not save.
     pub review_dir: Option<std::path::PathBuf>,
+    /// At most one review request per interval.
     pub review_min_interval: std::time::Duration,
+    /// `review_dir` is kept under this size by deleting the oldest bundles [bytes].
     pub review_max_bytes: u64,
 }
 
@@ -203,6 +210,7 @@ impl NodeParams {
 /// only takes effect at start-up, is refused (set_parameters answers successful = false with
 /// the reason) and the previous value stays in force.
 pub struct Validated {
+    /// The parameter values in force.
     pub params: NodeParams,
     /// The settings in force; fills nothing here, but anchors `resolve_over`.
     pub base: Option<crate::config::Settings>,
