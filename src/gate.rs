@@ -91,6 +91,8 @@ impl Gate {
         let reason = match obs {
             Observation::DecodeError => Some(Reason::DecodeError),
             Observation::ImageQuality => Some(Reason::ImageQuality),
+            // Negated on purpose: a NaN score is uncertain, never confident.
+            #[allow(clippy::neg_cmp_op_on_partial_ord)]
             Observation::Score(s) if !(s <= self.params.threshold_high) => Some(Reason::Uncertain),
             Observation::Score(s) if s < self.params.threshold_low => {
                 self.good_run += 1;
