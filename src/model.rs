@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::OnceLock;
 
+use ndarray::{ArrayView3, ArrayView4};
 use ort::environment::Environment;
 use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef, ValueType};
@@ -196,16 +197,26 @@ impl Model {
         Ok(Model { session, info, path: path.to_path_buf(), execution_provider })
     }
 
-    /// Runs one image with `t` samples; `masks[k]` holds `t * C_k` values. `use_probs` gets the
-    /// probabilities [T,C,H,W] straight from ONNX Runtime's output buffer (no copy).
-    pub fn run<R>(&mut self, image: &[f32], masks: &[Vec<f32>], t: usize, use_probs: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    /// Runs one image [1,3,H,W] with `t` samples; `masks[k]` holds `t * C_k` values. `use_probs`
+    /// gets the probabilities [T,C,H,W] straight from ONNX Runtime's output buffer (no copy).
+    pub fn run<R>(
+        &mut self,
+        image: ArrayView4<'_, f32>,
+        masks: &[Vec<f32>],
+        t: usize,
+        use_probs: impl FnOnce(ArrayView4<'_, f32>) -> R,
+    ) -> Result<R> {
         let (h, w) = (self.info.height, self.info.width);
         let infer_err = |e: ort::Error| Error::Inference(e.to_string());
+        let shape_err = |e: ndarray::ShapeError| Error::Inference(format!("input shape: {e}"));
+        if image.shape() != [1, 3, h, w] {
+            return Err(Error::Inference(format!("image is {:?}, the model takes [1, 3, {h}, {w}]", image.shape())));
+        }
         let mut inputs: Vec<(std::borrow::Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(1 + masks.len());
-        inputs.push(("image".into(), TensorRef::from_array_view(([1usize, 3, h, w], image)).map_err(infer_err)?.into()));
+        inputs.push(("image".into(), TensorRef::from_array_view(image).map_err(infer_err)?.into()));
         for (k, (mask, &c)) in masks.iter().zip(&self.info.dropout_sites).enumerate() {
-            let value = TensorRef::from_array_view(([1usize, t, c], mask.as_slice())).map_err(infer_err)?;
-            inputs.push((format!("dropout_mask_{k}").into(), value.into()));
+            let view = ArrayView3::from_shape((1, t, c), mask.as_slice()).map_err(shape_err)?;
+            inputs.push((format!("dropout_mask_{k}").into(), TensorRef::from_array_view(view).map_err(infer_err)?.into()));
         }
         let outputs = self.session.run(inputs).map_err(infer_err)?;
         let (shape, probs) = outputs["probs"].try_extract_tensor::<f32>().map_err(infer_err)?;
@@ -213,6 +224,7 @@ impl Model {
         if shape.as_ref() != expected {
             return Err(Error::Inference(format!("output shape {shape:?}, expected {expected:?}")));
         }
+        let probs = ArrayView4::from_shape((t, 2, h, w), probs).map_err(|e| Error::Inference(format!("output: {e}")))?;
         Ok(use_probs(probs))
     }
 }

@@ -1,5 +1,7 @@
 //! The one path from a decoded frame to mask, uncertainty maps and frame score.
 
+use ndarray::{Array4, ArrayView4, Axis};
+
 use crate::config::{Params, Settings};
 use crate::error::Result;
 use crate::gate::Observation;
@@ -8,6 +10,11 @@ use crate::model::Model;
 use crate::preprocess::{crop, resize_map, to_tensor};
 use crate::sampler::Sampler;
 use crate::uncertainty::{aggregate, frame_score, sanity};
+
+/// The samples as one slice; arrays made here and by `from_shape` are in standard layout.
+fn standard<'a>(a: ArrayView4<'a, f32>) -> &'a [f32] {
+    a.to_slice().expect("arrays made by the pipeline are contiguous")
+}
 
 /// At which resolution maps are returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,7 +49,7 @@ pub struct Segmentation {
     /// Number of MC-Dropout samples T.
     pub samples: usize,
     /// The raw samples [T, C, h, w] at model resolution, when asked for.
-    pub probs: Option<Vec<f32>>,
+    pub probs: Option<Array4<f32>>,
 }
 
 impl Segmentation {
@@ -102,15 +109,15 @@ impl Pipeline {
         let sites = info.dropout_sites.clone();
         let hw = mw * mh;
         let (maps, probs) = if self.one_pass_per_sample {
-            let mut all = Vec::with_capacity(t * 2 * hw);
-            for _ in 0..t {
+            let mut all = Array4::<f32>::zeros((t, 2, mh, mw));
+            for mut sample in all.outer_iter_mut() {
                 let masks = self.sampler.masks(&sites, 1);
-                self.model.run(&tensor, &masks, 1, |p| all.extend_from_slice(p))?;
+                self.model.run(tensor.view(), &masks, 1, |p| sample.assign(&p.index_axis(Axis(0), 0)))?;
             }
-            (aggregate(&all, t, 2, hw), keep_samples.then_some(all))
+            (aggregate(standard(all.view()), t, 2, hw), keep_samples.then_some(all))
         } else {
             let masks = self.sampler.masks(&sites, t);
-            self.model.run(&tensor, &masks, t, |p| (aggregate(p, t, 2, hw), keep_samples.then(|| p.to_vec())))?
+            self.model.run(tensor.view(), &masks, t, |p| (aggregate(standard(p.view()), t, 2, hw), keep_samples.then(|| p.to_owned())))?
         };
         let (prob_c, ent_c, mi_c) = (crop(&maps.prob, mw, &place), crop(&maps.entropy, mw, &place), crop(&maps.mi, mw, &place));
         let score = frame_score(&ent_c, &prob_c, place.width, place.height, &self.settings.score)?;

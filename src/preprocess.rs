@@ -1,6 +1,7 @@
 //! Resize and normalise a frame into the model's input, and map model-resolution maps back
 //! (INTERFACES §1).
 
+use ndarray::Array4;
 use opencv::{core, imgproc, prelude::*};
 
 use crate::error::Result;
@@ -48,8 +49,8 @@ fn resize_mat(src: &impl core::ToInputArray, w: usize, h: usize, interp: i32) ->
     Ok(dst)
 }
 
-/// The model input [1,3,H,W] as a flat CHW vector, and where the frame lies in it.
-pub fn to_tensor(frame: &Frame, info: &ModelInfo) -> Result<(Vec<f32>, Placement)> {
+/// The model input [1,3,H,W], and where the frame lies in it.
+pub fn to_tensor(frame: &Frame, info: &ModelInfo) -> Result<(Array4<f32>, Placement)> {
     let (mw, mh) = (info.width, info.height);
     let place = placement(frame.width, frame.height, mw, mh, info.resize);
     let src = Mat::new_rows_cols_with_data(frame.height as i32, (frame.width * 3) as i32, &frame.rgb)?;
@@ -58,12 +59,12 @@ pub fn to_tensor(frame: &Frame, info: &ModelInfo) -> Result<(Vec<f32>, Placement
     let resized = resize_mat(&src, place.width, place.height, interp)?;
     let pixels = resized.data_bytes()?;
     // Padding is zero after normalisation, i.e. the mean colour.
-    let mut tensor = vec![0.0f32; 3 * mh * mw];
-    for (c, plane) in tensor.chunks_exact_mut(mh * mw).enumerate() {
+    let mut tensor = Array4::<f32>::zeros((1, 3, mh, mw));
+    for (c, mut plane) in tensor.index_axis_mut(ndarray::Axis(0), 0).outer_iter_mut().enumerate() {
         let (scale, offset) = (1.0 / (255.0 * info.std[c]), info.mean[c] / info.std[c]);
         for (row, src_row) in pixels.chunks_exact(place.width * 3).enumerate() {
-            let dst = &mut plane[(place.y + row) * mw + place.x..][..place.width];
-            for (d, px) in dst.iter_mut().zip(src_row.chunks_exact(3)) {
+            let mut dst = plane.row_mut(place.y + row);
+            for (d, px) in dst.iter_mut().skip(place.x).zip(src_row.chunks_exact(3)) {
                 *d = px[c] as f32 * scale - offset;
             }
         }

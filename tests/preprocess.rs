@@ -43,8 +43,8 @@ fn normalised(rgb: [u8; 3]) -> [f32; 3] {
 }
 
 /// Channel `c` of the CHW tensor at (x, y) for a 256×192 input.
-fn at(t: &[f32], c: usize, x: usize, y: usize) -> f32 {
-    t[c * 192 * 256 + y * 256 + x]
+fn at(t: &ndarray::Array4<f32>, c: usize, x: usize, y: usize) -> f32 {
+    t[[0, c, y, x]]
 }
 
 #[test]
@@ -131,7 +131,7 @@ fn stretch_fills_the_input_with_the_normalised_colour() {
         let (t, place) = to_tensor(&frame(w, h, COLOUR, COLOUR), &info(ResizeMode::Stretch)).unwrap();
         assert_eq!(place, Placement { x: 0, y: 0, width: 256, height: 192 });
         let want = normalised(COLOUR);
-        for (c, plane) in t.chunks_exact(192 * 256).enumerate() {
+        for (c, plane) in t.index_axis(ndarray::Axis(0), 0).outer_iter().enumerate() {
             assert!(plane.iter().all(|&v| (v - want[c]).abs() < 1e-5), "{w}x{h} channel {c}");
         }
     }

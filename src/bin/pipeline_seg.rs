@@ -216,7 +216,7 @@ fn infer(args: InferArgs) -> Result<ExitCode, Fatal> {
             Ok((frame, seg)) => {
                 let decision = Gate::single(&settings.gate, seg.observation());
                 let caption = format!("score {:.3} {} ({})", seg.score, settings.score.method.name(), decision.reason.name());
-                write_outputs(&args.out, &stem, &frame, &seg, &caption, &pipeline)?;
+                write_outputs(&args.out, &stem, &frame, &seg, &caption)?;
                 json!({"input": input, "score": short(seg.score), "confident": decision.confident,
                        "reason": decision.reason.name(), "pipeline_fraction": short(seg.pipeline_fraction),
                        "latency_ms": latency_ms, "error": null})
@@ -261,7 +261,6 @@ fn write_outputs(
     frame: &image::Frame,
     seg: &pipeline_seg::Segmentation,
     caption: &str,
-    pipeline: &Pipeline,
 ) -> Result<(), Error> {
     let (w, h) = (seg.width, seg.height);
     let file = |suffix: &str| out.join(format!("{stem}{suffix}"));
@@ -272,8 +271,8 @@ fn write_outputs(
     render::write_png(&file("_entropy.png"), &render::entropy_color(&seg.entropy, w, h)?, w, h, 3)?;
     render::write_png(&file("_overlay.png"), &render::overlay(frame, seg, caption)?, w, h, 3)?;
     if let Some(samples) = &seg.probs {
-        let info = &pipeline.model.info;
-        npy::write_f32(&file("_samples.npy"), &[seg.samples, 2, info.height, info.width], samples)?;
+        let data = samples.as_standard_layout();
+        npy::write_f32(&file("_samples.npy"), samples.shape(), data.as_slice().unwrap_or_default())?;
     }
     Ok(())
 }
