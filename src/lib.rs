@@ -14,6 +14,7 @@
 pub mod config;
 pub mod bag;
 pub mod error;
+pub mod eval;
 pub mod gate;
 pub mod image;
 pub mod model;
