@@ -19,11 +19,13 @@ pub mod gate;
 pub mod image;
 pub mod model;
 pub mod npy;
+pub mod outputs;
 pub mod pipeline;
 pub mod preprocess;
 pub mod render;
 #[cfg(feature = "ros")]
 pub mod ros;
+pub mod replay;
 pub mod review;
 pub mod sampler;
 pub mod uncertainty;

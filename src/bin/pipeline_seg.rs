@@ -1,4 +1,5 @@
-//! `pipeline_seg`: run the segmentation engine on files (`infer`) or time it (`bench`).
+//! `pipeline_seg`: run the segmentation engine on files (`infer`), on a bag (`replay`) or time it
+//! (`bench`).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ enum Command {
     Infer(InferArgs),
     /// Time decode -> segmentation on one image and print latency percentiles as JSON.
     Bench(BenchArgs),
+    /// Run every frame of a bag topic through the model and the gate; write the node's topics
+    /// to DIR/output/, frames.csv and metrics.json.
+    Replay(ReplayArgs),
 }
 
 /// Flags of every subcommand that runs the model.
@@ -93,6 +97,26 @@ struct BenchArgs {
     one_pass_per_sample: bool,
 }
 
+#[derive(Args)]
+struct ReplayArgs {
+    #[command(flatten)]
+    shared: Shared,
+    /// Camera topic (sensor_msgs/msg/Image or CompressedImage).
+    #[arg(long)]
+    topic: String,
+    /// Ground-truth mask topic (mono8, 0/255), matched to frames by header stamp.
+    #[arg(long)]
+    gt_topic: Option<String>,
+    /// Comma-separated output topics to write (e.g. mask,confidence; default: all).
+    #[arg(long)]
+    write: Option<String>,
+    /// Output directory (created if missing; DIR/output must not exist or be empty).
+    #[arg(long)]
+    out: PathBuf,
+    /// The bag: a directory with metadata.yaml, or an .mcap/.db3 file.
+    bag: PathBuf,
+}
+
 /// A bundled frame so that `bench` runs anywhere.
 const BENCH_FRAME: &[u8] = include_bytes!("../../tests/data/frames/val/image/00000.jpg");
 
@@ -145,6 +169,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Infer(args) => infer(args),
         Command::Bench(args) => bench(args),
+        Command::Replay(args) => replay(args),
     };
     match result {
         Ok(code) => code,
@@ -323,4 +348,79 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Fatal> {
     });
     println!("{report}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `review_min_interval_s` of the parameter file (a node-only parameter), default 10 s.
+fn review_min_interval(config: Option<&Path>) -> Result<std::time::Duration, Fatal> {
+    let mut seconds = 10.0;
+    if let Some(path) = config {
+        let text = std::fs::read_to_string(path).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
+        let value = ["pipeline_seg_node", "/**"]
+            .iter()
+            .find_map(|n| doc.get(*n).and_then(|n| n.get("ros__parameters")).and_then(|p| p.get("review_min_interval_s")));
+        if let Some(v) = value {
+            seconds = v
+                .as_f64()
+                .filter(|s| (0.0..=86400.0).contains(s))
+                .ok_or_else(|| Fatal(format!("{}: review_min_interval_s must be a number in [0, 86400]", path.display())))?;
+        }
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
+}
+
+fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
+    use pipeline_seg::replay::{self, OutTopic, ReplayConfig};
+    let params = params(&args.shared)?;
+    let write = match &args.write {
+        Some(list) => OutTopic::parse_list(list)?,
+        None => OutTopic::ALL.to_vec(),
+    };
+    let cfg = ReplayConfig {
+        bag: args.bag.clone(),
+        topic: args.topic.clone(),
+        gt_topic: args.gt_topic.clone(),
+        write,
+        out: args.out.clone(),
+        review_min_interval: review_min_interval(args.shared.config.as_deref())?,
+    };
+    // Fail on a missing or unreadable bag before loading the model.
+    pipeline_seg::bag::read::open(&cfg.bag).map_err(|e| Fatal(format!("cannot read bag: {e}")))?;
+    let mut pipeline = Pipeline::new(&params)?;
+    let bar = match replay::expected_messages(&cfg.bag, &cfg.topic) {
+        Some(n) => progress(n as usize, "replay"),
+        None => {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} replay {pos} frames {per_sec} {elapsed} {msg}") {
+                bar.set_style(style);
+            }
+            bar
+        }
+    };
+    let started = Instant::now();
+    let outcome = replay::run(&mut pipeline, &cfg, &mut |row| {
+        bar.set_message(row.decision.reason.name());
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} frames ({} with ground truth, {} decode errors) in {secs:.1} s ({:.2} frames/s); outputs in {} (output/, frames.csv, metrics.json)",
+        outcome.frames,
+        outcome.frames_with_gt,
+        outcome.decode_errors,
+        outcome.frames as f64 / secs.max(1e-9),
+        outcome.out.display()
+    );
+    for w in &outcome.warnings {
+        eprintln!("warning: {w}");
+    }
+    for f in &outcome.failures {
+        eprintln!("failed: {f}");
+    }
+    if let Some(stop) = &outcome.stopped {
+        eprintln!("error: replay stopped early after {} frames: {stop}", outcome.frames);
+        return Ok(ExitCode::from(if outcome.frames == 0 { 2 } else { 1 }));
+    }
+    Ok(if outcome.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -23,7 +23,7 @@ use super::params::{describe_r2r_error, NodeParams, NodeSettings, Validated, FRO
 use crate::config::Settings;
 use crate::gate::{Decision, Gate, Observation, Reason};
 use crate::pipeline::{Pipeline, Resolution, Segmentation};
-use crate::{render, review};
+use crate::{outputs, render, review};
 
 const NODE: &str = "pipeline_seg_node";
 
@@ -400,23 +400,8 @@ fn decide(shared: &Shared, obs: Observation, arrived: Instant) -> Decision {
 fn publish_confidence(shared: &Shared, header: &Header, d: Decision, seg: Option<(&Segmentation, bool)>, latency_ms: f64) {
     let _ = lock(&shared.out).confident.publish(&Bool { data: d.confident });
     let st = lock(&shared.state);
-    let (s, g) = (&st.settings, &st.settings.gate);
-    // T of the frame's own run: a parameter change may land while a frame is processed.
-    let (score, fraction, visible, samples) = match seg {
-        Some((seg, visible)) => (seg.score.to_string(), seg.pipeline_fraction.to_string(), visible.to_string(), seg.samples),
-        None => (String::new(), String::new(), "false".into(), s.samples),
-    };
-    let values = vec![
-        ("score", score),
-        ("score_method", s.score.method.name().to_string()),
-        ("threshold_high", g.threshold_high.to_string()),
-        ("threshold_low", g.threshold_low.to_string()),
-        ("pipeline_fraction", fraction),
-        ("pipeline_visible", visible),
-        ("samples", samples.to_string()),
-        ("latency_ms", format!("{latency_ms:.3}")),
-    ];
-    let msg = diagnostic(header, "pipeline_seg/confidence", d.reason.level(), d.reason.name(), values);
+    let values = outputs::confidence_values(&st.settings, seg, latency_ms);
+    let msg = diagnostic(header, outputs::CONFIDENCE_STATUS, d.reason.level(), d.reason.name(), values);
     drop(st);
     let _ = lock(&shared.out).confidence.publish(&msg);
 }
@@ -453,7 +438,7 @@ fn publish_frame(
             let _ = o.entropy_color.publish(&image_u8(header, "bgr8", w, h, bgr));
         }
     }
-    let caption = format!("score {:.3} {}", seg.score, d.reason.name());
+    let caption = outputs::overlay_caption(seg, d.reason);
     if publish[4] && wanted(&o.overlay) {
         if let Ok(bgr) = render::overlay(frame, seg, &caption) {
             let _ = o.overlay.publish(&image_u8(header, "bgr8", w, h, bgr));
@@ -465,12 +450,9 @@ fn publish_frame(
 
 /// Asks a human to look when the gate is unconfident because of the model or the image.
 fn maybe_review(shared: &Shared, header: &Header, frame: &crate::image::Frame, seg: &Segmentation, d: Decision, input: &Input) {
-    if !matches!(d.reason, Reason::Uncertain | Reason::ImageQuality) {
-        return;
-    }
     let node = {
         let mut st = lock(&shared.state);
-        if st.last_review.is_some_and(|t| t.elapsed() < st.node.review_min_interval) {
+        if !outputs::review_due(d.reason, st.last_review.map(|t| t.elapsed()), st.node.review_min_interval) {
             return;
         }
         st.last_review = Some(Instant::now());
@@ -492,8 +474,8 @@ fn maybe_review(shared: &Shared, header: &Header, frame: &crate::image::Frame, s
             }
         }
     });
-    let values = vec![("score", seg.score.to_string()), ("bundle", bundle.unwrap_or_default())];
-    let _ = lock(&shared.out).review.publish(&diagnostic(header, "pipeline_seg/review", 1, d.reason.name(), values));
+    let values = outputs::review_values(seg, bundle.as_deref());
+    let _ = lock(&shared.out).review.publish(&diagnostic(header, outputs::REVIEW_STATUS, 1, d.reason.name(), values));
     let image = match input {
         Input::Raw(m) => m.clone(),
         Input::Compressed(_) => image_u8(header, "rgb8", frame.width, frame.height, frame.rgb.clone()),
