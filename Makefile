@@ -9,7 +9,7 @@ DEMO_OUT := demo_out
 .PHONY: help setup build demo test bench model study
 
 help:
-	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ with the shipped model"
+	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ and replay tests/data/sample_bag"
 	@echo "make test   - set up, build, run the Rust and Python tests (what CI runs)"
 	@echo "make bench  - criterion benches and 'pipeline_seg bench' at T = 1, 8, 16"
 	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent"
@@ -27,6 +27,10 @@ demo: build
 	rm -rf $(DEMO_OUT)
 	$(ENV) target/release/pipeline_seg infer --out $(DEMO_OUT) tests/data/frames/val/image/
 	@echo "demo outputs: $(CURDIR)/$(DEMO_OUT)/ (summary.json, <frame>_overlay.png, _mask.png, _entropy.png, .npy maps)"
+	$(ENV) target/release/pipeline_seg replay tests/data/sample_bag --topic /camera/image_raw/compressed \
+		--gt-topic /camera/mask --samples 4 --write mask,confidence --out $(DEMO_OUT)/replay
+	@echo "replay outputs: $(CURDIR)/$(DEMO_OUT)/replay/ (output/ bag, frames.csv, metrics.json)"
+	@echo "replay report:  $(CURDIR)/$(DEMO_OUT)/replay/report.html"
 
 test: build
 	$(ENV) cargo test --release --locked

@@ -15,7 +15,8 @@ info=$("$PY" -c 'import sys, sysconfig as s, importlib.util as u
 print("%d.%d" % sys.version_info[:2], "%s/libpython%s.so" % (s.get_config_var("LIBDIR"), s.get_config_var("LDVERSION")),
       int(u.find_spec("ensurepip") is not None))')
 read -r pyver libpython has_ensurepip <<<"$info"
-pkgs=(libopencv-dev libclang-dev clang cmake pkg-config)
+# chromium: the report.html screenshot test renders the replay report headless.
+pkgs=(libopencv-dev libclang-dev clang cmake pkg-config chromium)
 # Debian's own python3 lacks libpython*.so (the ROS wheels' librcl needs it) and venv support.
 [ -e "$libpython" ] || pkgs+=("libpython$pyver-dev")
 [ "$has_ensurepip" = 1 ] || pkgs+=("python$pyver-venv")

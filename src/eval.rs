@@ -53,6 +53,21 @@ pub struct Metrics {
     pub pixel_error_rate: f64,
 }
 
+/// One bin of the reliability diagram ([`Accumulator::reliability`]).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ReliabilityBin {
+    /// Lower confidence edge.
+    pub lo: f64,
+    /// Upper confidence edge.
+    pub hi: f64,
+    /// Pixels in the bin.
+    pub count: u64,
+    /// Mean confidence max(p, 1 − p) of its pixels.
+    pub confidence: f64,
+    /// Fraction of its pixels predicted right.
+    pub accuracy: f64,
+}
+
 /// ECE bin sums: count, Σ confidence, count correct.
 #[derive(Clone, Copy, Debug, Default)]
 struct EceBin {
@@ -208,6 +223,65 @@ impl Accumulator {
             below += q;
         }
         Some(acc / (p_tot as f64 * n_tot as f64))
+    }
+
+    /// The ECE bins over all pixels, for a reliability diagram: bins without pixels are left out.
+    pub fn reliability(&self) -> Vec<ReliabilityBin> {
+        let width = 0.5 / ECE_BINS as f64;
+        self.ece[0]
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.n > 0)
+            .map(|(i, b)| ReliabilityBin {
+                lo: 0.5 + i as f64 * width,
+                hi: 0.5 + (i + 1) as f64 * width,
+                count: b.n,
+                confidence: b.conf / b.n as f64,
+                accuracy: b.correct as f64 / b.n as f64,
+            })
+            .collect()
+    }
+
+    /// The risk–coverage curve of the entropy histogram: pixels kept in order of increasing
+    /// entropy, one `(coverage, risk)` point per non-empty bin (coverage = kept fraction, risk =
+    /// error rate of the kept pixels), the same cumulative sums as `aurc`. Empty without pixels.
+    pub fn risk_coverage(&self) -> Vec<(f64, f64)> {
+        let total = self.pixels();
+        if total == 0 {
+            return Vec::new();
+        }
+        let (mut cum_err, mut cum_tot) = (0u64, 0u64);
+        let mut out = Vec::new();
+        for (&e, &o) in self.h_err.iter().zip(&self.h_ok) {
+            if e + o == 0 {
+                continue;
+            }
+            cum_err += e;
+            cum_tot += e + o;
+            out.push((cum_tot as f64 / total as f64, cum_err as f64 / cum_tot as f64));
+        }
+        out
+    }
+
+    /// The ROC of entropy as a detector of wrong pixels: one `(false positive rate, true positive
+    /// rate)` point per entropy threshold (bin edge, from the highest), starting at (0, 0) and
+    /// ending at (1, 1). Empty when either class is empty (no AUROC either).
+    pub fn error_roc(&self) -> Vec<(f64, f64)> {
+        let (p_tot, n_tot): (u64, u64) = (self.h_err.iter().sum(), self.h_ok.iter().sum());
+        if p_tot == 0 || n_tot == 0 {
+            return Vec::new();
+        }
+        let (mut tp, mut fp) = (0u64, 0u64);
+        let mut out = vec![(0.0, 0.0)];
+        for (&e, &o) in self.h_err.iter().zip(&self.h_ok).rev() {
+            if e + o == 0 {
+                continue;
+            }
+            tp += e;
+            fp += o;
+            out.push((fp as f64 / n_tot as f64, tp as f64 / p_tot as f64));
+        }
+        out
     }
 
     /// Pooled metrics of every frame added so far.
@@ -374,5 +448,33 @@ impl GateStats {
             bad_flagged: self.bad_flagged(),
             good_flagged: self.good_flagged(),
         }
+    }
+}
+
+#[cfg(test)]
+mod curve_tests {
+    use super::*;
+
+    #[test]
+    fn curves_match_the_pooled_metrics() {
+        let mut acc = Accumulator::new();
+        assert!(acc.reliability().is_empty() && acc.risk_coverage().is_empty() && acc.error_roc().is_empty());
+        let prob = [0.9f32, 0.8, 0.3, 0.6, 0.1, 0.55];
+        let ent = [0.1f32, 0.4, 0.7, 0.9, 0.05, 0.95];
+        let gt = [255u8, 0, 255, 255, 0, 0];
+        acc.add(&prob, &ent, &ent, &gt);
+        let m = acc.metrics();
+        let rel = acc.reliability();
+        assert_eq!(rel.iter().map(|b| b.count).sum::<u64>(), 6);
+        assert!(rel.iter().all(|b| b.lo < b.hi && (0.0..=1.0).contains(&b.accuracy)));
+        let rc = acc.risk_coverage();
+        assert!((rc.last().unwrap().0 - 1.0).abs() < 1e-12);
+        assert!((rc.last().unwrap().1 - m.pixel_error_rate).abs() < 1e-12);
+        let roc = acc.error_roc();
+        assert_eq!(roc[0], (0.0, 0.0));
+        assert_eq!(*roc.last().unwrap(), (1.0, 1.0));
+        // Trapezoidal area of the ROC = the histogram AUROC (ties count half).
+        let area: f64 = roc.windows(2).map(|w| (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0).sum();
+        assert!((area - m.auroc_entropy.unwrap()).abs() < 1e-12, "{area} vs {:?}", m.auroc_entropy);
     }
 }

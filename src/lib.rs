@@ -11,8 +11,9 @@
 //! [`pipeline::Pipeline`].
 #![deny(missing_docs)]
 
-pub mod config;
 pub mod bag;
+pub mod calibrate;
+pub mod config;
 pub mod error;
 pub mod eval;
 pub mod gate;
@@ -23,11 +24,13 @@ pub mod outputs;
 pub mod pipeline;
 pub mod preprocess;
 pub mod render;
+pub mod report;
 #[cfg(feature = "ros")]
 pub mod ros;
 pub mod replay;
 pub mod review;
 pub mod sampler;
+pub mod select;
 pub mod uncertainty;
 
 pub use config::{Params, Settings};

@@ -20,7 +20,8 @@ use crate::eval::{spearman, Accumulator, FrameMetrics, GateStats};
 use crate::gate::{Decision, Gate, Observation};
 use crate::image::Frame;
 use crate::pipeline::{Pipeline, Resolution, Segmentation};
-use crate::{outputs, render};
+use crate::report::{FramePoint, Gallery, GalleryItem, ReportInput};
+use crate::{outputs, render, report};
 
 /// Frames waiting for their ground truth (and masks waiting for their frame) at most.
 pub const MATCH_WINDOW: usize = 16;
@@ -154,6 +155,9 @@ pub struct FrameRow {
     pub stamp_ns: i64,
     /// Frame score; `None` for a failed frame.
     pub score: Option<f32>,
+    /// The `score_method` applied to the mutual-information map (at input resolution) instead
+    /// of the entropy (`select --by mi`); `None` for a failed frame.
+    pub mi_score: Option<f32>,
     /// The gate's decision.
     pub decision: Decision,
     /// Fraction of pipeline pixels; `None` for a failed frame.
@@ -302,6 +306,12 @@ struct Run<'a> {
     ious: Vec<f64>,
     last_review_ns: Option<i64>,
     outcome: Outcome,
+    /// Log time of the first frame, for `report.html`'s time axes.
+    first_ns: Option<i64>,
+    /// One small point per frame for `report.html`'s plots.
+    points: Vec<FramePoint>,
+    /// The most uncertain frames' thumbnails (bounded).
+    gallery: Gallery,
 }
 
 fn opt<T: ToString>(v: Option<T>) -> String {
@@ -329,6 +339,7 @@ impl Run<'_> {
         let latency_ms = start.elapsed().as_secs_f64() * 1e3;
         let t = p.log_time_ns;
         self.outcome.frames += 1;
+        let mut flagged = false;
         let row = match result {
             Ok((frame, seg)) => {
                 let decision = self.gate.update(seg.observation());
@@ -357,6 +368,7 @@ impl Run<'_> {
                 let since = self.last_review_ns.map(|l| Duration::from_nanos(t.saturating_sub(l).max(0) as u64));
                 if outputs::review_due(decision.reason, since, self.cfg.review_min_interval) {
                     self.last_review_ns = Some(t);
+                    flagged = true;
                     let values = outputs::review_values(&seg, None);
                     self.writer.put(OutTopic::Review, t, &diagnostic(&header, outputs::REVIEW_STATUS, 1, decision.reason.name(), values))?;
                     if self.writer.wants(OutTopic::ReviewImage) {
@@ -385,9 +397,17 @@ impl Run<'_> {
                     }
                     None => None,
                 };
+                let stamp_ns = header.stamp.nanos();
+                if self.gallery.accepts(seg.score as f64, stamp_ns) {
+                    match gallery_item(&frame, &seg, stamp_ns) {
+                        Ok(item) => self.gallery.offer(item),
+                        Err(e) => self.outcome.warnings.push(format!("{}: report thumbnail: {e}", p.pos)),
+                    }
+                }
                 FrameRow {
                     stamp_ns: header.stamp.nanos(),
                     score: Some(seg.score),
+                    mi_score: crate::uncertainty::frame_score(&seg.mi, &seg.prob, w, h, &settings.score).ok(),
                     decision,
                     pipeline_fraction: Some(seg.pipeline_fraction),
                     latency_ms,
@@ -403,7 +423,7 @@ impl Run<'_> {
                 self.writer.put(OutTopic::Confidence, t, &msg)?;
                 self.outcome.decode_errors += 1;
                 self.outcome.failures.push(e.clone());
-                FrameRow { stamp_ns: header.stamp.nanos(), score: None, decision, pipeline_fraction: None, latency_ms, metrics: None, error: Some(e) }
+                FrameRow { stamp_ns: header.stamp.nanos(), score: None, mi_score: None, decision, pipeline_fraction: None, latency_ms, metrics: None, error: Some(e) }
             }
         };
         let m = row.metrics;
@@ -421,9 +441,30 @@ impl Run<'_> {
             opt(m.map(|m| m.pixel_error_rate)),
         )
         .map_err(|e| format!("{}: {e}", self.cfg.out.join("frames.csv").display()))?;
+        let first = *self.first_ns.get_or_insert(t);
+        self.points.push(FramePoint {
+            t: (t - first) as f64 * 1e-9,
+            score: row.score.map(f64::from),
+            confident: row.decision.confident,
+            flagged,
+            iou: m.map(|m| m.iou),
+        });
         on_frame(&row);
         Ok(())
     }
+}
+
+/// Thumbnails of a frame for the report's gallery: input, mask and entropy colour map.
+fn gallery_item(frame: &Frame, seg: &Segmentation, stamp_ns: i64) -> crate::Result<GalleryItem> {
+    let (w, h) = (seg.width, seg.height);
+    let mask: Vec<u8> = seg.mask.iter().map(|&v| if v > 0 { 255 } else { 0 }).collect();
+    Ok(GalleryItem {
+        stamp_ns,
+        score: seg.score as f64,
+        input: report::thumbnail(&frame.to_bgr(), frame.width, frame.height, 3, ".jpg")?,
+        mask: report::thumbnail(&mask, w, h, 1, ".png")?,
+        entropy: report::thumbnail(&render::entropy_color(&seg.entropy, w, h)?, w, h, 3, ".jpg")?,
+    })
 }
 
 /// Replays `cfg.topic` of `cfg.bag` through `pipeline`; `on_frame` sees every row as written.
@@ -465,6 +506,9 @@ pub fn run(pipeline: &mut Pipeline, cfg: &ReplayConfig, on_frame: &mut dyn FnMut
         ious: Vec::new(),
         last_review_ns: None,
         outcome: Outcome { out: cfg.out.clone(), ..Outcome::default() },
+        first_ns: None,
+        points: Vec::new(),
+        gallery: Gallery::new(report::GALLERY_FRAMES),
     };
 
     let mut wanted: Vec<&str> = vec![&cfg.topic];
@@ -529,7 +573,7 @@ pub fn run(pipeline: &mut Pipeline, cfg: &ReplayConfig, on_frame: &mut dyn FnMut
             }
         }
     }
-    let Run { pipeline, writer, mut csv, acc, gate_stats, scores, ious, mut outcome, .. } = run;
+    let Run { pipeline, writer, mut csv, acc, gate_stats, scores, ious, mut outcome, points, gallery, .. } = run;
     outcome.stopped = stop;
     let mut finish_errors = Vec::new();
     if let Err(e) = writer.bag.finish() {
@@ -580,6 +624,22 @@ pub fn run(pipeline: &mut Pipeline, cfg: &ReplayConfig, on_frame: &mut dyn FnMut
     let text = serde_json::to_string_pretty(&metrics).unwrap_or_default() + "\n";
     if let Err(e) = std::fs::write(&metrics_path, text) {
         finish_errors.push(format!("{}: {e}", metrics_path.display()));
+    }
+    let report_path = cfg.out.join("report.html");
+    let report_input = ReportInput {
+        metrics: &metrics,
+        frames: &points,
+        threshold_high: settings.gate.threshold_high as f64,
+        threshold_low: settings.gate.threshold_low as f64,
+        reliability: acc.reliability(),
+        risk_coverage: acc.risk_coverage(),
+        aurc: (acc.frames() > 0).then_some(m.aurc),
+        roc: acc.error_roc(),
+        auroc: m.auroc_entropy,
+        gallery: gallery.into_sorted(),
+    };
+    if let Err(e) = report::write_report(&report_path, &report_input) {
+        finish_errors.push(format!("{}: {e}", report_path.display()));
     }
     if !finish_errors.is_empty() {
         let msg = finish_errors.join("; ");

@@ -29,6 +29,11 @@ enum Command {
     /// Run every frame of a bag topic through the model and the gate; write the node's topics
     /// to DIR/output/, frames.csv and metrics.json.
     Replay(ReplayArgs),
+    /// Choose score_method and thresholds from labelled bags to meet a flagging target; print
+    /// the trade-off table and write a parameter file.
+    Calibrate(CalibrateArgs),
+    /// Export the K most uncertain frames of bags as PNGs plus manifest.csv for labelling.
+    Select(SelectArgs),
 }
 
 /// Flags of every subcommand that runs the model.
@@ -117,6 +122,60 @@ struct ReplayArgs {
     bag: PathBuf,
 }
 
+#[derive(Args)]
+struct CalibrateArgs {
+    #[command(flatten)]
+    shared: Shared,
+    /// Camera topic (sensor_msgs/msg/Image or CompressedImage).
+    #[arg(long)]
+    topic: String,
+    /// Ground-truth mask topic (mono8, 0/255), matched to frames by header stamp.
+    #[arg(long)]
+    gt_topic: String,
+    /// Largest acceptable fraction of good frames flagged.
+    #[arg(long, default_value_t = 0.1)]
+    max_good_flagged: f64,
+    /// Smallest acceptable fraction of bad frames flagged.
+    #[arg(long, default_value_t = 0.9)]
+    min_bad_flagged: f64,
+    /// Parameter file to write (ROS 2 format, INTERFACES §5).
+    #[arg(long)]
+    out: PathBuf,
+    /// Labelled bags.
+    #[arg(required = true)]
+    bags: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ByArg {
+    Mi,
+    Entropy,
+}
+
+#[derive(Args)]
+struct SelectArgs {
+    #[command(flatten)]
+    shared: Shared,
+    /// Camera topic (sensor_msgs/msg/Image or CompressedImage).
+    #[arg(long)]
+    topic: String,
+    /// Number of frames to export.
+    #[arg(long)]
+    top_k: usize,
+    /// No two picks of one bag closer than this [s, header stamps].
+    #[arg(long, default_value_t = 2.0)]
+    min_gap: f64,
+    /// The map that score_method is applied to.
+    #[arg(long, value_enum, default_value = "mi")]
+    by: ByArg,
+    /// Output directory (created if missing): <stamp_ns>.png and manifest.csv.
+    #[arg(long)]
+    out: PathBuf,
+    /// Bags to select from.
+    #[arg(required = true)]
+    bags: Vec<PathBuf>,
+}
+
 /// A bundled frame so that `bench` runs anywhere.
 const BENCH_FRAME: &[u8] = include_bytes!("../../tests/data/frames/val/image/00000.jpg");
 
@@ -170,6 +229,8 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer(args),
         Command::Bench(args) => bench(args),
         Command::Replay(args) => replay(args),
+        Command::Calibrate(args) => calibrate(args),
+        Command::Select(args) => select(args),
     };
     match result {
         Ok(code) => code,
@@ -405,7 +466,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "{} frames ({} with ground truth, {} decode errors) in {secs:.1} s ({:.2} frames/s); outputs in {} (output/, frames.csv, metrics.json)",
+        "{} frames ({} with ground truth, {} decode errors) in {secs:.1} s ({:.2} frames/s); outputs in {} (output/, frames.csv, metrics.json, report.html)",
         outcome.frames,
         outcome.frames_with_gt,
         outcome.decode_errors,
@@ -423,4 +484,238 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
         return Ok(ExitCode::from(if outcome.frames == 0 { 2 } else { 1 }));
     }
     Ok(if outcome.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// A fresh scratch directory for a replay whose outputs are not kept.
+fn scratch_dir(what: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    std::env::temp_dir().join(format!("pipeline_seg_{what}_{}_{n}", std::process::id()))
+}
+
+/// Checks that every bag opens and has the topics, before any model is loaded (exit 2).
+fn check_bags(bags: &[PathBuf], topics: &[&str]) -> Result<u64, Fatal> {
+    let mut total = 0;
+    for bag in bags {
+        let b = pipeline_seg::bag::read::open(bag).map_err(|e| Fatal(format!("cannot read bag: {e}")))?;
+        let have = b.topics();
+        for t in topics {
+            if !have.iter().any(|i| i.name == *t) {
+                let names: Vec<String> = have.iter().map(|i| format!("{} ({})", i.name, i.type_name)).collect();
+                return Err(Fatal(format!("{}: no topic {t}; topics: {}", bag.display(), names.join(", "))));
+            }
+        }
+        total += pipeline_seg::replay::expected_messages(bag, topics[0]).unwrap_or(0);
+    }
+    Ok(total)
+}
+
+/// Replays `bag` through `pipeline` writing no topics (scratch outputs removed); every row goes
+/// to `on_frame`. Returns the problems to report (failed frames, an early stop).
+fn replay_rows(
+    pipeline: &mut Pipeline,
+    bag: &Path,
+    topic: &str,
+    gt_topic: Option<&str>,
+    what: &str,
+    on_frame: &mut dyn FnMut(&pipeline_seg::replay::FrameRow),
+) -> Result<Vec<String>, Fatal> {
+    use pipeline_seg::replay::{self, ReplayConfig};
+    let out = scratch_dir(what);
+    let cfg = ReplayConfig {
+        bag: bag.to_path_buf(),
+        topic: topic.to_string(),
+        gt_topic: gt_topic.map(str::to_string),
+        write: Vec::new(),
+        out: out.clone(),
+        review_min_interval: std::time::Duration::from_secs(10),
+    };
+    let result = replay::run(pipeline, &cfg, on_frame);
+    let _ = std::fs::remove_dir_all(&out);
+    let outcome = result?;
+    let mut problems = outcome.failures.clone();
+    problems.extend(outcome.warnings.iter().map(|w| format!("warning: {w}")));
+    if let Some(stop) = outcome.stopped {
+        problems.push(format!("{}: stopped early after {} frames: {stop}", bag.display(), outcome.frames));
+    }
+    Ok(problems)
+}
+
+fn calibrate(args: CalibrateArgs) -> Result<ExitCode, Fatal> {
+    use pipeline_seg::calibrate::{self, CalFrame, Target};
+    use pipeline_seg::uncertainty::ScoreMethod;
+    let target = Target { max_good_flagged: args.max_good_flagged, min_bad_flagged: args.min_bad_flagged };
+    for (name, v) in [("--max-good-flagged", target.max_good_flagged), ("--min-bad-flagged", target.min_bad_flagged)] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(Fatal(format!("{name} must be in [0, 1], not {v}")));
+        }
+    }
+    let base = params(&args.shared)?;
+    let total = check_bags(&args.bags, &[&args.topic, &args.gt_topic])?;
+    let methods = [ScoreMethod::Mean, ScoreMethod::P95, ScoreMethod::FractionAbove, ScoreMethod::PipelineMean];
+    let bar = progress(total as usize * methods.len(), "calibrate");
+    let (mut rows, mut problems) = (Vec::new(), Vec::new());
+    let mut in_force = None;
+    for method in methods {
+        // A fresh pipeline per method: same seed, so the same dropout masks and segmentations;
+        // only the score (and so nothing else the sweep uses) differs.
+        let mut p = base.clone();
+        p.score_method = Some(method);
+        let mut pipeline = Pipeline::new(&p)?;
+        in_force.get_or_insert_with(|| pipeline.settings().clone());
+        let mut frames = Vec::new();
+        for bag in &args.bags {
+            bar.set_message(format!("{} {}", method.name(), bag.display()));
+            let problems_here = replay_rows(&mut pipeline, bag, &args.topic, Some(&args.gt_topic), "calibrate", &mut |row| {
+                bar.inc(1);
+                if let (Some(score), Some(m)) = (row.score, row.metrics) {
+                    frames.push(CalFrame {
+                        score,
+                        bad: pipeline_seg::eval::is_bad(m.iou, m.gt_has_pipe, m.pred_has_pipe),
+                        insane: row.decision.reason == pipeline_seg::gate::Reason::ImageQuality,
+                    });
+                }
+            })?;
+            if method == methods[0] {
+                problems.extend(problems_here);
+            }
+        }
+        if frames.is_empty() {
+            bar.finish_and_clear();
+            return Err(Fatal(format!("no frame of {} has ground truth on {}", args.topic, args.gt_topic)));
+        }
+        if method == methods[0] {
+            let n_bad = frames.iter().filter(|f| f.bad).count();
+            eprintln!("{} frames with ground truth: {} bad, {} good", frames.len(), n_bad, frames.len() - n_bad);
+        }
+        rows.push(calibrate::sweep(method, &frames, &target));
+    }
+    bar.finish_and_clear();
+    let settings = in_force.expect("methods is not empty");
+    let chosen = calibrate::choose(&rows).expect("rows is not empty");
+    let row = rows[chosen];
+    println!("{}", calibrate::table(&rows, Some(chosen)));
+    let met = if row.meets { "met" } else { "NOT met (best bad_flagged - good_flagged trade-off instead)" };
+    println!(
+        "chosen: {} threshold_high {} threshold_low {}; target (bad_flagged >= {}, good_flagged <= {}) {met}",
+        row.method.name(),
+        calibrate::yaml_double(row.threshold_high),
+        calibrate::yaml_double(row.threshold_low),
+        target.min_bad_flagged,
+        target.max_good_flagged
+    );
+    let mut header = vec!["Written by `pipeline_seg calibrate`; the gate defaults for this model on these bags.".to_string()];
+    header.extend(args.bags.iter().map(|b| format!("bag: {} (topic {}, ground truth {})", b.display(), args.topic, args.gt_topic)));
+    header.push(format!(
+        "target: flag >= {} of bad frames, <= {} of good frames (score > threshold_high or insane; hysteresis not simulated): {met}",
+        target.min_bad_flagged, target.max_good_flagged
+    ));
+    header.push(format!(
+        "bad_flagged {}, good_flagged {}, samples {}, seed {}",
+        row.bad_flagged.map_or("n/a".into(), |v| format!("{v:.3}")),
+        row.good_flagged.map_or("n/a".into(), |v| format!("{v:.3}")),
+        settings.samples,
+        settings.seed
+    ));
+    let text = calibrate::parameter_file(&header, &row, settings.score.pixel_threshold, settings.score.band_px, settings.gate.recover_frames);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Fatal(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    std::fs::write(&args.out, text).map_err(|e| Fatal(format!("cannot write {}: {e}", args.out.display())))?;
+    eprintln!("parameter file: {}", args.out.display());
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    Ok(if problems.iter().any(|p| !p.starts_with("warning: ")) { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn select(args: SelectArgs) -> Result<ExitCode, Fatal> {
+    use pipeline_seg::select::{pick, Candidate};
+    if args.top_k == 0 {
+        return Err(Fatal("--top-k must be at least 1".into()));
+    }
+    if !(args.min_gap >= 0.0 && args.min_gap.is_finite()) {
+        return Err(Fatal(format!("--min-gap must be a non-negative number of seconds, not {}", args.min_gap)));
+    }
+    let params = params(&args.shared)?;
+    let total = check_bags(&args.bags, &[&args.topic])?;
+    std::fs::create_dir_all(&args.out).map_err(|e| Fatal(format!("cannot create {}: {e}", args.out.display())))?;
+    let mut pipeline = Pipeline::new(&params)?;
+    let method = pipeline.settings().score.method.name();
+    let max_pixels = pipeline.settings().max_image_pixels;
+    // Pass 1: every frame's score through replay; only (bag, stamp, score) is kept.
+    let bar = progress(total as usize, "select: scoring");
+    let (mut cands, mut problems) = (Vec::new(), Vec::new());
+    for (i, bag) in args.bags.iter().enumerate() {
+        let p = replay_rows(&mut pipeline, bag, &args.topic, None, "select", &mut |row| {
+            bar.inc(1);
+            let score = match args.by {
+                ByArg::Mi => row.mi_score,
+                ByArg::Entropy => row.score,
+            };
+            if let Some(score) = score {
+                cands.push(Candidate { bag: i, stamp_ns: row.stamp_ns, score });
+            }
+        })?;
+        problems.extend(p);
+    }
+    bar.finish_and_clear();
+    let picked = pick(cands, args.top_k, (args.min_gap * 1e9).round() as i64);
+    // Pass 2: read the chosen frames again and write them losslessly.
+    let bar = progress(picked.len(), "select: writing");
+    let mut written = HashSet::new();
+    for (i, bag) in args.bags.iter().enumerate() {
+        let want: HashSet<i64> = picked.iter().filter(|c| c.bag == i).map(|c| c.stamp_ns).collect();
+        if want.is_empty() {
+            continue;
+        }
+        let b = pipeline_seg::bag::read::open(bag).map_err(|e| Fatal(format!("cannot read bag: {e}")))?;
+        for msg in b.messages(&[args.topic.as_str()]) {
+            let Ok(msg) = msg else { break };
+            let Ok(decoded) = pipeline_seg::bag::read::decode_frame(&msg) else { continue };
+            let stamp = decoded.header().stamp.nanos();
+            if !want.contains(&stamp) || written.contains(&(i, stamp)) {
+                continue;
+            }
+            match decoded.decode(max_pixels) {
+                Ok(frame) => {
+                    let path = args.out.join(format!("{stamp}.png"));
+                    render::write_png(&path, &frame.to_bgr(), frame.width, frame.height, 3).map_err(|e| Fatal(format!("{}: {e}", path.display())))?;
+                    written.insert((i, stamp));
+                    bar.inc(1);
+                }
+                Err(e) => problems.push(format!("{}: {e}", msg.pos())),
+            }
+            if written.iter().filter(|(b, _)| *b == i).count() == want.len() {
+                break;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let manifest = args.out.join("manifest.csv");
+    let mut csv = String::from("bag,topic,stamp_ns,score\n");
+    for c in picked.iter().filter(|c| written.contains(&(c.bag, c.stamp_ns))) {
+        let bag = args.bags[c.bag].display().to_string();
+        let bag = if bag.contains([',', '"']) { format!("\"{}\"", bag.replace('"', "\"\"")) } else { bag };
+        csv += &format!("{bag},{},{},{}\n", args.topic, c.stamp_ns, c.score);
+    }
+    std::fs::write(&manifest, csv).map_err(|e| Fatal(format!("cannot write {}: {e}", manifest.display())))?;
+    let by = match args.by {
+        ByArg::Mi => "mutual information",
+        ByArg::Entropy => "entropy",
+    };
+    eprintln!(
+        "{} frames selected by {method} of the {by} (min gap {} s); outputs in {} (<stamp_ns>.png, manifest.csv)",
+        written.len(),
+        args.min_gap,
+        args.out.display()
+    );
+    if written.len() < picked.len() {
+        problems.push(format!("{} chosen frames could not be written", picked.len() - written.len()));
+    }
+    for p in &problems {
+        eprintln!("{p}");
+    }
+    Ok(if problems.iter().any(|p| !p.starts_with("warning: ")) { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

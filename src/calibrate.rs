@@ -1,0 +1,205 @@
+//! `calibrate`: choose `score_method`, `threshold_high` and `threshold_low` from labelled frames
+//! so that the gate meets a target (INTERFACES §6, §7), and write them as a parameter file (§5).
+//!
+//! The frames come from `replay` (the same decode → segment → gate path, see the CLI); this
+//! module only holds the decision rule. A frame counts as flagged in the sweep when it failed the
+//! sanity check or its score is above `threshold_high` — the hysteresis (`threshold_low`,
+//! `recover_frames`) is **not** simulated, so on a bag the gate flags somewhat more frames than
+//! the sweep predicts (the frames after a flagged one until it recovers).
+
+use crate::uncertainty::ScoreMethod;
+
+/// One labelled frame under one score method.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CalFrame {
+    /// The frame score under the method.
+    pub score: f32,
+    /// Bad per INTERFACES §7 (IoU < 0.5, or ground truth has pipeline and the mask none).
+    pub bad: bool,
+    /// Failed the input sanity check (the gate flags it whatever its score).
+    pub insane: bool,
+}
+
+/// The target: flag at least `min_bad_flagged` of bad frames and at most `max_good_flagged` of
+/// good ones.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Target {
+    /// Largest acceptable fraction of good frames flagged.
+    pub max_good_flagged: f64,
+    /// Smallest acceptable fraction of bad frames flagged.
+    pub min_bad_flagged: f64,
+}
+
+/// The best thresholds of one score method.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MethodRow {
+    /// The score method.
+    pub method: ScoreMethod,
+    /// Chosen high threshold.
+    pub threshold_high: f32,
+    /// 80th percentile of the good frames' scores, capped at `threshold_high`.
+    pub threshold_low: f32,
+    /// Fraction of bad frames flagged (`None` without bad frames).
+    pub bad_flagged: Option<f64>,
+    /// Fraction of good frames flagged (`None` without good frames).
+    pub good_flagged: Option<f64>,
+    /// Whether the target is met.
+    pub meets: bool,
+}
+
+/// Fraction of frames flagged at `th` among those with `bad == want_bad`.
+fn flagged(frames: &[CalFrame], th: f32, want_bad: bool) -> Option<f64> {
+    let set: Vec<&CalFrame> = frames.iter().filter(|f| f.bad == want_bad).collect();
+    if set.is_empty() {
+        return None;
+    }
+    Some(set.iter().filter(|f| f.insane || f.score > th).count() as f64 / set.len() as f64)
+}
+
+/// Percentile with linear interpolation (numpy's default); `None` for no values.
+pub fn percentile(values: &[f32], q: f64) -> Option<f32> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f32::total_cmp);
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64) as f32)
+}
+
+fn meets(bad: Option<f64>, good: Option<f64>, t: &Target) -> bool {
+    bad.is_none_or(|b| b >= t.min_bad_flagged) && good.is_none_or(|g| g <= t.max_good_flagged)
+}
+
+/// Sweeps `threshold_high` over every distinct score (and 0): among thresholds meeting the
+/// target the one flagging the fewest good frames (then the most bad ones, then the highest
+/// threshold); without one, the best `bad_flagged − good_flagged`.
+pub fn sweep(method: ScoreMethod, frames: &[CalFrame], target: &Target) -> MethodRow {
+    let mut cands: Vec<f32> = frames.iter().map(|f| f.score.clamp(0.0, 1.0)).chain([0.0, 1.0]).collect();
+    cands.sort_by(f32::total_cmp);
+    cands.dedup();
+    let key = |th: f32| {
+        let (b, g) = (flagged(frames, th, true), flagged(frames, th, false));
+        (b, g, meets(b, g, target))
+    };
+    let mut best: Option<(f32, Option<f64>, Option<f64>, bool)> = None;
+    for &th in &cands {
+        let (b, g, ok) = key(th);
+        let better = match best {
+            None => true,
+            Some((bth, bb, bg, bok)) => {
+                let (b0, g0, bb0, bg0) = (b.unwrap_or(1.0), g.unwrap_or(0.0), bb.unwrap_or(1.0), bg.unwrap_or(0.0));
+                if ok != bok {
+                    ok
+                } else if ok {
+                    (g0, -b0, -(th as f64)) < (bg0, -bb0, -(bth as f64))
+                } else {
+                    (-(b0 - g0), g0, -(th as f64)) < (-(bb0 - bg0), bg0, -(bth as f64))
+                }
+            }
+        };
+        if better {
+            best = Some((th, b, g, ok));
+        }
+    }
+    let (th, b, g, ok) = best.expect("at least the candidates 0 and 1");
+    let good: Vec<f32> = frames.iter().filter(|f| !f.bad && !f.insane).map(|f| f.score).collect();
+    let low = percentile(&good, 0.80).unwrap_or(th * 0.8).min(th).max(0.0);
+    MethodRow { method, threshold_high: th, threshold_low: low, bad_flagged: b, good_flagged: g, meets: ok }
+}
+
+/// The chosen row: meeting the target with the lowest `good_flagged` (then the highest
+/// `bad_flagged`), else the best `bad_flagged − good_flagged`.
+pub fn choose(rows: &[MethodRow]) -> Option<usize> {
+    let score = |r: &MethodRow| {
+        let (b, g) = (r.bad_flagged.unwrap_or(1.0), r.good_flagged.unwrap_or(0.0));
+        if r.meets {
+            (0, g, -b)
+        } else {
+            (1, -(b - g), g)
+        }
+    };
+    (0..rows.len()).min_by(|&a, &b| score(&rows[a]).partial_cmp(&score(&rows[b])).unwrap_or(std::cmp::Ordering::Equal))
+}
+
+/// An f32 as YAML double: shortest round-trip decimal, always with a decimal point.
+pub fn yaml_double(v: f32) -> String {
+    let s = format!("{v}");
+    if s.contains('.') || s.contains("inf") || s.contains("NaN") {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+fn pct(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{:.3}", v))
+}
+
+/// The trade-off table (markdown) with the chosen row marked.
+pub fn table(rows: &[MethodRow], chosen: Option<usize>) -> String {
+    let mut s = String::from("| method | threshold_high | threshold_low | bad_flagged | good_flagged | meets target |\n|---|---|---|---|---|---|\n");
+    for (i, r) in rows.iter().enumerate() {
+        s += &format!(
+            "| {}{} | {:.6} | {:.6} | {} | {} | {} |\n",
+            r.method.name(),
+            if Some(i) == chosen { " (chosen)" } else { "" },
+            r.threshold_high,
+            r.threshold_low,
+            pct(r.bad_flagged),
+            pct(r.good_flagged),
+            if r.meets { "yes" } else { "no" }
+        );
+    }
+    s
+}
+
+/// The parameter file (INTERFACES §5) `calibrate` writes; `header` lines become comments.
+pub fn parameter_file(header: &[String], row: &MethodRow, pixel_threshold: f32, band_px: u32, recover_frames: u32) -> String {
+    let mut s = String::new();
+    for h in header {
+        s += &format!("# {h}\n");
+    }
+    s += "pipeline_seg_node:\n  ros__parameters:\n";
+    s += &format!("    score_method: {}\n", row.method.name());
+    s += &format!("    pixel_threshold: {}\n", yaml_double(pixel_threshold));
+    s += &format!("    band_px: {band_px}\n");
+    s += &format!("    threshold_high: {}\n", yaml_double(row.threshold_high));
+    s += &format!("    threshold_low: {}\n", yaml_double(row.threshold_low));
+    s += &format!("    recover_frames: {recover_frames}\n");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(score: f32, bad: bool) -> CalFrame {
+        CalFrame { score, bad, insane: false }
+    }
+
+    #[test]
+    fn sweep_finds_a_separating_threshold_and_caps_low() {
+        let frames: Vec<CalFrame> = (0..10).map(|i| f(i as f32 * 0.01, false)).chain((0..10).map(|i| f(0.5 + i as f32 * 0.01, true))).collect();
+        let t = Target { max_good_flagged: 0.1, min_bad_flagged: 0.9 };
+        let r = sweep(ScoreMethod::Mean, &frames, &t);
+        assert!(r.meets);
+        assert_eq!(r.good_flagged, Some(0.0));
+        assert_eq!(r.bad_flagged, Some(1.0));
+        assert!(r.threshold_high >= 0.085 && r.threshold_high < 0.5, "{}", r.threshold_high);
+        assert!(r.threshold_low <= r.threshold_high);
+    }
+
+    #[test]
+    fn unmet_target_is_reported_and_choose_prefers_meeting_rows() {
+        let frames = vec![f(0.5, false), f(0.5, true), f(0.1, true), f(0.2, false)];
+        let t = Target { max_good_flagged: 0.0, min_bad_flagged: 1.0 };
+        let bad = sweep(ScoreMethod::P95, &frames, &t);
+        assert!(!bad.meets);
+        let good = MethodRow { meets: true, ..bad };
+        assert_eq!(choose(&[bad, good]), Some(1));
+        assert_eq!(yaml_double(1.0), "1.0");
+        assert_eq!(yaml_double(0.25), "0.25");
+    }
+}

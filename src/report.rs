@@ -1,0 +1,536 @@
+//! `report.html` of `replay`: one self-contained file (no network) with a summary table of
+//! `metrics.json`, five SVG plots drawn with `plotters` (score over time with the gate state and
+//! flagged frames, IoU over time, reliability diagram, risk–coverage curve, error-detection ROC)
+//! and a gallery of the most uncertain frames as inline base64 images.
+//!
+//! The gallery is collected during the replay by [`Gallery`], a min-heap of at most K entries
+//! holding small thumbnails: memory does not grow with the bag.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use opencv::{core, imgcodecs, imgproc, prelude::*};
+use plotters::prelude::*;
+
+use crate::error::{Error, Result};
+use crate::eval::ReliabilityBin;
+
+/// Frames in the gallery by default.
+pub const GALLERY_FRAMES: usize = 8;
+/// Thumbnail width [px].
+pub const THUMB_WIDTH: usize = 240;
+
+const PLOT_W: u32 = 900;
+const PLOT_H: u32 = 380;
+
+/// One frame on the time axes.
+#[derive(Clone, Copy, Debug)]
+pub struct FramePoint {
+    /// Bag time since the first frame [s].
+    pub t: f64,
+    /// Frame score; `None` for a failed frame.
+    pub score: Option<f64>,
+    /// The gate's output.
+    pub confident: bool,
+    /// Whether a review was requested for the frame.
+    pub flagged: bool,
+    /// IoU against the ground truth, when the frame has some.
+    pub iou: Option<f64>,
+}
+
+/// A gallery frame: thumbnails as encoded image files (JPEG or PNG bytes).
+#[derive(Clone, Debug)]
+pub struct GalleryItem {
+    /// Header stamp [ns].
+    pub stamp_ns: i64,
+    /// Frame score.
+    pub score: f64,
+    /// Input thumbnail (JPEG).
+    pub input: Vec<u8>,
+    /// Mask thumbnail (PNG).
+    pub mask: Vec<u8>,
+    /// Entropy thumbnail, inferno colour map (JPEG).
+    pub entropy: Vec<u8>,
+}
+
+struct Ranked(GalleryItem);
+
+impl Ranked {
+    fn key(&self) -> (f64, Reverse<i64>) {
+        (self.0.score, Reverse(self.0.stamp_ns))
+    }
+}
+
+impl PartialEq for Ranked {
+    fn eq(&self, o: &Self) -> bool {
+        self.cmp(o) == Ordering::Equal
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ranked {
+    fn cmp(&self, o: &Self) -> Ordering {
+        let (a, b) = (self.key(), o.key());
+        a.0.total_cmp(&b.0).then(a.1.cmp(&b.1))
+    }
+}
+
+/// The K frames with the highest score so far (ties: the earlier frame), in bounded memory.
+pub struct Gallery {
+    k: usize,
+    heap: BinaryHeap<Reverse<Ranked>>,
+}
+
+impl Gallery {
+    /// An empty gallery of at most `k` frames.
+    pub fn new(k: usize) -> Self {
+        Gallery { k, heap: BinaryHeap::with_capacity(k + 1) }
+    }
+
+    /// Whether a frame with this score and stamp would enter the gallery (check before making
+    /// thumbnails).
+    pub fn accepts(&self, score: f64, stamp_ns: i64) -> bool {
+        if self.k == 0 || score.is_nan() {
+            return false;
+        }
+        if self.heap.len() < self.k {
+            return true;
+        }
+        let min = &self.heap.peek().expect("full heap").0;
+        score.total_cmp(&min.0.score).then(Reverse(stamp_ns).cmp(&Reverse(min.0.stamp_ns))) == Ordering::Greater
+    }
+
+    /// Offers a frame; keeps it when it is among the K best.
+    pub fn offer(&mut self, item: GalleryItem) {
+        if !self.accepts(item.score, item.stamp_ns) {
+            return;
+        }
+        self.heap.push(Reverse(Ranked(item)));
+        if self.heap.len() > self.k {
+            self.heap.pop();
+        }
+    }
+
+    /// Frames kept so far.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// Whether no frame is kept.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// The kept frames, most uncertain first.
+    pub fn into_sorted(self) -> Vec<GalleryItem> {
+        let mut v: Vec<Ranked> = self.heap.into_iter().map(|r| r.0).collect();
+        v.sort_by(|a, b| b.cmp(a));
+        v.into_iter().map(|r| r.0).collect()
+    }
+}
+
+fn mat_from(bytes: &[u8], w: usize, h: usize, channels: usize) -> Result<Mat> {
+    let flat = Mat::new_rows_cols_with_data(h as i32, (w * channels) as i32, bytes)?;
+    Ok(flat.reshape(channels as i32, h as i32)?.try_clone()?)
+}
+
+/// Scales 8-bit pixels (1 = gray, 3 = BGR) to [`THUMB_WIDTH`] wide and encodes them
+/// (`ext` `.jpg` or `.png`).
+pub fn thumbnail(pixels: &[u8], w: usize, h: usize, channels: usize, ext: &str) -> Result<Vec<u8>> {
+    let src = mat_from(pixels, w, h, channels)?;
+    let tw = THUMB_WIDTH.min(w).max(1);
+    let th = ((h * tw) as f64 / w.max(1) as f64).round().max(1.0) as i32;
+    let mut dst = Mat::default();
+    let interp = if channels == 1 { imgproc::INTER_NEAREST } else { imgproc::INTER_AREA };
+    imgproc::resize(&src, &mut dst, core::Size::new(tw as i32, th), 0.0, 0.0, interp)?;
+    let mut buf = core::Vector::<u8>::new();
+    let params = if ext == ".jpg" { core::Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 85]) } else { core::Vector::new() };
+    imgcodecs::imencode(ext, &dst, &mut buf, &params)?;
+    Ok(buf.to_vec())
+}
+
+/// What the report shows.
+#[derive(Debug)]
+pub struct ReportInput<'a> {
+    /// `metrics.json` as written.
+    pub metrics: &'a serde_json::Value,
+    /// Every frame, in order.
+    pub frames: &'a [FramePoint],
+    /// The gate's thresholds.
+    pub threshold_high: f64,
+    /// See `threshold_high`.
+    pub threshold_low: f64,
+    /// Reliability bins over all pixels with ground truth.
+    pub reliability: Vec<ReliabilityBin>,
+    /// `(coverage, risk)` points.
+    pub risk_coverage: Vec<(f64, f64)>,
+    /// Area under the risk–coverage curve.
+    pub aurc: Option<f64>,
+    /// `(FPR, TPR)` points of entropy detecting wrong pixels.
+    pub roc: Vec<(f64, f64)>,
+    /// AUROC of entropy for wrong pixels.
+    pub auroc: Option<f64>,
+    /// The most uncertain frames, most uncertain first.
+    pub gallery: Vec<GalleryItem>,
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Standard base64 with padding.
+pub fn base64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for c in data.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn data_uri(bytes: &[u8]) -> String {
+    let mime = if bytes.starts_with(&[0x89, b'P', b'N', b'G']) { "image/png" } else { "image/jpeg" };
+    format!("data:{mime};base64,{}", base64(bytes))
+}
+
+fn plot_err<E: std::fmt::Debug>(e: E) -> Error {
+    Error::Io { path: "report.html".into(), source: std::io::Error::other(format!("plot: {e:?}")) }
+}
+
+type Svg<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
+
+fn svg(draw: impl FnOnce(&Svg) -> std::result::Result<(), Box<dyn std::error::Error + 'static>>) -> Result<String> {
+    let mut s = String::new();
+    {
+        let root = SVGBackend::with_string(&mut s, (PLOT_W, PLOT_H)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_err)?;
+        draw(&root).map_err(|e| plot_err(e.to_string()))?;
+        root.present().map_err(plot_err)?;
+    }
+    Ok(s)
+}
+
+fn range(v: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
+    let (lo, hi) = v.filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if hi - lo < 1e-9 {
+        return (lo - 0.5, hi + 0.5);
+    }
+    let p = (hi - lo) * pad;
+    (lo - p, hi + p)
+}
+
+const FLAG: RGBColor = RGBColor(214, 39, 40);
+const LINE: RGBColor = RGBColor(31, 119, 180);
+const UNSURE_BG: RGBColor = RGBColor(255, 214, 214);
+
+fn score_plot(inp: &ReportInput) -> Result<String> {
+    let f = inp.frames;
+    let (x0, x1) = range(f.iter().map(|p| p.t), 0.02);
+    let (y0, y1) = range(f.iter().filter_map(|p| p.score).chain([inp.threshold_high, inp.threshold_low]), 0.08);
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Frame score over time (red band: gate not confident)", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1)?;
+        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("time since first frame [s]").y_desc("frame score").draw()?;
+        // Gate state: a band over every not-confident frame (to the next frame's time).
+        for (i, p) in f.iter().enumerate() {
+            if !p.confident {
+                let next = f.get(i + 1).map(|n| n.t).unwrap_or(p.t + (x1 - x0) * 0.005);
+                chart.draw_series(std::iter::once(Rectangle::new([(p.t, y0), (next.max(p.t), y1)], UNSURE_BG.filled())))?;
+            }
+        }
+        chart
+            .draw_series(LineSeries::new([(x0, inp.threshold_high), (x1, inp.threshold_high)], RGBColor(255, 127, 14).stroke_width(2)))?
+            .label(format!("threshold_high = {:.3}", inp.threshold_high))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(255, 127, 14).stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new([(x0, inp.threshold_low), (x1, inp.threshold_low)], RGBColor(44, 160, 44).stroke_width(2)))?
+            .label(format!("threshold_low = {:.3}", inp.threshold_low))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(44, 160, 44).stroke_width(2)));
+        chart
+            .draw_series(LineSeries::new(f.iter().filter_map(|p| Some((p.t, p.score?))), LINE.stroke_width(2)))?
+            .label("score")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LINE.stroke_width(2)));
+        chart
+            .draw_series(f.iter().filter(|p| p.flagged).filter_map(|p| Some(TriangleMarker::new((p.t, p.score?), 7, FLAG.filled()))))?
+            .label("review requested (flagged)")
+            .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, FLAG.filled()));
+        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperRight).draw()?;
+        Ok(())
+    })
+}
+
+fn iou_plot(inp: &ReportInput) -> Result<String> {
+    let pts: Vec<(f64, f64)> = inp.frames.iter().filter_map(|p| Some((p.t, p.iou?))).collect();
+    let (x0, x1) = range(inp.frames.iter().map(|p| p.t), 0.02);
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("IoU with the ground truth over time", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, 0.0..1.05)?;
+        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("time since first frame [s]").y_desc("IoU").draw()?;
+        chart.draw_series(LineSeries::new([(x0, 0.5), (x1, 0.5)], BLACK.mix(0.4)))?.label("bad frame below 0.5").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+        chart.draw_series(LineSeries::new(pts.iter().copied(), LINE.stroke_width(2)))?.label("IoU").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LINE.stroke_width(2)));
+        chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, LINE.filled())))?;
+        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
+        Ok(())
+    })
+}
+
+fn reliability_plot(inp: &ReportInput) -> Result<String> {
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("Reliability diagram (all pixels with ground truth)", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.5..1.0, 0.0..1.0)?;
+        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("confidence max(p, 1-p)").y_desc("accuracy").draw()?;
+        chart
+            .draw_series(inp.reliability.iter().map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.accuracy)], LINE.mix(0.6).filled())))?
+            .label("accuracy per ECE bin")
+            .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], LINE.mix(0.6).filled()));
+        chart
+            .draw_series(inp.reliability.iter().map(|b| Circle::new((b.confidence, b.accuracy), 4, FLAG.filled())))?
+            .label("mean confidence vs accuracy")
+            .legend(|(x, y)| Circle::new((x + 10, y), 4, FLAG.filled()));
+        chart
+            .draw_series(LineSeries::new([(0.5, 0.5), (1.0, 1.0)], BLACK.stroke_width(1)))?
+            .label("perfect calibration")
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
+        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperLeft).draw()?;
+        Ok(())
+    })
+}
+
+fn fmt_opt(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())
+}
+
+fn risk_plot(inp: &ReportInput) -> Result<String> {
+    let ymax = inp.risk_coverage.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.1;
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("Risk-coverage (pixels kept by increasing entropy), AURC = {}", fmt_opt(inp.aurc)), ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..1.0, 0.0..ymax)?;
+        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("coverage (fraction of pixels kept)").y_desc("risk (error rate of kept pixels)").draw()?;
+        chart
+            .draw_series(LineSeries::new(inp.risk_coverage.iter().copied(), LINE.stroke_width(2)))?
+            .label(format!("entropy, AURC = {}", fmt_opt(inp.aurc)))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LINE.stroke_width(2)));
+        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperLeft).draw()?;
+        Ok(())
+    })
+}
+
+fn roc_plot(inp: &ReportInput) -> Result<String> {
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(format!("Error detection by pixel entropy (ROC), AUROC = {}", fmt_opt(inp.auroc)), ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("false positive rate (right pixels flagged)").y_desc("true positive rate (wrong pixels flagged)").draw()?;
+        chart
+            .draw_series(LineSeries::new(inp.roc.iter().copied(), LINE.stroke_width(2)))?
+            .label(format!("entropy, AUROC = {}", fmt_opt(inp.auroc)))
+            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LINE.stroke_width(2)));
+        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4)))?.label("chance").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
+        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
+        Ok(())
+    })
+}
+
+fn json_cell(v: Option<&serde_json::Value>) -> String {
+    match v {
+        None | Some(serde_json::Value::Null) => "n/a".into(),
+        Some(serde_json::Value::Number(n)) => match (n.as_u64(), n.as_i64(), n.as_f64()) {
+            (Some(u), _, _) => u.to_string(),
+            (_, Some(i), _) => i.to_string(),
+            (_, _, Some(f)) => format!("{f:.4}"),
+            _ => n.to_string(),
+        },
+        Some(serde_json::Value::String(s)) => esc(s),
+        Some(other) => esc(&other.to_string()),
+    }
+}
+
+/// The HTML text of the report.
+pub fn render_html(inp: &ReportInput) -> Result<String> {
+    let m = inp.metrics;
+    let mut h = String::new();
+    h.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>pipeline_seg replay report</title>\n<style>\n");
+    h.push_str(
+        "body{font-family:sans-serif;margin:20px;max-width:1000px;color:#222}\
+         table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #bbb;padding:3px 10px;text-align:left}\
+         th{background:#eee}.plot{margin:14px 0}.note{color:#a33;font-style:italic}\
+         .gallery{display:grid;grid-template-columns:repeat(3,244px);gap:4px 8px;align-items:start}\
+         .gallery img{width:240px;border:1px solid #888}.cap{grid-column:1/4;font-size:14px;margin-top:10px;font-weight:bold}\n",
+    );
+    h.push_str("</style></head><body>\n<h1>pipeline_seg replay report</h1>\n<h2>Summary (metrics.json)</h2>\n<table>\n");
+    let rows: [(&str, String); 14] = [
+        ("model", json_cell(m.get("model"))),
+        ("bag", json_cell(m.get("bag"))),
+        ("topic / ground truth", format!("{} / {}", json_cell(m.get("topic")), json_cell(m.get("gt_topic")))),
+        ("samples (T)", json_cell(m.get("samples"))),
+        ("score method", json_cell(m.get("score_method"))),
+        ("frames", json_cell(m.get("frames"))),
+        ("frames with ground truth", json_cell(m.get("frames_with_gt"))),
+        ("decode errors", json_cell(m.get("decode_errors"))),
+        ("pooled IoU", json_cell(m.get("pooled_iou"))),
+        ("AUROC (entropy / MI)", format!("{} / {}", json_cell(m.get("auroc_entropy")), json_cell(m.get("auroc_mi")))),
+        ("ECE (all / pipeline pixels)", format!("{} / {}", json_cell(m.get("ece")), json_cell(m.get("ece_pipe")))),
+        ("AURC", json_cell(m.get("aurc"))),
+        (
+            "gate: bad flagged / good flagged",
+            format!(
+                "{} of {} bad / {} of {} good",
+                json_cell(m.get("bad_flagged")),
+                json_cell(m.get("bad_frames")),
+                json_cell(m.get("good_flagged")),
+                json_cell(m.get("good_frames"))
+            ),
+        ),
+        ("stopped early", json_cell(m.get("error")).replace("n/a", "no")),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
+    }
+    h.push_str("</table>\n");
+
+    let section = |h: &mut String, title: &str, plot: Option<Result<String>>, note: &str| -> Result<()> {
+        let _ = writeln!(h, "<h2>{}</h2>", esc(title));
+        match plot {
+            Some(p) => {
+                let _ = writeln!(h, "<div class=\"plot\">{}</div>", p?);
+            }
+            None => {
+                let _ = writeln!(h, "<p class=\"note\">{}</p>", esc(note));
+            }
+        }
+        Ok(())
+    };
+    let has_gt = inp.frames.iter().any(|p| p.iou.is_some());
+    section(&mut h, "Score over time", (!inp.frames.is_empty()).then(|| score_plot(inp)), "No frames.")?;
+    section(&mut h, "IoU over time", has_gt.then(|| iou_plot(inp)), "No ground truth: IoU not available.")?;
+    section(&mut h, "Reliability diagram", (!inp.reliability.is_empty()).then(|| reliability_plot(inp)), "No ground truth: no reliability diagram.")?;
+    section(&mut h, "Risk-coverage curve", (!inp.risk_coverage.is_empty()).then(|| risk_plot(inp)), "No ground truth: no risk-coverage curve.")?;
+    section(
+        &mut h,
+        "Error-detection ROC",
+        (!inp.roc.is_empty()).then(|| roc_plot(inp)),
+        "No ground truth, or no wrong (or no right) pixels: no ROC.",
+    )?;
+
+    let _ = writeln!(h, "<h2>Most uncertain frames ({} by frame score)</h2>", inp.gallery.len());
+    if inp.gallery.is_empty() {
+        h.push_str("<p class=\"note\">No frame was segmented.</p>\n");
+    } else {
+        h.push_str("<div class=\"gallery\">\n<div><b>input</b></div><div><b>mask</b></div><div><b>entropy</b></div>\n");
+        for (i, g) in inp.gallery.iter().enumerate() {
+            let _ = writeln!(
+                h,
+                "<div class=\"cap\">#{} stamp {}.{:09} s, score {:.4}</div>",
+                i + 1,
+                g.stamp_ns.div_euclid(1_000_000_000),
+                g.stamp_ns.rem_euclid(1_000_000_000),
+                g.score
+            );
+            for (what, bytes) in [("input", &g.input), ("mask", &g.mask), ("entropy", &g.entropy)] {
+                let _ = writeln!(h, "<img alt=\"{what}\" title=\"{what}\" src=\"{}\">", data_uri(bytes));
+            }
+        }
+        h.push_str("</div>\n<p>Columns: input, mask (white = pipeline), entropy (inferno: black = sure).</p>\n");
+    }
+    h.push_str("</body></html>\n");
+    Ok(h)
+}
+
+/// Writes the report to `path`.
+pub fn write_report(path: &Path, inp: &ReportInput) -> Result<()> {
+    let html = render_html(inp)?;
+    std::fs::write(path, html).map_err(|source| Error::Io { path: path.to_path_buf(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(score: f64, stamp_ns: i64) -> GalleryItem {
+        GalleryItem { stamp_ns, score, input: vec![], mask: vec![], entropy: vec![] }
+    }
+
+    #[test]
+    fn gallery_keeps_the_k_highest_scores() {
+        let mut g = Gallery::new(3);
+        for (i, s) in [0.1, 0.9, 0.5, 0.3, 0.95, 0.2, 0.9].into_iter().enumerate() {
+            g.offer(item(s, i as i64));
+        }
+        assert_eq!(g.len(), 3);
+        assert!(!g.accepts(0.4, 100));
+        let got: Vec<(f64, i64)> = g.into_sorted().iter().map(|i| (i.score, i.stamp_ns)).collect();
+        assert_eq!(got, vec![(0.95, 4), (0.9, 1), (0.9, 6)]);
+    }
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn report_has_five_plots_and_no_links() {
+        let metrics = serde_json::json!({"model": "m.onnx", "frames": 3, "pooled_iou": 0.5});
+        let frames = [
+            FramePoint { t: 0.0, score: Some(0.1), confident: true, flagged: false, iou: Some(0.9) },
+            FramePoint { t: 0.5, score: Some(0.6), confident: false, flagged: true, iou: Some(0.3) },
+            FramePoint { t: 1.0, score: None, confident: false, flagged: false, iou: None },
+        ];
+        let rel = vec![ReliabilityBin { lo: 0.9, hi: 0.95, count: 4, confidence: 0.93, accuracy: 0.8 }];
+        let inp = ReportInput {
+            metrics: &metrics,
+            frames: &frames,
+            threshold_high: 0.4,
+            threshold_low: 0.2,
+            reliability: rel,
+            risk_coverage: vec![(0.5, 0.0), (1.0, 0.25)],
+            aurc: Some(0.1),
+            roc: vec![(0.0, 0.0), (0.3, 0.9), (1.0, 1.0)],
+            auroc: Some(0.8),
+            gallery: vec![],
+        };
+        let h = render_html(&inp).unwrap();
+        assert_eq!(h.matches("<svg").count(), 5);
+        for label in ["frame score", "IoU", "accuracy", "coverage", "true positive rate"] {
+            assert!(h.contains(label), "{label}");
+        }
+        assert!(!h.contains("src=\"http") && !h.contains("<script"));
+    }
+}

@@ -1,0 +1,103 @@
+"""Acceptance tests of `pipeline_seg calibrate` and `select` on tests/data/sample_bag (INTERFACES §5-7).
+
+calibrate prints the trade-off table and writes a ROS 2 parameter file that `replay --config`
+accepts and whose values have the node's types (doubles written as floats); select writes K
+lossless PNGs equal to the bag's frames and a manifest sorted by score, picks at least
+--min-gap apart; a missing topic is fatal (exit 2). T = 4 keeps the runtime modest.
+
+Run after `source scripts/env.sh`; the binary is `$PIPELINE_SEG_ROOT/target/release/pipeline_seg`.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+from rosbags.highlevel import AnyReader
+
+ROOT = Path(os.environ.get("PIPELINE_SEG_ROOT") or Path(__file__).resolve().parents[1])
+BIN = ROOT / "target" / "release" / "pipeline_seg"
+BAG = ROOT / "tests" / "data" / "sample_bag"
+TOPIC = "/camera/image_raw/compressed"
+GT = "/camera/mask"
+SAMPLES = "4"
+METHODS = {"mean", "p95", "fraction_above", "pipeline_mean"}
+
+
+def run(*args, timeout=300):
+    if not BIN.is_file():
+        pytest.fail(f"{BIN} missing: build it with `cargo build --release --locked` (make test does)")
+    return subprocess.run([str(BIN), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def bag_frames():
+    """Header stamp -> the bag's frame decoded with cv2 (BGR)."""
+    out = {}
+    with AnyReader([BAG]) as reader:
+        conns = [c for c in reader.connections if c.topic == TOPIC]
+        for conn, _, raw in reader.messages(connections=conns):
+            msg = reader.deserialize(raw, conn.msgtype)
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            out[stamp] = cv2.imdecode(np.frombuffer(bytes(msg.data), np.uint8), cv2.IMREAD_COLOR)
+    return out
+
+
+def test_calibrate_writes_a_parameter_file_replay_accepts(tmp_path):
+    out = tmp_path / "calibrated.yaml"
+    proc = run("calibrate", BAG, "--topic", TOPIC, "--gt-topic", GT, "--samples", SAMPLES, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    table = [l for l in proc.stdout.splitlines() if l.startswith("| ")]
+    assert table[0].split("|")[1:-1] == [" method ", " threshold_high ", " threshold_low ", " bad_flagged ",
+                                         " good_flagged ", " meets target "]
+    assert {l.split("|")[1].split()[0] for l in table[1:]} == METHODS
+    assert sum("(chosen)" in l for l in table) == 1
+    text = out.read_text()
+    assert text.startswith("#") and str(BAG) in text and "target" in text
+    params = yaml.safe_load(text)["pipeline_seg_node"]["ros__parameters"]
+    assert set(params) == {"score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"}
+    assert params["score_method"] in METHODS
+    for k in ("pixel_threshold", "threshold_high", "threshold_low"):
+        assert isinstance(params[k], float), (k, params[k])
+    for k in ("band_px", "recover_frames"):
+        assert isinstance(params[k], int) and not isinstance(params[k], bool), (k, params[k])
+    assert 0.0 <= params["threshold_low"] <= params["threshold_high"] <= 1.0
+    rep = run("replay", BAG, "--topic", TOPIC, "--samples", SAMPLES, "--config", out, "--write", "confidence",
+              "--out", tmp_path / "replay")
+    assert rep.returncode == 0, rep.stderr
+
+
+@pytest.mark.parametrize("by", ["mi", "entropy"])
+def test_select_writes_k_frames_and_a_manifest(tmp_path, by):
+    k, gap = 4, 2.0
+    proc = run("select", BAG, "--topic", TOPIC, "--top-k", k, "--samples", SAMPLES, "--by", by,
+               "--min-gap", gap, "--out", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with open(tmp_path / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["bag", "topic", "stamp_ns", "score"]
+    assert len(rows) == k
+    scores = [float(r["score"]) for r in rows]
+    assert scores == sorted(scores, reverse=True)
+    stamps = sorted(int(r["stamp_ns"]) for r in rows)
+    assert all(b - a >= gap * 1e9 for a, b in zip(stamps, stamps[1:]))
+    assert sorted(p.name for p in tmp_path.glob("*.png")) == sorted(f"{s}.png" for s in stamps)
+    frames = bag_frames()
+    for s in stamps:
+        png = cv2.imread(str(tmp_path / f"{s}.png"), cv2.IMREAD_COLOR)
+        assert png is not None and png.shape == (480, 640, 3)
+        diff = np.abs(png.astype(np.int16) - frames[s].astype(np.int16))
+        assert diff.mean() < 2.0 and diff.max() <= 32, (s, diff.mean(), diff.max())
+
+
+def test_missing_topic_is_fatal(tmp_path):
+    proc = run("select", BAG, "--topic", "/no/such/topic", "--top-k", "2", "--samples", SAMPLES, "--out", tmp_path)
+    assert proc.returncode == 2 and "/no/such/topic" in proc.stderr
+    proc = run("calibrate", BAG, "--topic", TOPIC, "--gt-topic", "/no/mask", "--samples", SAMPLES,
+               "--out", tmp_path / "c.yaml")
+    assert proc.returncode == 2 and "/no/mask" in proc.stderr
+    assert not (tmp_path / "c.yaml").exists()
