@@ -156,12 +156,14 @@ pub fn table(rows: &[MethodRow], chosen: Option<usize>) -> String {
 }
 
 /// The parameter file (INTERFACES §5) `calibrate` writes; `header` lines become comments.
-pub fn parameter_file(header: &[String], row: &MethodRow, pixel_threshold: f32, band_px: u32, recover_frames: u32) -> String {
+pub fn parameter_file(header: &[String], row: &MethodRow, samples: usize, pixel_threshold: f32, band_px: u32, recover_frames: u32) -> String {
     let mut s = String::new();
     for h in header {
         s += &format!("# {h}\n");
     }
     s += "pipeline_seg_node:\n  ros__parameters:\n";
+    // The thresholds hold for the T they were measured with (INTERFACES §5: written explicitly).
+    s += &format!("    samples: {samples}\n");
     s += &format!("    score_method: {}\n", row.method.name());
     s += &format!("    pixel_threshold: {}\n", yaml_double(pixel_threshold));
     s += &format!("    band_px: {band_px}\n");

@@ -59,11 +59,12 @@ def test_calibrate_writes_a_parameter_file_replay_accepts(tmp_path):
     text = out.read_text()
     assert text.startswith("#") and str(BAG) in text and "target" in text
     params = yaml.safe_load(text)["pipeline_seg_node"]["ros__parameters"]
-    assert set(params) == {"score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"}
+    assert set(params) == {"samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"}
+    assert params["samples"] == int(SAMPLES), "thresholds hold for the T they were calibrated with"
     assert params["score_method"] in METHODS
     for k in ("pixel_threshold", "threshold_high", "threshold_low"):
         assert isinstance(params[k], float), (k, params[k])
-    for k in ("band_px", "recover_frames"):
+    for k in ("samples", "band_px", "recover_frames"):
         assert isinstance(params[k], int) and not isinstance(params[k], bool), (k, params[k])
     assert 0.0 <= params["threshold_low"] <= params["threshold_high"] <= 1.0
     rep = run("replay", BAG, "--topic", TOPIC, "--samples", SAMPLES, "--config", out, "--write", "confidence",

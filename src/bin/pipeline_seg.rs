@@ -618,7 +618,7 @@ fn calibrate(args: CalibrateArgs) -> Result<ExitCode, Fatal> {
         settings.samples,
         settings.seed
     ));
-    let text = calibrate::parameter_file(&header, &row, settings.score.pixel_threshold, settings.score.band_px, settings.gate.recover_frames);
+    let text = calibrate::parameter_file(&header, &row, settings.samples, settings.score.pixel_threshold, settings.score.band_px, settings.gate.recover_frames);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Fatal(format!("cannot create {}: {e}", dir.display())))?;
     }
