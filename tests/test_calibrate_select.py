@@ -70,6 +70,16 @@ def test_calibrate_writes_a_parameter_file_replay_accepts(tmp_path):
     rep = run("replay", BAG, "--topic", TOPIC, "--samples", SAMPLES, "--config", out, "--write", "confidence",
               "--out", tmp_path / "replay")
     assert rep.returncode == 0, rep.stderr
+    # The node takes the same file as its params file: it starts with the calibrated thresholds.
+    node = subprocess.Popen([str(ROOT / "target/release/pipeline_seg_node"), "--ros-args", "--params-file", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, ROS_DOMAIN_ID=str(100 + os.getpid() % 50)))
+    try:
+        first = node.stdout.readline()
+        assert "ready:" in first and f"high {params['threshold_high']}" in first, first
+    finally:
+        node.send_signal(2)
+        assert node.wait(timeout=15) == 0
 
 
 @pytest.mark.parametrize("by", ["mi", "entropy"])
