@@ -21,6 +21,7 @@ use crate::gate::{Decision, Gate, Observation};
 use crate::image::Frame;
 use crate::pipeline::{Pipeline, Resolution, Segmentation};
 use crate::report::{FramePoint, Gallery, GalleryItem, ReportInput};
+use crate::outputs::{diagnostic, image_f32, image_u8};
 use crate::{outputs, render, report};
 
 /// Frames waiting for their ground truth (and masks waiting for their frame) at most.
@@ -233,44 +234,6 @@ fn decode_gt(msg: &read::BagMessage) -> Result<GtMask, String> {
     Ok(GtMask { stamp: img.header.stamp.nanos(), width: w, height: h, data })
 }
 
-fn image_u8(header: &cdr::Header, encoding: &str, w: usize, h: usize, data: Vec<u8>) -> cdr::Image {
-    let channels = data.len() / (w * h).max(1);
-    cdr::Image {
-        header: header.clone(),
-        height: h as u32,
-        width: w as u32,
-        encoding: encoding.into(),
-        is_bigendian: 0,
-        step: (w * channels) as u32,
-        data,
-    }
-}
-
-fn image_f32(header: &cdr::Header, w: usize, h: usize, map: &[f32]) -> cdr::Image {
-    cdr::Image {
-        header: header.clone(),
-        height: h as u32,
-        width: w as u32,
-        encoding: "32FC1".into(),
-        is_bigendian: cfg!(target_endian = "big") as u8,
-        step: (w * 4) as u32,
-        data: map.iter().flat_map(|v| v.to_ne_bytes()).collect(),
-    }
-}
-
-fn diagnostic(header: &cdr::Header, name: &str, level: u8, message: &str, values: Vec<(&str, String)>) -> cdr::DiagnosticArray {
-    cdr::DiagnosticArray {
-        header: header.clone(),
-        status: vec![cdr::DiagnosticStatus {
-            level,
-            name: name.into(),
-            message: message.into(),
-            hardware_id: String::new(),
-            values: values.into_iter().map(|(key, value)| cdr::KeyValue { key: key.into(), value }).collect(),
-        }],
-    }
-}
-
 /// The output bag, with only the selected topics.
 struct Writer {
     bag: BagWriter,
@@ -373,8 +336,8 @@ impl Run<'_> {
                     self.writer.put(OutTopic::Review, t, &diagnostic(&header, outputs::REVIEW_STATUS, 1, decision.reason.name(), values))?;
                     if self.writer.wants(OutTopic::ReviewImage) {
                         let image = match &p.decoded {
-                            Ok(FrameMsg::Raw(m)) => m.clone(),
-                            _ => image_u8(&header, "rgb8", frame.width, frame.height, frame.rgb.clone()),
+                            Ok(msg) => outputs::review_image(msg, &frame),
+                            Err(_) => image_u8(&header, "rgb8", frame.width, frame.height, frame.rgb.clone()),
                         };
                         self.writer.put(OutTopic::ReviewImage, t, &image)?;
                     }

@@ -15,14 +15,17 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use r2r::diagnostic_msgs::msg::DiagnosticArray;
 use r2r::sensor_msgs::msg::{CompressedImage, Image};
-use r2r::std_msgs::msg::{Bool, Header};
+use r2r::std_msgs::msg::Bool;
 use r2r::{Publisher, QosProfile, RosParams};
 
-use super::msgs::{diagnostic, image_f32, image_u8, stamp_ns, Input};
+use super::msgs::{compressed_in, diagnostics_out, image_out, raw_in};
 use super::params::{describe_r2r_error, NodeParams, NodeSettings, Validated, FROM_MODEL};
+use crate::bag::cdr;
+use crate::bag::read::FrameMsg;
 use crate::config::Settings;
 use crate::gate::{Decision, Gate, Observation, Reason};
 use crate::pipeline::{Pipeline, Resolution, Segmentation};
+use crate::outputs::{diagnostic, image_f32, image_u8};
 use crate::{outputs, render, review};
 
 const NODE: &str = "pipeline_seg_node";
@@ -50,7 +53,7 @@ struct Outputs {
 /// The newest unprocessed frame; a new one replaces (drops) an older one.
 #[derive(Default)]
 struct Slot {
-    frame: Mutex<Option<(Input, Instant)>>,
+    frame: Mutex<Option<(FrameMsg, Instant)>>,
     ready: Condvar,
 }
 
@@ -68,7 +71,7 @@ struct Stats {
 struct State {
     gate: Gate,
     /// Header of the last frame received (for stale messages).
-    last_header: Header,
+    last_header: cdr::Header,
     /// Arrival of the frame behind the current decision.
     decided_at: Option<Instant>,
     /// Arrival of the last frame received.
@@ -146,12 +149,12 @@ fn run() -> Result<(), String> {
     } else {
         ("~/image", "sensor_msgs/msg/Image")
     };
-    let frames: std::pin::Pin<Box<dyn futures::Stream<Item = Input> + Send>> = if node_settings.compressed {
+    let frames: std::pin::Pin<Box<dyn futures::Stream<Item = FrameMsg> + Send>> = if node_settings.compressed {
         let s = node.subscribe::<CompressedImage>(topic, input_qos).map_err(|e| format!("subscribe {topic}: {e}"))?;
-        Box::pin(s.map(Input::Compressed))
+        Box::pin(s.map(compressed_in))
     } else {
         let s = node.subscribe::<Image>(topic, input_qos).map_err(|e| format!("subscribe {topic}: {e}"))?;
-        Box::pin(s.map(Input::Raw))
+        Box::pin(s.map(raw_in))
     };
     let own_topic = format!("{}/{}", node.fully_qualified_name().unwrap_or_default(), topic.trim_start_matches("~/"));
     let full_topic = remapped(&[topic, &own_topic]).unwrap_or(own_topic);
@@ -162,7 +165,7 @@ fn run() -> Result<(), String> {
         stats: Stats::default(),
         state: Mutex::new(State {
             gate: Gate::new(settings.gate),
-            last_header: Header::default(),
+            last_header: cdr::Header::default(),
             decided_at: None,
             last_arrival: None,
             stale: false,
@@ -308,7 +311,7 @@ fn write_back_model_defaults(node: &mut r2r::Node, params: &Arc<Mutex<Validated>
 
 /// Moves every arriving message into the slot; r2r's channel drops silently past 10 messages,
 /// so it must never fill up.
-async fn drain(mut frames: std::pin::Pin<Box<dyn futures::Stream<Item = Input> + Send>>, shared: Arc<Shared>) {
+async fn drain(mut frames: std::pin::Pin<Box<dyn futures::Stream<Item = FrameMsg> + Send>>, shared: Arc<Shared>) {
     while let Some(input) = frames.next().await {
         let now = Instant::now();
         shared.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -369,7 +372,7 @@ fn inference_loop(shared: &Shared, pipeline: &mut Pipeline) {
                 shared.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                 errors_since_log += 1;
                 if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                    r2r::log_warn!(NODE, "bad frame (stamp {} ns), skipped: {e} [{errors_since_log} since last report]", stamp_ns(&header.stamp));
+                    r2r::log_warn!(NODE, "bad frame (stamp {} ns), skipped: {e} [{errors_since_log} since last report]", header.stamp.nanos());
                     last_error_log = Some(Instant::now());
                     errors_since_log = 0;
                 }
@@ -397,11 +400,11 @@ fn decide(shared: &Shared, obs: Observation, arrived: Instant) -> Decision {
     st.gate.update(obs)
 }
 
-fn publish_confidence(shared: &Shared, header: &Header, d: Decision, seg: Option<(&Segmentation, bool)>, latency_ms: f64) {
+fn publish_confidence(shared: &Shared, header: &cdr::Header, d: Decision, seg: Option<(&Segmentation, bool)>, latency_ms: f64) {
     let _ = lock(&shared.out).confident.publish(&Bool { data: d.confident });
     let st = lock(&shared.state);
     let values = outputs::confidence_values(&st.settings, seg, latency_ms);
-    let msg = diagnostic(header, outputs::CONFIDENCE_STATUS, d.reason.level(), d.reason.name(), values);
+    let msg = diagnostics_out(diagnostic(header, outputs::CONFIDENCE_STATUS, d.reason.level(), d.reason.name(), values));
     drop(st);
     let _ = lock(&shared.out).confidence.publish(&msg);
 }
@@ -412,11 +415,11 @@ fn wanted(p: &Publisher<Image>) -> bool {
 
 fn publish_frame(
     shared: &Shared,
-    header: &Header,
+    header: &cdr::Header,
     frame: &crate::image::Frame,
     seg: &Segmentation,
     d: Decision,
-    input: &Input,
+    input: &FrameMsg,
     latency_ms: f64,
 ) {
     let (w, h) = (seg.width, seg.height);
@@ -427,21 +430,21 @@ fn publish_frame(
     // The decision first: it is what autonomy waits for.
     publish_confidence(shared, header, d, Some((seg, seg.pipeline_visible(&settings))), latency_ms);
     let o = lock(&shared.out);
-    let _ = o.mask.publish(&image_u8(header, "mono8", w, h, seg.mask.clone()));
+    let _ = o.mask.publish(&image_out(image_u8(header, "mono8", w, h, seg.mask.clone())));
     for (on, p, map) in [(publish[0], &o.probability, &seg.prob), (publish[1], &o.entropy, &seg.entropy), (publish[2], &o.mutual_information, &seg.mi)] {
         if on {
-            let _ = p.publish(&image_f32(header, w, h, map));
+            let _ = p.publish(&image_out(image_f32(header, w, h, map)));
         }
     }
     if publish[3] && wanted(&o.entropy_color) {
         if let Ok(bgr) = render::entropy_color(&seg.entropy, w, h) {
-            let _ = o.entropy_color.publish(&image_u8(header, "bgr8", w, h, bgr));
+            let _ = o.entropy_color.publish(&image_out(image_u8(header, "bgr8", w, h, bgr)));
         }
     }
     let caption = outputs::overlay_caption(seg, d.reason);
     if publish[4] && wanted(&o.overlay) {
         if let Ok(bgr) = render::overlay(frame, seg, &caption) {
-            let _ = o.overlay.publish(&image_u8(header, "bgr8", w, h, bgr));
+            let _ = o.overlay.publish(&image_out(image_u8(header, "bgr8", w, h, bgr)));
         }
     }
     drop(o);
@@ -449,7 +452,7 @@ fn publish_frame(
 }
 
 /// Asks a human to look when the gate is unconfident because of the model or the image.
-fn maybe_review(shared: &Shared, header: &Header, frame: &crate::image::Frame, seg: &Segmentation, d: Decision, input: &Input) {
+fn maybe_review(shared: &Shared, header: &cdr::Header, frame: &crate::image::Frame, seg: &Segmentation, d: Decision, input: &FrameMsg) {
     let node = {
         let mut st = lock(&shared.state);
         if !outputs::review_due(d.reason, st.last_review.map(|t| t.elapsed()), st.node.review_min_interval) {
@@ -458,7 +461,7 @@ fn maybe_review(shared: &Shared, header: &Header, frame: &crate::image::Frame, s
         st.last_review = Some(Instant::now());
         st.node.clone()
     };
-    let stamp = stamp_ns(&header.stamp);
+    let stamp = header.stamp.nanos();
     let bundle = node.review_dir.as_ref().and_then(|dir| {
         let meta = serde_json::json!({"frame_id": header.frame_id, "model": shared.model});
         match review::save_bundle(dir, stamp, d.reason.name(), frame, seg, meta) {
@@ -475,12 +478,8 @@ fn maybe_review(shared: &Shared, header: &Header, frame: &crate::image::Frame, s
         }
     });
     let values = outputs::review_values(seg, bundle.as_deref());
-    let _ = lock(&shared.out).review.publish(&diagnostic(header, outputs::REVIEW_STATUS, 1, d.reason.name(), values));
-    let image = match input {
-        Input::Raw(m) => m.clone(),
-        Input::Compressed(_) => image_u8(header, "rgb8", frame.width, frame.height, frame.rgb.clone()),
-    };
-    let _ = lock(&shared.out).review_image.publish(&image);
+    let _ = lock(&shared.out).review.publish(&diagnostics_out(diagnostic(header, outputs::REVIEW_STATUS, 1, d.reason.name(), values)));
+    let _ = lock(&shared.out).review_image.publish(&image_out(outputs::review_image(input, frame)));
     r2r::log_info!(NODE, "review requested: {} (score {:.3}, stamp {stamp} ns)", d.reason.name(), seg.score);
 }
 
@@ -555,11 +554,11 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             ];
             (last_received, last_processed) = (received, processed);
             let (level, message) = if stale { (1, "stale: no fresh frames") } else { (0, "ok") };
-            let mut header = Header::default();
+            let mut header = cdr::Header::default();
             let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             header.stamp.sec = since_epoch.as_secs() as i32;
             header.stamp.nanosec = since_epoch.subsec_nanos();
-            let _ = lock(&shared.out).diagnostics.publish(&diagnostic(&header, NODE, level, message, values));
+            let _ = lock(&shared.out).diagnostics.publish(&diagnostics_out(diagnostic(&header, NODE, level, message, values)));
         }
     }
 }
