@@ -1,4 +1,4 @@
-"""Acceptance tests of `pipeline_seg calibrate` and `select` on tests/data/sample_bag (INTERFACES §5-7).
+"""Acceptance tests of `pipeline_seg calibrate` and `select` on tests/data/sample_bag (docs/interfaces.md §5-7).
 
 calibrate prints the trade-off table and writes a ROS 2 parameter file that `replay --config`
 accepts and whose values have the node's types (doubles written as floats); select writes K
@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import os
 import subprocess
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -20,19 +19,10 @@ import pytest
 import yaml
 from rosbags.highlevel import AnyReader
 
-ROOT = Path(os.environ.get("PIPELINE_SEG_ROOT") or Path(__file__).resolve().parents[1])
-BIN = ROOT / "target" / "release" / "pipeline_seg"
-BAG = ROOT / "tests" / "data" / "sample_bag"
-TOPIC = "/camera/image_raw/compressed"
-GT = "/camera/mask"
+from conftest import BAG, GT, NODE_BIN, ROOT, TOPIC, run
+
 SAMPLES = "4"
 METHODS = {"mean", "p95", "fraction_above", "pipeline_mean"}
-
-
-def run(*args, timeout=300):
-    if not BIN.is_file():
-        pytest.fail(f"{BIN} missing: build it with `cargo build --release --locked` (make test does)")
-    return subprocess.run([str(BIN), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
 def bag_frames():
@@ -59,7 +49,8 @@ def test_calibrate_writes_a_parameter_file_replay_accepts(tmp_path):
     text = out.read_text()
     assert text.startswith("#") and str(BAG) in text and "target" in text
     params = yaml.safe_load(text)["pipeline_seg_node"]["ros__parameters"]
-    assert set(params) == {"samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"}
+    assert set(params) == {"samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low",
+                           "recover_frames"}
     assert params["samples"] == int(SAMPLES), "thresholds hold for the T they were calibrated with"
     assert params["score_method"] in METHODS
     for k in ("pixel_threshold", "threshold_high", "threshold_low"):
@@ -71,7 +62,7 @@ def test_calibrate_writes_a_parameter_file_replay_accepts(tmp_path):
               "--out", tmp_path / "replay")
     assert rep.returncode == 0, rep.stderr
     # The node takes the same file as its params file: it starts with the calibrated thresholds.
-    node = subprocess.Popen([str(ROOT / "target/release/pipeline_seg_node"), "--ros-args", "--params-file", str(out)],
+    node = subprocess.Popen([str(NODE_BIN), "--ros-args", "--params-file", str(out)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env=dict(os.environ, ROS_DOMAIN_ID=str(100 + os.getpid() % 50)))
     try:

@@ -1,8 +1,8 @@
 """Acceptance tests of `pipeline_seg infer` / `bench` with the real binary and the shipped model.
 
-INTERFACES §2 (uncertainty, frame score, sanity), §3 (confident/reason in `infer`) and §6 (CLI
-outputs, exit codes). Every expected value is recomputed here independently (numpy float64,
-OpenCV for the dilation, training/mcd.py for the Python evaluation path).
+docs/interfaces.md §2 (uncertainty, frame score, sanity), §3 (confident/reason in `infer`) and
+§6 (CLI outputs, exit codes). Every expected value is recomputed here independently (numpy
+float64, OpenCV for the dilation, training/mcd.py for the Python evaluation path).
 
 Run after `source scripts/env.sh` (python3 = the project venv; ORT_DYLIB_PATH for the binary).
 The binary is `$PIPELINE_SEG_ROOT/target/release/pipeline_seg` (`make test` builds it first).
@@ -12,8 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,12 +20,7 @@ import numpy as np
 import onnx
 import pytest
 
-ROOT = Path(os.environ.get("PIPELINE_SEG_ROOT") or Path(__file__).resolve().parents[1])
-BIN = ROOT / "target" / "release" / "pipeline_seg"
-MODEL = ROOT / "models" / "pipeline_seg_unet.onnx"
-FRAMES = ROOT / "tests" / "data" / "frames"
-VAL = FRAMES / "val" / "image"
-OOD = FRAMES / "ood" / "image"
+from conftest import FRAMES, MODEL, OOD, ROOT, VAL, model_meta, run
 
 sys.path.insert(0, str(ROOT / "training"))
 import mcd  # noqa: E402
@@ -49,16 +42,6 @@ PARITY_MAX_MEAN_ABS_DPROB = 0.02
 # helpers
 
 
-def run(*args, check_rc=None, timeout=120):
-    """Runs the binary; returns the CompletedProcess (text). `check_rc` asserts the exit code."""
-    if not BIN.is_file():
-        pytest.fail(f"{BIN} missing: build it with `cargo build --release --locked` (make test does)")
-    proc = subprocess.run([str(BIN), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-    if check_rc is not None:
-        assert proc.returncode == check_rc, f"exit {proc.returncode}, expected {check_rc}\nstderr:\n{proc.stderr}"
-    return proc
-
-
 def summary(out: Path) -> dict:
     return json.loads((out / "summary.json").read_text())
 
@@ -67,13 +50,8 @@ def by_stem(s: dict) -> dict:
     return {Path(f["input"]).stem: f for f in s["frames"]}
 
 
-def model_meta() -> dict:
-    m = onnx.load(str(MODEL), load_external_data=False)
-    return {p.key: p.value for p in m.metadata_props}
-
-
 def ref_maps(samples: np.ndarray):
-    """INTERFACES §2 from samples [T,C,h,w], float64: prob, entropy, MI (normalised by log C)."""
+    """docs/interfaces.md §2 from samples [T,C,h,w], float64: prob, entropy, MI (normalised by log C)."""
     s = samples.astype(np.float64)
     c = s.shape[1]
     pbar = np.clip(s.mean(0), EPS, 1.0)
@@ -85,7 +63,7 @@ def ref_maps(samples: np.ndarray):
 
 
 def ref_score(entropy: np.ndarray, prob: np.ndarray, band_px: int) -> tuple[float, bool]:
-    """pipeline_mean (INTERFACES §2) in float64; returns (score, used the p95 fallback)."""
+    """pipeline_mean (docs/interfaces.md §2) in float64; returns (score, used the p95 fallback)."""
     pred = (prob > 0.5).astype(np.uint8)
     if not pred.any():
         return float(np.percentile(entropy.astype(np.float64), 95)), True
@@ -135,7 +113,7 @@ def input_run(tmp_path_factory, input_inputs):
 
 
 # ---------------------------------------------------------------------------------------------
-# outputs (INTERFACES §6)
+# outputs (docs/interfaces.md §6)
 
 
 def test_infer_writes_every_output_at_input_resolution(input_run, black_png):
@@ -177,7 +155,7 @@ def test_infer_writes_every_output_at_input_resolution(input_run, black_png):
 
 
 def test_input_resolution_maps_are_bilinear_upscales_of_model_maps(input_run):
-    """INTERFACES §1: maps computed at model resolution, then resized bilinearly to the input."""
+    """docs/interfaces.md §1: maps computed at model resolution, then resized bilinearly to the input."""
     out, _ = input_run
     for stem in ("00000", "plume_00001"):
         prob, ent, mi = ref_maps(np.load(out / f"{stem}_samples.npy"))
@@ -188,7 +166,7 @@ def test_input_resolution_maps_are_bilinear_upscales_of_model_maps(input_run):
 
 
 # ---------------------------------------------------------------------------------------------
-# uncertainty and score (INTERFACES §2)
+# uncertainty and score (docs/interfaces.md §2)
 
 
 def test_entropy_mi_prob_mask_match_numpy_from_samples(model_run):
@@ -288,7 +266,7 @@ def test_different_seeds_give_different_entropy(input_run, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# gate in `infer` (INTERFACES §3)
+# gate in `infer` (docs/interfaces.md §3)
 
 
 def test_confident_and_reason(input_run):
@@ -318,7 +296,7 @@ def test_confident_and_reason(input_run):
 
 
 # ---------------------------------------------------------------------------------------------
-# bad inputs: exit 1, the rest written (INTERFACES §6)
+# bad inputs: exit 1, the rest written (docs/interfaces.md §6)
 
 
 def test_corrupt_and_unsupported_inputs_are_listed_and_the_rest_written(tmp_path):
@@ -364,7 +342,7 @@ def test_corrupt_and_unsupported_inputs_are_listed_and_the_rest_written(tmp_path
 
 
 @pytest.mark.xfail(strict=True, reason="known gap: only a missing FFD9 is detected; a truncated scan "
-                   "followed by FFD9 decodes to a grey-filled image (INTERFACES §2: decoder-reported "
+                   "followed by FFD9 decodes to a grey-filled image (docs/interfaces.md §2: decoder-reported "
                    "corruption must be decode_error)")
 def test_truncated_jpeg_with_end_marker_is_a_decode_error(tmp_path):
     src = (VAL / "00001.jpg").read_bytes()
@@ -375,7 +353,7 @@ def test_truncated_jpeg_with_end_marker_is_a_decode_error(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# fatal errors: exit 2 (INTERFACES §6)
+# fatal errors: exit 2 (docs/interfaces.md §6)
 
 
 def test_missing_model_is_fatal(tmp_path):

@@ -6,7 +6,8 @@ import ast
 from pathlib import Path
 
 LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "pipeline_seg.launch.py"
-PROMISED = {"image_topic", "input_transport", "params_file", "model_path", "device", "samples", "namespace", "use_sim_time"}
+PROMISED = {"image_topic", "input_transport", "params_file", "model_path", "device", "samples", "namespace",
+            "use_sim_time"}
 
 
 def test_launch_file_compiles():
@@ -16,7 +17,8 @@ def test_launch_file_compiles():
 
 def test_launch_file_declares_every_promised_argument_with_a_description():
     tree = ast.parse(LAUNCH.read_text())
-    table = next(n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "ARGUMENTS")
+    table = next(n.value for n in ast.walk(tree)
+                 if isinstance(n, ast.Assign) and getattr(n.targets[0], "id", "") == "ARGUMENTS")
     rows = [tuple(ast.literal_eval(e) for e in row.elts) for row in table.elts]
     assert {name for name, _, _ in rows} == PROMISED
     for name, _, description in rows:

@@ -1,4 +1,4 @@
-"""End-to-end tests of `pipeline_seg_node` against real ROS 2 (INTERFACES §2-§4).
+"""End-to-end tests of `pipeline_seg_node` against real ROS 2 (docs/interfaces.md §2-§4).
 
 The node binary (`target/release/pipeline_seg_node`, `make build` builds it) runs as a
 subprocess; an rclpy peer node in this process publishes camera frames and subscribes to every
@@ -34,13 +34,14 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(os.environ.get("PIPELINE_SEG_ROOT") or Path(__file__).resolve().parents[1])
+from conftest import BIN as CLI_BIN
+from conftest import NODE_BIN, NS, OOD, ROOT, VAL, model_meta
+
 # Before rclpy creates any participant (see the module docstring).
 os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(ROOT / "config" / "fastdds_large_frames.xml")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-import onnx  # noqa: E402
 import rclpy  # noqa: E402
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
@@ -55,14 +56,6 @@ from rclpy.signals import SignalHandlerOptions  # noqa: E402
 from sensor_msgs.msg import CompressedImage, Image  # noqa: E402
 from std_msgs.msg import Bool, Header  # noqa: E402
 
-NODE_BIN = ROOT / "target" / "release" / "pipeline_seg_node"
-CLI_BIN = ROOT / "target" / "release" / "pipeline_seg"
-MODEL = ROOT / "models" / "pipeline_seg_unet.onnx"
-FRAMES = ROOT / "tests" / "data" / "frames"
-VAL = FRAMES / "val" / "image"
-OOD = FRAMES / "ood" / "image"
-
-NS = "/pipeline_seg_node"
 FRAME_IMAGE_TOPICS = ("mask", "probability", "entropy", "mutual_information", "entropy_color", "overlay")
 CONFIDENCE_KEYS = ("score", "score_method", "threshold_high", "threshold_low", "pipeline_fraction",
                    "pipeline_visible", "samples", "latency_ms")
@@ -146,11 +139,6 @@ def image_array(msg: Image, encoding: str, w: int, h: int) -> np.ndarray:
     else:
         a = np.frombuffer(msg.data, dtype=np.uint8)
     return a.reshape((h, w, channels) if channels > 1 else (h, w))
-
-
-def model_meta() -> dict:
-    m = onnx.load(str(MODEL), load_external_data=False)
-    return {p.key: p.value for p in m.metadata_props}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +290,7 @@ class NodeRun:
     def find(self, topic: str, hdr: Header):
         """The first message of `topic` with the stamp of `hdr`. On ~/confidence: the frame's own
         decision, not a message of the stale timer, which carries the header of the last frame
-        received (INTERFACES §4) and so may name a frame still being processed."""
+        received (docs/interfaces.md §4) and so may name a frame still being processed."""
         found = self.by_stamp[topic if topic.startswith("/") else f"{NS}/{topic}"].get(key(hdr), [])
         if topic in ("confidence", f"{NS}/confidence"):
             found = [m for m in found if not is_timer_stale(m)]
@@ -454,7 +442,7 @@ def decode_error_then_recover(run: NodeRun, bad, good) -> None:
 
 
 def simulate_gate(scores, high, low, recover) -> list[str]:
-    """INTERFACES §3 hysteresis from a start in `recovering` (float32 comparisons, as the node)."""
+    """docs/interfaces.md §3 hysteresis from a start in `recovering` (float32 comparisons, as the node)."""
     latched, good_run, out = True, 0, []
     for s in scores:
         if s > high:

@@ -1,4 +1,4 @@
-"""Acceptance tests of `pipeline_seg replay` on tests/data/sample_bag (INTERFACES §3, §4, §6, §7).
+"""Acceptance tests of `pipeline_seg replay` on tests/data/sample_bag (docs/interfaces.md §3, §4, §6, §7).
 
 The output bag is read back with the Python `rosbags` (every message deserialised with its
 declared type, typestore ROS2_JAZZY) and `mcap` libraries; `metrics.json` is recomputed here with
@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import csv
 import json
-import math
-import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,20 +24,19 @@ from mcap.reader import make_reader
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-ROOT = Path(os.environ.get("PIPELINE_SEG_ROOT") or Path(__file__).resolve().parents[1])
-BIN = ROOT / "target" / "release" / "pipeline_seg"
-BAG = ROOT / "tests" / "data" / "sample_bag"
-TOPIC = "/camera/image_raw/compressed"
-GT = "/camera/mask"
-NS = "/pipeline_seg_node"
-PER_FRAME = ["mask", "probability", "entropy", "mutual_information", "entropy_color", "overlay", "confident", "confidence"]
+from conftest import BAG, GT, NS, ROOT, TOPIC, auroc, run
+from conftest import replay as replay_bag
+
+PER_FRAME = ["mask", "probability", "entropy", "mutual_information", "entropy_color", "overlay", "confident",
+             "confidence"]
 REVIEW = ["review", "review/image"]
 TYPES = {
     "confident": "std_msgs/msg/Bool",
     "confidence": "diagnostic_msgs/msg/DiagnosticArray",
     "review": "diagnostic_msgs/msg/DiagnosticArray",
 }
-CSV_COLUMNS = ["stamp_ns", "score", "confident", "reason", "pipeline_fraction", "latency_ms", "iou", "dice", "pixel_error_rate"]
+CSV_COLUMNS = ["stamp_ns", "score", "confident", "reason", "pipeline_fraction", "latency_ms", "iou", "dice",
+               "pixel_error_rate"]
 METRIC_KEYS = {
     "pooled_iou", "mean_iou", "auroc_entropy", "auroc_mi", "ece", "ece_pipe", "aurc", "spearman_score_iou",
     "bad_flagged", "good_flagged", "frames", "frames_with_gt", "decode_errors", "samples", "seed",
@@ -50,16 +46,9 @@ TS = get_typestore(Stores.ROS2_JAZZY)
 SAMPLES = "4"
 
 
-def run(*args, timeout=300):
-    if not BIN.is_file():
-        pytest.fail(f"{BIN} missing: build it with `cargo build --release --locked` (make test does)")
-    return subprocess.run([str(BIN), *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
-
-
 def replay(out, *extra, bag=BAG, rc=0):
-    proc = run("replay", bag, "--topic", TOPIC, "--samples", SAMPLES, "--seed", "0", *extra, "--out", out)
-    assert proc.returncode == rc, f"exit {proc.returncode}, expected {rc}\nstderr:\n{proc.stderr}"
-    return proc
+    """This module's replay: T = SAMPLES, seed 0."""
+    return replay_bag(out, "--samples", SAMPLES, "--seed", "0", *extra, bag=bag, rc=rc)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +121,8 @@ def test_output_bag_rosbags(runs):
         assert len(got[t]) == 60, t
         assert [lt for lt, _ in got[t]] == log_times, t
         if t != "confident":
-            assert [(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, m.header.frame_id) for _, m in got[t]] == headers, t
+            assert [(m.header.stamp.sec * 10**9 + m.header.stamp.nanosec, m.header.frame_id)
+                    for _, m in got[t]] == headers, t
     rows = read_csv(out)
     assert len(rows) == 60
     assert [int(r["stamp_ns"]) for r in rows] == [h[0] for h in headers]
@@ -188,12 +178,6 @@ def test_output_bag_mcap(runs):
 
 def hist_bins(v):
     return np.clip((v.astype(np.float32) * np.float32(1000)).astype(np.int64), 0, 999)
-
-
-def auroc(pos, neg):
-    p_tot, n_tot = pos.sum(), neg.sum()
-    below = np.concatenate([[0], np.cumsum(neg)[:-1]]).astype(np.float64)
-    return float(((below + 0.5 * neg) * pos).sum() / (p_tot * n_tot))
 
 
 def ranks(v):
@@ -258,7 +242,7 @@ def test_metrics_match_numpy(runs):
     scores = [float(r["score"]) for r in rows]
     rs, ri = ranks(scores), ranks(ious)
     assert abs(metrics["spearman_score_iou"] - float(np.corrcoef(rs, ri)[0, 1])) < 1e-9
-    # Gate (INTERFACES §7): bad = IoU < 0.5 or GT has pipeline and the mask none.
+    # Gate (docs/interfaces.md §7): bad = IoU < 0.5 or GT has pipeline and the mask none.
     bad, good = [], []
     for (_, mask), row, iou in zip(got["mask"], rows, ious):
         stamp = mask.header.stamp.sec * 10**9 + mask.header.stamp.nanosec
@@ -346,13 +330,15 @@ def test_garbage_and_bad_arguments(tmp_path):
 @pytest.fixture(scope="module")
 def fixture_bags(tmp_path_factory):
     out = tmp_path_factory.mktemp("bags")
-    subprocess.run(["python3", str(ROOT / "tests" / "make_bags.py"), str(out)], check=True, capture_output=True, timeout=120)
+    subprocess.run(["python3", str(ROOT / "tests" / "make_bags.py"), str(out)], check=True, capture_output=True,
+                   timeout=120)
     return out
 
 
 @pytest.mark.parametrize(
     "bag,topic",
-    [("sqlite", "/cam/bgr8"), ("sqlite_humble", "/cam/mono8"), ("mcap_zstd", "/cam/rgb8"), ("split", "/cam/compressed")],
+    [("sqlite", "/cam/bgr8"), ("sqlite_humble", "/cam/mono8"), ("mcap_zstd", "/cam/rgb8"),
+     ("split", "/cam/compressed")],
 )
 def test_storages_and_encodings(fixture_bags, tmp_path, bag, topic):
     """Both storages, raw Image (bgr8, mono8 with row padding, rgb8) and CompressedImage."""
@@ -399,7 +385,8 @@ def test_bad_frames_are_listed_and_replay_goes_on(tmp_path):
             t = t0 + k * 10**8
             hdr = Header(stamp=Time(sec=t // 10**9, nanosec=t % 10**9), frame_id="cam")
             data = b"not a jpeg at all" if k == 2 else jpeg
-            raw = TS.serialize_cdr(Compressed(header=hdr, format="jpeg", data=np.frombuffer(data, np.uint8)), Compressed.__msgtype__)
+            msg = Compressed(header=hdr, format="jpeg", data=np.frombuffer(data, np.uint8))
+            raw = TS.serialize_cdr(msg, Compressed.__msgtype__)
             if k == 3:
                 raw = bytes(raw[:40])  # the data length says more than there is
             w.write(conn, t, bytes(raw))

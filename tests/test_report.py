@@ -7,7 +7,6 @@ Run after `source scripts/env.sh`; the binary is `$PIPELINE_SEG_ROOT/target/rele
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -16,11 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(os.environ.get("PIPELINE_SEG_ROOT") or Path(__file__).resolve().parents[1])
-BIN = ROOT / "target" / "release" / "pipeline_seg"
-BAG = ROOT / "tests" / "data" / "sample_bag"
-TOPIC = "/camera/image_raw/compressed"
-GT = "/camera/mask"
+from conftest import BAG, GT
+from conftest import replay as replay_bag
+
 CHROMIUM = Path("/usr/bin/chromium")
 # Axis labels of the five plots, in order (x, y).
 AXES = [
@@ -33,12 +30,8 @@ AXES = [
 
 
 def replay(out, *extra, bag=BAG, rc=0):
-    if not BIN.is_file():
-        pytest.fail(f"{BIN} missing: build it with `cargo build --release --locked` (make test does)")
-    args = [BIN, "replay", bag, "--topic", TOPIC, "--samples", "2", "--write", "confidence", *extra, "--out", out]
-    proc = subprocess.run([str(a) for a in args], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == rc, f"exit {proc.returncode}, expected {rc}\nstderr:\n{proc.stderr}"
-    return proc
+    """This module's replay: T = 2, only ~/confidence written to the output bag."""
+    return replay_bag(out, "--samples", "2", "--write", "confidence", *extra, bag=bag, rc=rc)
 
 
 @pytest.fixture(scope="module")
