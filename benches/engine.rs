@@ -2,11 +2,12 @@
 //! uncertainty aggregation against a plain copy of the same bytes (BENCHMARKS.md).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pipeline_seg::image::{decode_compressed, decode_raw, RawImage};
-use pipeline_seg::model::{GateDefaults, ModelInfo, ResizeMode};
-use pipeline_seg::preprocess::to_tensor;
-use pipeline_seg::sampler::Rng;
-use pipeline_seg::uncertainty::{aggregate, frame_score, ScoreMethod, ScoreParams};
+use pipeline_seg::engine::image::{decode_compressed, decode_raw, RawImage};
+use pipeline_seg::engine::model::{GateDefaults, ModelInfo, ResizeMode};
+use pipeline_seg::engine::preprocess::to_tensor;
+use pipeline_seg::engine::sampler::Rng;
+use pipeline_seg::engine::score::{frame_score, ScoreMethod, ScoreParams};
+use pipeline_seg::engine::uncertainty::aggregate;
 use std::hint::black_box;
 
 const JPEG: &[u8] = include_bytes!("../tests/data/frames/val/image/00000.jpg");

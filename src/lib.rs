@@ -1,41 +1,34 @@
 //! `pipeline_seg`: pipeline segmentation with Monte-Carlo-Dropout uncertainty for subsea
 //! inspection vehicles.
 //!
-//! A frame (raw sensor_msgs buffer, JPEG/PNG bytes or file) is decoded to RGB ([`image`]),
-//! resized and normalised into the model input ([`preprocess`]), and run through the U-Net T
-//! times in one ONNX Runtime call with seeded channel-dropout masks as inputs ([`model`],
-//! [`sampler`]). The T softmax samples become mean probability, normalised entropy and mutual
-//! information plus a frame score ([`uncertainty`]), mapped back to the input resolution
-//! ([`pipeline::Pipeline`] drives all of this), and the score, input sanity and staleness decide
-//! whether the mask can be trusted ([`gate`]). The CLI and the ROS 2 node both drive the same
-//! [`pipeline::Pipeline`].
+//! One path for every entry point. An input camera message ([`msg::FrameMsg`]) or file is
+//! decoded to RGB, resized and normalised into the model input, and run through the U-Net T
+//! times in one ONNX Runtime call with seeded channel-dropout masks as inputs; the T softmax
+//! samples become mean probability, normalised entropy, mutual information and frame scores
+//! ([`engine::pipeline::Pipeline`]). [`engine::processor::FrameProcessor`] adds the gate (score
+//! hysteresis, sanity, staleness) and the review clock: it is the one frame loop that the ROS 2
+//! node, `replay`, `calibrate`, `select` and `infer` drive. [`outputs`] turns each frame's
+//! result into the node's messages, which the node publishes and `replay` writes to a bag.
+//!
+//! Layers, lowest first (a module imports only from layers below it or its own; see
+//! ARCHITECTURE.md): [`error`] and [`num`] → [`msg`] → [`engine`] → [`io`] → [`view`] →
+//! [`outputs`] → [`eval`] → `ros`.
 #![deny(missing_docs)]
 
-pub mod bag;
-pub mod calibrate;
-pub mod config;
+pub mod engine;
 pub mod error;
 pub mod eval;
-pub mod gate;
-pub mod image;
-pub mod model;
-pub mod npy;
+pub mod io;
+pub mod msg;
+pub mod num;
 pub mod outputs;
-pub mod pipeline;
-pub mod preprocess;
-pub mod render;
-pub mod report;
 #[cfg(feature = "ros")]
 pub mod ros;
-pub mod replay;
-pub mod review;
-pub mod sampler;
-pub mod select;
-pub mod uncertainty;
+pub mod view;
 
-pub use config::{Params, Settings};
+pub use engine::config::{Params, Settings};
+pub use engine::pipeline::{Pipeline, Resolution, Segmentation};
 pub use error::{Error, Result};
-pub use pipeline::{Pipeline, Resolution, Segmentation};
 
 /// Directories that may hold the source checkout (models/, .venv): the build's own source
 /// directory, `PIPELINE_SEG_ROOT`, and the ancestors of the running executable.

@@ -1,29 +1,161 @@
 //! What the node publishes for a frame, in one place for the ROS node and `replay`
-//! (INTERFACES §4): the values of `~/confidence` and `~/review`, the overlay caption and when a
-//! review is requested, and the messages themselves (in the CDR types of `bag::cdr`; the node
-//! converts them to r2r types at the ROS boundary).
+//! (INTERFACES §4): the topic registry ([`Topic`]: name, type, QoS) and the messages of a
+//! [`FrameResult`], in the library's message types ([`crate::msg`]); the node converts them to
+//! r2r types at the ROS boundary, `replay` writes them to a bag.
 
-use std::time::Duration;
-
-use crate::bag::cdr;
-
-use crate::config::Settings;
-use crate::gate::Reason;
-use crate::pipeline::Segmentation;
+use crate::engine::config::Settings;
+use crate::engine::gate::Decision;
+use crate::engine::pipeline::Segmentation;
+use crate::engine::processor::FrameResult;
+use crate::error::{Error, Result};
+use crate::msg::{cdr::CdrMessage, Bool, DiagnosticArray, DiagnosticStatus, FrameMsg, Header, Image, KeyValue, Qos};
+use crate::view::render;
 
 /// Status name of `~/confidence`.
 pub const CONFIDENCE_STATUS: &str = "pipeline_seg/confidence";
 /// Status name of `~/review`.
 pub const REVIEW_STATUS: &str = "pipeline_seg/review";
+/// The node's default name: replayed topics are `/pipeline_seg_node/<name>`.
+pub const NODE_NAME: &str = "pipeline_seg_node";
+
+/// An output topic of the node (INTERFACES §4, all but `/diagnostics`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// `~/confident`, std_msgs/Bool, latched.
+    Confident,
+    /// `~/confidence`, DiagnosticArray.
+    Confidence,
+    /// `~/mask`, mono8.
+    Mask,
+    /// `~/probability`, 32FC1.
+    Probability,
+    /// `~/entropy`, 32FC1.
+    Entropy,
+    /// `~/mutual_information`, 32FC1.
+    MutualInformation,
+    /// `~/entropy_color`, bgr8.
+    EntropyColor,
+    /// `~/overlay`, bgr8.
+    Overlay,
+    /// `~/review`, DiagnosticArray.
+    Review,
+    /// `~/review/image`, Image.
+    ReviewImage,
+}
+
+impl Topic {
+    /// Every output topic, in the order the messages of a frame are published.
+    pub const ALL: [Topic; 10] = [
+        Topic::Confident,
+        Topic::Confidence,
+        Topic::Mask,
+        Topic::Probability,
+        Topic::Entropy,
+        Topic::MutualInformation,
+        Topic::EntropyColor,
+        Topic::Overlay,
+        Topic::Review,
+        Topic::ReviewImage,
+    ];
+
+    /// The name below the node, e.g. `mask`, `review/image`.
+    pub fn short(self) -> &'static str {
+        match self {
+            Topic::Confident => "confident",
+            Topic::Confidence => "confidence",
+            Topic::Mask => "mask",
+            Topic::Probability => "probability",
+            Topic::Entropy => "entropy",
+            Topic::MutualInformation => "mutual_information",
+            Topic::EntropyColor => "entropy_color",
+            Topic::Overlay => "overlay",
+            Topic::Review => "review",
+            Topic::ReviewImage => "review/image",
+        }
+    }
+
+    /// The node-private name the node creates, e.g. `~/mask`.
+    pub fn private(self) -> String {
+        format!("~/{}", self.short())
+    }
+
+    /// The full name under the node's default name, e.g. `/pipeline_seg_node/mask`.
+    pub fn full(self) -> String {
+        format!("/{NODE_NAME}/{}", self.short())
+    }
+
+    /// The message type.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Topic::Confident => Bool::TYPE_NAME,
+            Topic::Confidence | Topic::Review => DiagnosticArray::TYPE_NAME,
+            _ => Image::TYPE_NAME,
+        }
+    }
+
+    /// The QoS the node offers: `~/confident` is latched so that a late subscriber (autonomy
+    /// starting after us) gets the current state at once; the rest is the ROS default.
+    pub fn qos(self) -> Qos {
+        if self == Topic::Confident {
+            Qos::LATCHED
+        } else {
+            Qos::DEFAULT
+        }
+    }
+
+    /// Parses a comma-separated list of names (`mask`, `~/mask` or `/pipeline_seg_node/mask`).
+    pub fn parse_list(list: &str) -> Result<Vec<Topic>> {
+        let mut out = Vec::new();
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let short = name
+                .strip_prefix(&format!("/{NODE_NAME}/"))
+                .or_else(|| name.strip_prefix("~/"))
+                .unwrap_or(name);
+            let topic = Topic::ALL.into_iter().find(|t| t.short() == short).ok_or_else(|| {
+                let known: Vec<&str> = Topic::ALL.iter().map(|t| t.short()).collect();
+                Error::param("--write", format!("unknown topic '{name}' (known: {})", known.join(", ")))
+            })?;
+            if !out.contains(&topic) {
+                out.push(topic);
+            }
+        }
+        if out.is_empty() {
+            return Err(Error::param("--write", "no topic named"));
+        }
+        Ok(out)
+    }
+}
+
+/// One output message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    /// std_msgs/Bool.
+    Bool(Bool),
+    /// sensor_msgs/Image.
+    Image(Image),
+    /// diagnostic_msgs/DiagnosticArray.
+    Diagnostic(DiagnosticArray),
+}
+
+impl Message {
+    /// The CDR bytes, as a bag stores them.
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Bool(m) => m.encode(),
+            Message::Image(m) => m.encode(),
+            Message::Diagnostic(m) => m.encode(),
+        }
+    }
+}
 
 /// The KeyValues of the `~/confidence` status. `seg` is the frame's segmentation and whether
-/// the pipeline is visible; `None` for a frame that failed (decode error) or a stale decision.
+/// the pipeline is visible; `None` for a frame that failed or a stale decision.
 pub fn confidence_values(settings: &Settings, seg: Option<(&Segmentation, bool)>, latency_ms: f64) -> Vec<(&'static str, String)> {
     let g = &settings.gate;
     // T of the frame's own run: a parameter change may land while a frame is processed.
     let (score, fraction, visible, samples) = match seg {
-        Some((seg, visible)) => (seg.score.to_string(), seg.pipeline_fraction.to_string(), visible.to_string(), seg.samples),
-        None => (String::new(), String::new(), "false".into(), settings.samples),
+        Some((seg, visible)) => (seg.score.to_string(), seg.pipeline_fraction.to_string(), visible, seg.samples),
+        None => (String::new(), String::new(), false, settings.samples),
     };
     vec![
         ("score", score),
@@ -31,47 +163,87 @@ pub fn confidence_values(settings: &Settings, seg: Option<(&Segmentation, bool)>
         ("threshold_high", g.threshold_high.to_string()),
         ("threshold_low", g.threshold_low.to_string()),
         ("pipeline_fraction", fraction),
-        ("pipeline_visible", visible),
+        ("pipeline_visible", visible.to_string()),
         ("samples", samples.to_string()),
         ("latency_ms", format!("{latency_ms:.3}")),
     ]
 }
 
-/// The KeyValues of the `~/review` status.
-pub fn review_values(seg: &Segmentation, bundle: Option<&str>) -> Vec<(&'static str, String)> {
-    vec![("score", seg.score.to_string()), ("bundle", bundle.unwrap_or_default().to_string())]
+/// `~/confident` and `~/confidence` for a decision (also one without a frame: stale).
+pub fn decision_messages_for(
+    header: &Header,
+    d: Decision,
+    settings: &Settings,
+    seg: Option<(&Segmentation, bool)>,
+    latency_ms: f64,
+) -> [(Topic, Message); 2] {
+    let values = confidence_values(settings, seg, latency_ms);
+    let status = diagnostic(header, CONFIDENCE_STATUS, d.reason.level(), d.reason.name(), values);
+    [(Topic::Confident, Message::Bool(Bool { data: d.confident })), (Topic::Confidence, Message::Diagnostic(status))]
 }
 
-/// The caption of `~/overlay`.
-pub fn overlay_caption(seg: &Segmentation, reason: Reason) -> String {
-    format!("score {:.3} {}", seg.score, reason.name())
+/// `~/confident` and `~/confidence` for a frame: what autonomy waits for, published first.
+pub fn decision_messages(r: &FrameResult) -> [(Topic, Message); 2] {
+    let seg = r.segmentation().map(|s| (s, r.pipeline_visible));
+    decision_messages_for(&r.header, r.decision, &r.settings, seg, r.latency_ms)
 }
 
-/// Whether a frame decided with `reason` requests a review: the gate is unconfident because of
-/// the model (`uncertain`) or the image (`image_quality`), and the last review was at least
-/// `min_interval` ago (`since_last` = `None`: no review yet). The node measures the interval in
-/// wall time, `replay` in bag time.
-pub fn review_due(reason: Reason, since_last: Option<Duration>, min_interval: Duration) -> bool {
-    matches!(reason, Reason::Uncertain | Reason::ImageQuality) && since_last.is_none_or(|d| d >= min_interval)
+/// The maps and the review of a frame (everything after [`decision_messages`]), for the topics
+/// `wanted` says yes to. `bundle` is the saved review bundle's path, if any. A failed frame has
+/// none.
+pub fn frame_messages(
+    r: &FrameResult,
+    input: Option<&FrameMsg>,
+    wanted: &dyn Fn(Topic) -> bool,
+    bundle: Option<&str>,
+) -> Result<Vec<(Topic, Message)>> {
+    let (Some(seg), Some(frame)) = (r.segmentation(), r.frame.as_ref()) else {
+        return Ok(Vec::new());
+    };
+    let (h, w, header) = (seg.height, seg.width, &r.header);
+    let mut out = Vec::new();
+    if wanted(Topic::Mask) {
+        out.push((Topic::Mask, Message::Image(image_u8(header, "mono8", w, h, seg.mask.clone()))));
+    }
+    for (topic, map) in [(Topic::Probability, &seg.prob), (Topic::Entropy, &seg.entropy), (Topic::MutualInformation, &seg.mi)] {
+        if wanted(topic) {
+            out.push((topic, Message::Image(image_f32(header, w, h, map))));
+        }
+    }
+    if wanted(Topic::EntropyColor) {
+        out.push((Topic::EntropyColor, Message::Image(image_u8(header, "bgr8", w, h, render::entropy_color(&seg.entropy, w, h)?))));
+    }
+    if wanted(Topic::Overlay) {
+        let bgr = render::overlay(frame, seg, &render::caption(seg.score, r.settings.score.method, r.decision.reason))?;
+        out.push((Topic::Overlay, Message::Image(image_u8(header, "bgr8", w, h, bgr))));
+    }
+    if r.review {
+        if wanted(Topic::Review) {
+            let values = vec![("score", seg.score.to_string()), ("bundle", bundle.unwrap_or_default().to_string())];
+            let status = diagnostic(header, REVIEW_STATUS, 1, r.decision.reason.name(), values);
+            out.push((Topic::Review, Message::Diagnostic(status)));
+        }
+        if wanted(Topic::ReviewImage) {
+            // The input message itself when it was raw, else the decoded frame as rgb8.
+            let image = match input {
+                Some(FrameMsg::Raw(m)) => m.clone(),
+                _ => image_u8(header, "rgb8", frame.width, frame.height, frame.rgb.clone()),
+            };
+            out.push((Topic::ReviewImage, Message::Image(image)));
+        }
+    }
+    Ok(out)
 }
 
 /// An 8-bit image (`mono8`, `rgb8` or `bgr8`) with the given header.
-pub fn image_u8(header: &cdr::Header, encoding: &str, w: usize, h: usize, data: Vec<u8>) -> cdr::Image {
+pub fn image_u8(header: &Header, encoding: &str, w: usize, h: usize, data: Vec<u8>) -> Image {
     let channels = data.len() / (w * h).max(1);
-    cdr::Image {
-        header: header.clone(),
-        height: h as u32,
-        width: w as u32,
-        encoding: encoding.into(),
-        is_bigendian: 0,
-        step: (w * channels) as u32,
-        data,
-    }
+    Image { header: header.clone(), height: h as u32, width: w as u32, encoding: encoding.into(), is_bigendian: 0, step: (w * channels) as u32, data }
 }
 
 /// A `32FC1` image in the machine's byte order.
-pub fn image_f32(header: &cdr::Header, w: usize, h: usize, map: &[f32]) -> cdr::Image {
-    cdr::Image {
+pub fn image_f32(header: &Header, w: usize, h: usize, map: &[f32]) -> Image {
+    Image {
         header: header.clone(),
         height: h as u32,
         width: w as u32,
@@ -83,24 +255,31 @@ pub fn image_f32(header: &cdr::Header, w: usize, h: usize, map: &[f32]) -> cdr::
 }
 
 /// A DiagnosticArray with one status.
-pub fn diagnostic(header: &cdr::Header, name: &str, level: u8, message: &str, values: Vec<(&str, String)>) -> cdr::DiagnosticArray {
-    cdr::DiagnosticArray {
+pub fn diagnostic(header: &Header, name: &str, level: u8, message: &str, values: Vec<(&str, String)>) -> DiagnosticArray {
+    DiagnosticArray {
         header: header.clone(),
-        status: vec![cdr::DiagnosticStatus {
+        status: vec![DiagnosticStatus {
             level,
             name: name.into(),
             message: message.into(),
             hardware_id: String::new(),
-            values: values.into_iter().map(|(key, value)| cdr::KeyValue { key: key.into(), value }).collect(),
+            values: values.into_iter().map(|(key, value)| KeyValue { key: key.into(), value }).collect(),
         }],
     }
 }
 
-/// The `~/review/image` for a frame: the input message itself when it was raw, else the decoded
-/// frame as rgb8.
-pub fn review_image(input: &crate::bag::read::FrameMsg, frame: &crate::image::Frame) -> cdr::Image {
-    match input {
-        crate::bag::read::FrameMsg::Raw(m) => m.clone(),
-        crate::bag::read::FrameMsg::Compressed(m) => image_u8(&m.header, "rgb8", frame.width, frame.height, frame.rgb.clone()),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_list_accepts_short_private_and_full_names() {
+        let got = Topic::parse_list("mask, ~/confidence,/pipeline_seg_node/review/image,mask").unwrap();
+        assert_eq!(got, vec![Topic::Mask, Topic::Confidence, Topic::ReviewImage]);
+        assert!(Topic::parse_list("mask,nonsense").unwrap_err().to_string().contains("nonsense"));
+        assert!(Topic::parse_list(" , ").is_err());
+        assert_eq!(Topic::Confident.full(), "/pipeline_seg_node/confident");
+        assert_eq!(Topic::ReviewImage.private(), "~/review/image");
+        assert_eq!(Topic::Confident.qos(), Qos::LATCHED);
     }
 }

@@ -13,8 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use pipeline_seg::bag::cdr::{CdrError, CdrMessage, Image};
-use pipeline_seg::bag::read::{self, BagError, BagMessage, FrameMsg, Location, Storage, TopicInfo};
+use pipeline_seg::io::bag_read::{self as read, BagError, BagMessage, Location, Storage, TopicInfo};
+use pipeline_seg::msg::cdr::{CdrError, CdrMessage};
+use pipeline_seg::engine::image::decode_msg;
+use pipeline_seg::msg::{FrameMsg, Image};
 
 // The generator's constants (tests/make_bags.py).
 const W: usize = 32;
@@ -136,7 +138,7 @@ fn check_message(m: &BagMessage) -> usize {
         (FrameMsg::Compressed(c), 3) => assert_eq!(c.format, "jpeg"),
         other => panic!("{}: unexpected {other:?}", m.topic),
     }
-    let frame = msg.decode(MAX_PIXELS).unwrap_or_else(|e| panic!("{}: {e}", m.topic));
+    let frame = decode_msg(&msg, MAX_PIXELS).unwrap_or_else(|e| panic!("{}: {e}", m.topic));
     assert_eq!((frame.width, frame.height), (W, H), "{}", m.topic);
     for y in 0..H {
         for x in 0..W {
@@ -500,7 +502,7 @@ fn truncated_db3_is_an_error_never_a_panic() {
                         Ok(m) => {
                             n += 1;
                             // A row may read back cut short; decoding says so instead of panicking.
-                            let _ = read::decode_frame(&m).map(|f| f.decode(MAX_PIXELS));
+                            let _ = read::decode_frame(&m).map(|f| decode_msg(&f, MAX_PIXELS));
                         }
                         Err(e) => {
                             err = Some(e);

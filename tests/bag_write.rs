@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pipeline_seg::bag::cdr::{
-    Bool, CdrMessage, DiagnosticArray, DiagnosticStatus, Header, Image, KeyValue, Time,
-};
-use pipeline_seg::bag::write::{BagWriteError, BagWriter, Qos, TopicId, FLUSH_BYTES};
+use pipeline_seg::msg::cdr::CdrMessage;
+use pipeline_seg::msg::{Bool, DiagnosticArray, DiagnosticStatus, Header, Image, KeyValue, Time};
+use pipeline_seg::io::bag_write::{BagWriteError, BagWriter, TopicId, FLUSH_BYTES};
+use pipeline_seg::msg::Qos;
 use serde_json::{json, Value};
 
 const T0: i64 = 1_700_000_000_000_000_000;

@@ -29,7 +29,8 @@
 
 use std::time::{Duration, Instant};
 
-use pipeline_seg::bag::cdr::*;
+use pipeline_seg::msg::cdr::*;
+use pipeline_seg::msg::*;
 use proptest::prelude::*;
 
 const IMAGE_LE: &str = "0001000000f1536515cd5b070400000063616d0002000000030000000500000072676238000000000900000012000000000102030405060708090a0b0c0d0e0f1011";

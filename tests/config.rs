@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use pipeline_seg::gate::GateParams;
-use pipeline_seg::model::{GateDefaults, ModelInfo, ResizeMode};
-use pipeline_seg::uncertainty::ScoreMethod;
+use pipeline_seg::engine::gate::GateParams;
+use pipeline_seg::engine::model::{GateDefaults, ModelInfo, ResizeMode};
+use pipeline_seg::engine::score::ScoreMethod;
 use pipeline_seg::{Error, Params};
 
 fn info() -> ModelInfo {
@@ -105,7 +105,7 @@ fn resolve_names_the_out_of_range_parameter() {
         ("pixel_threshold", Params { pixel_threshold: Some(1.5), ..Params::default() }),
         ("threshold_high", Params { threshold_high: Some(f32::NAN), ..Params::default() }),
         ("recover_frames", Params { recover_frames: Some(0), ..Params::default() }),
-        ("max_saturated", Params { sanity: pipeline_seg::uncertainty::SanityLimits { max_saturated: -0.1, ..Default::default() }, ..Params::default() }),
+        ("max_saturated", Params { sanity: pipeline_seg::engine::sanity::SanityLimits { max_saturated: -0.1, ..Default::default() }, ..Params::default() }),
     ];
     for (param, p) in cases {
         expect_param(p.resolve(&info()), param);
@@ -124,11 +124,11 @@ fn shipped_config_file_lists_the_built_in_defaults() {
     p.apply_file(&path).expect("config/pipeline_seg.yaml parses");
     assert_eq!(p, Params::default());
     let text = std::fs::read_to_string(&path).unwrap();
-    let listed = pipeline_seg::config::NODE_ONLY.iter().chain(pipeline_seg::config::PARAM_NAMES);
+    let listed = pipeline_seg::engine::config::NODE_ONLY.iter().chain(pipeline_seg::engine::config::PARAM_NAMES);
     for name in listed.filter(|n| **n != "use_sim_time") {
         assert!(text.contains(&format!("    {name}:")) || text.contains(&format!("# {name}:")), "config/pipeline_seg.yaml lacks {name}");
     }
-    for name in pipeline_seg::config::FROM_MODEL {
+    for name in pipeline_seg::engine::config::FROM_MODEL {
         assert!(text.contains(&format!("# {name}:")), "{name} must be listed, commented out (the model decides)");
     }
 }

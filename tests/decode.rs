@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use pipeline_seg::image::{decode_compressed, decode_raw, read_file, Frame, RawImage};
+use pipeline_seg::engine::image::{decode_compressed, decode_raw, read_file, Frame, RawImage};
 use pipeline_seg::Error;
 
 const MAX: usize = 1 << 24;
@@ -271,7 +271,7 @@ fn png_round_trips_exactly_and_truncated_png_is_an_error() {
     let rgb = pattern(w, h, 3, val);
     let bgr: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
     let path = temp_path("round_trip.png");
-    pipeline_seg::render::write_png(&path, &bgr, w, h, 3).unwrap();
+    pipeline_seg::view::render::write_png(&path, &bgr, w, h, 3).unwrap();
     let f = read_file(&path, MAX).unwrap();
     assert_eq!(f, Frame { width: w, height: h, rgb });
     let data = std::fs::read(&path).unwrap();
@@ -316,6 +316,6 @@ fn mono16_rounding_matches_cv_bridge_at_the_edges() {
     // Hand-computed: 0x12FF/256 = 18.996 -> 19; 0x1280 = 18.5 -> 18 (even); 0x1380 = 19.5 -> 20;
     // 0xFFFF = 255.996 -> saturates at 255; 0x007F -> 0.
     for (v, want) in [(0x12FFu16, 19u8), (0x1280, 18), (0x1380, 20), (0xFFFF, 255), (0x007F, 0)] {
-        assert_eq!(pipeline_seg::image::mono16_to_8(v), want, "{v:#06x}");
+        assert_eq!(pipeline_seg::engine::image::mono16_to_8(v), want, "{v:#06x}");
     }
 }

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pipeline_seg::eval::{is_bad, spearman, Accumulator, GateStats};
-use pipeline_seg::npy::write_f32;
-use pipeline_seg::sampler::Rng;
+use pipeline_seg::eval::metrics::{is_bad, spearman, Accumulator, GateStats};
+use pipeline_seg::io::npy::write_f32;
+use pipeline_seg::engine::sampler::Rng;
 use serde_json::{json, Value};
 
 /// Tolerance for count ratios (IoU, dice, pixel error rate) and Spearman.
@@ -271,7 +271,7 @@ fn tol_of(key: &str) -> f64 {
 
 /// Runs the frames through a Rust [`Accumulator`] and compares per-frame results and the
 /// serialized metrics (same keys, nulls in the same places) with Python's.
-fn compare(name: &str, frames: &[Frame], py: &Value) -> pipeline_seg::eval::Metrics {
+fn compare(name: &str, frames: &[Frame], py: &Value) -> pipeline_seg::eval::metrics::Metrics {
     let mut acc = Accumulator::new();
     let py_frames = py["frames"].as_array().unwrap();
     assert_eq!(py_frames.len(), frames.len(), "{name}: frame count");
@@ -299,7 +299,7 @@ fn compare(name: &str, frames: &[Frame], py: &Value) -> pipeline_seg::eval::Metr
     metrics
 }
 
-fn check_scenarios(tag: &str, scenarios: &[(&str, Vec<Frame>)]) -> Vec<pipeline_seg::eval::Metrics> {
+fn check_scenarios(tag: &str, scenarios: &[(&str, Vec<Frame>)]) -> Vec<pipeline_seg::eval::metrics::Metrics> {
     let py = python(tag, scenarios, &[]);
     scenarios.iter().map(|(name, frames)| compare(name, frames, &py["scenarios"][*name])).collect()
 }

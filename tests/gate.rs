@@ -1,6 +1,6 @@
 //! The confidence gate's hysteresis and reasons (INTERFACES §3).
 
-use pipeline_seg::gate::{Decision, Gate, GateParams, Observation, Reason};
+use pipeline_seg::engine::gate::{Decision, Gate, GateParams, Observation, Reason};
 
 const P: GateParams = GateParams { threshold_high: 0.6, threshold_low: 0.3, recover_frames: 3 };
 const GOOD: Observation = Observation::Score(0.1);

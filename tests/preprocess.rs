@@ -1,10 +1,10 @@
 //! Resize/normalise into the model input and back (INTERFACES §1): letterbox placement and
 //! padding, normalisation, crop of the content and resize to the input size.
 
-use pipeline_seg::image::Frame;
-use pipeline_seg::model::{GateDefaults, ModelInfo, ResizeMode};
-use pipeline_seg::preprocess::{crop, placement, resize_map, to_tensor, Placement};
-use pipeline_seg::uncertainty::ScoreMethod;
+use pipeline_seg::engine::image::Frame;
+use pipeline_seg::engine::model::{GateDefaults, ModelInfo, ResizeMode};
+use pipeline_seg::engine::preprocess::{crop, placement, resize_map, to_tensor, Placement};
+use pipeline_seg::engine::score::ScoreMethod;
 
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use pipeline_seg::model::{Device, Model, ModelOptions};
+use pipeline_seg::engine::model::{Device, Model, ModelOptions};
 use pipeline_seg::Error;
 
 fn shipped() -> PathBuf {

@@ -1,6 +1,6 @@
 //! Seeded channel-dropout masks: reproducible, seed-dependent, the right values and rate.
 
-use pipeline_seg::sampler::{ones, Sampler};
+use pipeline_seg::engine::sampler::{ones, Sampler};
 
 const SITES: [usize; 3] = [16, 32, 64];
 

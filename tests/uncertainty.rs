@@ -2,7 +2,8 @@
 //! softmax samples, agreement with a plain f64 reference, `fast_ln` accuracy, and every score
 //! method on degenerate maps.
 
-use pipeline_seg::uncertainty::{aggregate, fast_ln, frame_score, percentile95, ScoreMethod, ScoreParams, EPS};
+use pipeline_seg::engine::score::{frame_score, percentile95, ScoreMethod, ScoreParams};
+use pipeline_seg::engine::uncertainty::{aggregate, fast_ln, EPS};
 use proptest::prelude::*;
 
 /// INTERFACES §2 written out in f64: probs [T, C, hw] → (mean p_1, H, MI), normalised by ln C.

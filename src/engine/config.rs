@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_yaml::Value;
 
 use crate::error::{Error, Result};
-use crate::gate::GateParams;
-use crate::model::{Device, ModelInfo, ModelOptions};
-use crate::uncertainty::{SanityLimits, ScoreMethod, ScoreParams};
+use crate::engine::gate::GateParams;
+use crate::engine::model::{Device, ModelInfo, ModelOptions};
+use crate::engine::sanity::SanityLimits;
+use crate::engine::score::{ScoreMethod, ScoreParams};
 
 /// The node name whose `ros__parameters` the file holds.
 pub const NODE_NAME: &str = "pipeline_seg_node";
@@ -35,6 +37,7 @@ pub const PARAM_NAMES: &[&str] = &[
     "max_luma",
     "min_contrast",
     "max_saturated",
+    "review_min_interval_s",
 ];
 
 /// Parameters whose default is the model's metadata (INTERFACES §5).
@@ -48,7 +51,6 @@ pub const NODE_ONLY: &[&str] = &[
     "input_depth",
     "stale_timeout_ms",
     "review_dir",
-    "review_min_interval_s",
     "review_max_mb",
     "publish_probability",
     "publish_entropy",
@@ -93,6 +95,9 @@ pub struct Params {
     pub max_image_pixels: usize,
     /// Limits of the input sanity check.
     pub sanity: SanityLimits,
+    /// At most one review request per this much time (wall time in the node, bag time in a
+    /// replay) [s].
+    pub review_min_interval_s: f64,
 }
 
 impl Default for Params {
@@ -114,6 +119,7 @@ impl Default for Params {
             min_pipeline_fraction: 0.005,
             max_image_pixels: 4096 * 4096,
             sanity: SanityLimits::default(),
+            review_min_interval_s: 10.0,
         }
     }
 }
@@ -161,6 +167,9 @@ impl Params {
             "max_luma" => s.max_luma = as_f32(name, v)?,
             "min_contrast" => s.min_contrast = as_f32(name, v)?,
             "max_saturated" => s.max_saturated = as_f32(name, v)?,
+            "review_min_interval_s" => {
+                self.review_min_interval_s = v.as_f64().ok_or_else(|| Error::param(name, format!("{v:?} is not a number")))?
+            }
             other if NODE_ONLY.contains(&other) => {}
             other => return Err(Error::param(other, "unknown parameter (see config/pipeline_seg.yaml for the list)")),
         }
@@ -225,6 +234,7 @@ impl Params {
             min_pipeline_fraction: self.min_pipeline_fraction,
             max_image_pixels: self.max_image_pixels,
             sanity: self.sanity,
+            review_min_interval: Duration::ZERO,
         };
         self.resolve_over(&model)
     }
@@ -247,7 +257,11 @@ impl Params {
             min_pipeline_fraction: self.min_pipeline_fraction,
             max_image_pixels: self.max_image_pixels,
             sanity: self.sanity,
+            review_min_interval: Duration::try_from_secs_f64(self.review_min_interval_s).map_err(|_| interval_err(self.review_min_interval_s))?,
         };
+        if !(0.0..=86400.0).contains(&self.review_min_interval_s) {
+            return Err(interval_err(self.review_min_interval_s));
+        }
         settings.validate()?;
         Ok(settings)
     }
@@ -270,6 +284,12 @@ pub struct Settings {
     pub max_image_pixels: usize,
     /// Limits of the input sanity check.
     pub sanity: SanityLimits,
+    /// At most one review request per this much time.
+    pub review_min_interval: Duration,
+}
+
+fn interval_err(v: f64) -> Error {
+    Error::param("review_min_interval_s", format!("{v} is outside [0, 86400]"))
 }
 
 fn in_range(name: &str, v: f32, lo: f32, hi: f32) -> Result<()> {

@@ -7,6 +7,8 @@ pub enum Reason {
     Stale,
     /// The frame could not be decoded.
     DecodeError,
+    /// ONNX Runtime failed on the decoded frame.
+    InferenceError,
     /// The frame failed the input sanity check.
     ImageQuality,
     /// The frame score is above `threshold_high`.
@@ -23,6 +25,7 @@ impl Reason {
         match self {
             Reason::Stale => "stale",
             Reason::DecodeError => "decode_error",
+            Reason::InferenceError => "inference_error",
             Reason::ImageQuality => "image_quality",
             Reason::Uncertain => "uncertain",
             Reason::Recovering => "recovering",
@@ -30,11 +33,12 @@ impl Reason {
         }
     }
 
-    /// diagnostic_msgs level: 0 OK, 1 WARN (unconfident), 2 ERROR (stale, decode error).
+    /// diagnostic_msgs level: 0 OK, 1 WARN (unconfident), 2 ERROR (stale, decode or inference
+    /// error).
     pub fn level(self) -> u8 {
         match self {
             Reason::Ok => 0,
-            Reason::Stale | Reason::DecodeError => 2,
+            Reason::Stale | Reason::DecodeError | Reason::InferenceError => 2,
             _ => 1,
         }
     }
@@ -45,6 +49,8 @@ impl Reason {
 pub enum Observation {
     /// The frame could not be decoded.
     DecodeError,
+    /// ONNX Runtime failed on the frame.
+    InferenceError,
     /// The frame failed the input sanity check.
     ImageQuality,
     /// The frame passed the sanity check; its frame score.
@@ -90,6 +96,7 @@ impl Gate {
     pub fn update(&mut self, obs: Observation) -> Decision {
         let reason = match obs {
             Observation::DecodeError => Some(Reason::DecodeError),
+            Observation::InferenceError => Some(Reason::InferenceError),
             Observation::ImageQuality => Some(Reason::ImageQuality),
             // Negated on purpose: a NaN score is uncertain, never confident.
             #[allow(clippy::neg_cmp_op_on_partial_ord)]
@@ -129,6 +136,7 @@ impl Gate {
     pub fn single(params: &GateParams, obs: Observation) -> Decision {
         match obs {
             Observation::DecodeError => Decision { confident: false, reason: Reason::DecodeError },
+            Observation::InferenceError => Decision { confident: false, reason: Reason::InferenceError },
             Observation::ImageQuality => Decision { confident: false, reason: Reason::ImageQuality },
             Observation::Score(s) if s <= params.threshold_high => Decision { confident: true, reason: Reason::Ok },
             Observation::Score(_) => Decision { confident: false, reason: Reason::Uncertain },

@@ -5,6 +5,7 @@ use std::path::Path;
 use opencv::{core, imgcodecs, imgproc, prelude::*};
 
 use crate::error::{Error, Result};
+use crate::msg::FrameMsg;
 
 /// A decoded frame: RGB, 8 bits per channel, rows packed (no padding).
 #[derive(Clone, Debug, PartialEq)]
@@ -213,5 +214,23 @@ impl Frame {
     /// The frame as BGR bytes (OpenCV's order), for writing and rendering.
     pub fn to_bgr(&self) -> Vec<u8> {
         self.rgb.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect()
+    }
+}
+
+/// Decodes an input camera message (raw or compressed) to an RGB frame.
+pub fn decode_msg(msg: &FrameMsg, max_pixels: usize) -> Result<Frame> {
+    match msg {
+        FrameMsg::Raw(m) => decode_raw(
+            &RawImage {
+                width: m.width,
+                height: m.height,
+                encoding: &m.encoding,
+                is_bigendian: m.is_bigendian != 0,
+                step: m.step,
+                data: &m.data,
+            },
+            max_pixels,
+        ),
+        FrameMsg::Compressed(m) => decode_compressed(&m.format, &m.data, max_pixels),
     }
 }

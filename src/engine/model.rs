@@ -10,7 +10,7 @@ use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::error::{Error, Result};
-use crate::uncertainty::ScoreMethod;
+use crate::engine::score::ScoreMethod;
 
 /// Where the ONNX Runtime library is looked for, in order; the first that exists is used.
 pub fn find_onnxruntime(explicit: Option<&Path>) -> Result<PathBuf> {

@@ -2,14 +2,16 @@
 
 use ndarray::{Array4, ArrayView4, Axis};
 
-use crate::config::{Params, Settings};
+use crate::engine::config::{Params, Settings};
+use crate::engine::gate::Observation;
+use crate::engine::image::Frame;
+use crate::engine::model::Model;
+use crate::engine::preprocess::{crop, resize_map, to_tensor};
+use crate::engine::sampler::Sampler;
+use crate::engine::sanity::{sanity, SanityFailure};
+use crate::engine::score::{frame_score, ScoreMethod, ScoreParams};
+use crate::engine::uncertainty::aggregate;
 use crate::error::Result;
-use crate::gate::Observation;
-use crate::image::Frame;
-use crate::model::Model;
-use crate::preprocess::{crop, resize_map, to_tensor};
-use crate::sampler::Sampler;
-use crate::uncertainty::{aggregate, frame_score, sanity};
 
 /// The samples as one slice; arrays made here and by `from_shape` are in standard layout.
 fn standard<'a>(a: ArrayView4<'a, f32>) -> &'a [f32] {
@@ -40,10 +42,17 @@ pub struct Segmentation {
     pub mi: Vec<f32>,
     /// 255 where `prob` > 0.5, else 0.
     pub mask: Vec<u8>,
-    /// Frame score (INTERFACES §2), from the entropy at model resolution.
+    /// Frame score (INTERFACES §2) under the configured `score_method`, from the entropy at
+    /// model resolution.
     pub score: f32,
-    /// `Err(detail)` when the frame failed the input sanity check.
-    pub sanity: std::result::Result<(), String>,
+    /// The entropy's frame score under every method (in [`ScoreMethod::ALL`] order), with the
+    /// configured `pixel_threshold` and `band_px`: `calibrate` compares them in one pass.
+    pub scores: [f32; ScoreMethod::ALL.len()],
+    /// The configured `score_method` applied to the mutual information at model resolution
+    /// (`select --by mi`).
+    pub mi_score: f32,
+    /// The limit the frame broke, when it failed the input sanity check.
+    pub sanity: std::result::Result<(), SanityFailure>,
     /// Fraction of mask pixels that are pipeline.
     pub pipeline_fraction: f32,
     /// Number of MC-Dropout samples T.
@@ -120,7 +129,13 @@ impl Pipeline {
             self.model.run(tensor.view(), &masks, t, |p| (aggregate(standard(p.view()), t, 2, hw), keep_samples.then(|| p.to_owned())))?
         };
         let (prob_c, ent_c, mi_c) = (crop(&maps.prob, mw, &place), crop(&maps.entropy, mw, &place), crop(&maps.mi, mw, &place));
-        let score = frame_score(&ent_c, &prob_c, place.width, place.height, &self.settings.score)?;
+        let (pw, ph, params) = (place.width, place.height, self.settings.score);
+        let mut scores = [0.0; ScoreMethod::ALL.len()];
+        for (out, method) in scores.iter_mut().zip(ScoreMethod::ALL) {
+            *out = frame_score(&ent_c, &prob_c, pw, ph, &ScoreParams { method, ..params })?;
+        }
+        let score = scores[params.method.index()];
+        let mi_score = frame_score(&mi_c, &prob_c, pw, ph, &params)?;
         let (width, height) = match resolution {
             Resolution::Input => (frame.width, frame.height),
             Resolution::Model => (place.width, place.height),
@@ -137,6 +152,8 @@ impl Pipeline {
             mi,
             mask,
             score,
+            scores,
+            mi_score,
             sanity: sanity(&frame.rgb, &self.settings.sanity),
             pipeline_fraction,
             samples: t,

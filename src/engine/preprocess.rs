@@ -5,8 +5,8 @@ use ndarray::Array4;
 use opencv::{core, imgproc, prelude::*};
 
 use crate::error::Result;
-use crate::image::Frame;
-use crate::model::{ModelInfo, ResizeMode};
+use crate::engine::image::Frame;
+use crate::engine::model::{ModelInfo, ResizeMode};
 
 /// Where the frame's content lies inside the model input (the whole input unless letterboxed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,13 +1,24 @@
 //! `calibrate`: choose `score_method`, `threshold_high` and `threshold_low` from labelled frames
 //! so that the gate meets a target (INTERFACES §6, §7), and write them as a parameter file (§5).
 //!
-//! The frames come from `replay` (the same decode → segment → gate path, see the CLI); this
-//! module only holds the decision rule. A frame counts as flagged in the sweep when it failed the
+//! The frames come from the bags through the one frame loop, in a single pass: every
+//! segmentation carries the frame score of every method, so all four are swept from the same
+//! frames. A frame counts as flagged in the sweep when it failed the
 //! sanity check or its score is above `threshold_high` — the hysteresis (`threshold_low`,
 //! `recover_frames`) is **not** simulated, so on a bag the gate flags somewhat more frames than
 //! the sweep predicts (the frames after a flagged one until it recovers).
 
-use crate::uncertainty::ScoreMethod;
+use std::path::PathBuf;
+
+use crate::engine::config::{Params, Settings};
+use crate::engine::gate::Reason;
+use crate::engine::pipeline::Pipeline;
+use crate::engine::processor::{FrameProcessor, LoopOptions};
+use crate::engine::score::ScoreMethod;
+use crate::eval::metrics::{is_bad, Accumulator};
+use crate::eval::replay::{self, BagFrames, ReplayError};
+use crate::eval::{Problem, Progress};
+use crate::num::{percentile, yaml_double};
 
 /// One labelled frame under one score method.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,18 +67,6 @@ fn flagged(frames: &[CalFrame], th: f32, want_bad: bool) -> Option<f64> {
     Some(set.iter().filter(|f| f.insane || f.score > th).count() as f64 / set.len() as f64)
 }
 
-/// Percentile with linear interpolation (numpy's default); `None` for no values.
-pub fn percentile(values: &[f32], q: f64) -> Option<f32> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f32::total_cmp);
-    let pos = q * (v.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64) as f32)
-}
-
 fn meets(bad: Option<f64>, good: Option<f64>, t: &Target) -> bool {
     bad.is_none_or(|b| b >= t.min_bad_flagged) && good.is_none_or(|g| g <= t.max_good_flagged)
 }
@@ -105,7 +104,7 @@ pub fn sweep(method: ScoreMethod, frames: &[CalFrame], target: &Target) -> Metho
     }
     let (th, b, g, ok) = best.expect("at least the candidates 0 and 1");
     let good: Vec<f32> = frames.iter().filter(|f| !f.bad && !f.insane).map(|f| f.score).collect();
-    let low = percentile(&good, 0.80).unwrap_or(th * 0.8).min(th).max(0.0);
+    let low = percentile(&good, 0.80).map_or(th * 0.8, |v| v as f32).min(th).max(0.0);
     MethodRow { method, threshold_high: th, threshold_low: low, bad_flagged: b, good_flagged: g, meets: ok }
 }
 
@@ -121,16 +120,6 @@ pub fn choose(rows: &[MethodRow]) -> Option<usize> {
         }
     };
     (0..rows.len()).min_by(|&a, &b| score(&rows[a]).partial_cmp(&score(&rows[b])).unwrap_or(std::cmp::Ordering::Equal))
-}
-
-/// An f32 as YAML double: shortest round-trip decimal, always with a decimal point.
-pub fn yaml_double(v: f32) -> String {
-    let s = format!("{v}");
-    if s.contains('.') || s.contains("inf") || s.contains("NaN") {
-        s
-    } else {
-        format!("{s}.0")
-    }
 }
 
 fn pct(v: Option<f64>) -> String {
@@ -156,7 +145,9 @@ pub fn table(rows: &[MethodRow], chosen: Option<usize>) -> String {
 }
 
 /// The parameter file (INTERFACES §5) `calibrate` writes; `header` lines become comments.
-pub fn parameter_file(header: &[String], row: &MethodRow, samples: usize, pixel_threshold: f32, band_px: u32, recover_frames: u32) -> String {
+pub fn parameter_file(header: &[String], row: &MethodRow, settings: &Settings) -> String {
+    let (samples, recover_frames) = (settings.samples, settings.gate.recover_frames);
+    let (pixel_threshold, band_px) = (settings.score.pixel_threshold, settings.score.band_px);
     let mut s = String::new();
     for h in header {
         s += &format!("# {h}\n");
@@ -171,6 +162,138 @@ pub fn parameter_file(header: &[String], row: &MethodRow, samples: usize, pixel_
     s += &format!("    threshold_low: {}\n", yaml_double(row.threshold_low));
     s += &format!("    recover_frames: {recover_frames}\n");
     s
+}
+
+/// What to calibrate on.
+#[derive(Clone, Debug)]
+pub struct CalibrateConfig {
+    /// Labelled bags.
+    pub bags: Vec<PathBuf>,
+    /// Camera topic.
+    pub topic: String,
+    /// Ground-truth mask topic.
+    pub gt_topic: String,
+    /// The flagging target.
+    pub target: Target,
+    /// The parameter file to write.
+    pub out: PathBuf,
+}
+
+/// What `calibrate` found.
+#[derive(Debug)]
+pub struct Calibration {
+    /// One row per score method, in [`ScoreMethod::ALL`] order.
+    pub rows: Vec<MethodRow>,
+    /// The chosen row.
+    pub chosen: usize,
+    /// Frames with ground truth.
+    pub frames: usize,
+    /// Of those, bad ones.
+    pub bad: usize,
+    /// The settings the frames were segmented with.
+    pub settings: Settings,
+    /// Problems met on the way.
+    pub problems: Vec<Problem>,
+}
+
+impl Calibration {
+    /// The chosen row.
+    pub fn row(&self) -> &MethodRow {
+        &self.rows[self.chosen]
+    }
+}
+
+/// Segments every frame of the bags once and sweeps every score method (see the module
+/// documentation); writes the chosen parameters to `cfg.out`.
+pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) -> Result<Calibration, ReplayError> {
+    for (name, v) in [("--max-good-flagged", cfg.target.max_good_flagged), ("--min-bad-flagged", cfg.target.min_bad_flagged)] {
+        if !(0.0..=1.0).contains(&v) {
+            return Err(crate::Error::param(name, format!("must be in [0, 1], not {v}")).into());
+        }
+    }
+    // Every bag must open and have the topics before the model loads (exit 2 at once).
+    let mut total = 0;
+    for bag in &cfg.bags {
+        BagFrames::open(bag, &cfg.topic, Some(&cfg.gt_topic))?;
+        total += replay::expected_messages(bag, &cfg.topic).unwrap_or(0);
+    }
+    let mut processor = FrameProcessor::new(Pipeline::new(params)?, LoopOptions::default());
+    let (mut frames, mut problems): (Vec<[CalFrame; 4]>, Vec<Problem>) = (Vec::new(), Vec::new());
+    progress.start("calibrate", Some(total));
+    for bag in &cfg.bags {
+        let source = BagFrames::open(bag, &cfg.topic, Some(&cfg.gt_topic))?;
+        let (mut warnings, mut outcome) = (Vec::new(), replay::Outcome::default());
+        let mut acc = Accumulator::new();
+        let stop = source.for_each(&mut warnings, &mut |bf| {
+            let r = replay::process(&mut processor, &bf);
+            progress.step(r.decision.reason.name());
+            if let (Some(seg), Some(gt)) = (r.segmentation(), &bf.gt) {
+                if (gt.width, gt.height) == (seg.width, seg.height) {
+                    let m = acc.add(&seg.prob, &seg.entropy, &seg.mi, &gt.data);
+                    let bad = is_bad(m.iou, m.gt_has_pipe, m.pred_has_pipe);
+                    let insane = r.decision.reason == Reason::ImageQuality;
+                    frames.push(seg.scores.map(|score| CalFrame { score, bad, insane }));
+                }
+            }
+            outcome.count(&bf.pos, r);
+            Ok(())
+        });
+        problems.extend(outcome.failures.into_iter().map(Problem::from));
+        problems.extend(warnings.into_iter().map(Problem::from));
+        if let Some(stop) = stop {
+            problems.push(Problem::Stopped { bag: bag.clone(), frames: outcome.frames, stop });
+        }
+    }
+    progress.finish();
+    if frames.is_empty() {
+        return Err(ReplayError::NoGroundTruth { topic: cfg.topic.clone(), gt_topic: cfg.gt_topic.clone() });
+    }
+    let rows: Vec<MethodRow> = ScoreMethod::ALL
+        .iter()
+        .map(|&method| {
+            let of_method: Vec<CalFrame> = frames.iter().map(|f| f[method.index()]).collect();
+            sweep(method, &of_method, &cfg.target)
+        })
+        .collect();
+    let chosen = choose(&rows).expect("one row per method");
+    let settings = processor.settings().clone();
+    let bad = frames.iter().filter(|f| f[0].bad).count();
+    let cal = Calibration { rows, chosen, frames: frames.len(), bad, settings, problems };
+    let text = parameter_file(&file_header(cfg, &cal), cal.row(), &cal.settings);
+    if let Some(dir) = cfg.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| ReplayError::Output { path: dir.to_path_buf(), source })?;
+    }
+    std::fs::write(&cfg.out, text).map_err(|source| ReplayError::Output { path: cfg.out.clone(), source })?;
+    Ok(cal)
+}
+
+/// "met", or what was done instead.
+pub fn met(row: &MethodRow) -> &'static str {
+    if row.meets {
+        "met"
+    } else {
+        "NOT met (best bad_flagged - good_flagged trade-off instead)"
+    }
+}
+
+fn file_header(cfg: &CalibrateConfig, cal: &Calibration) -> Vec<String> {
+    let (row, t, s) = (cal.row(), &cfg.target, &cal.settings);
+    let mut header = vec!["Written by `pipeline_seg calibrate`; the gate defaults for this model on these bags.".to_string()];
+    header.extend(cfg.bags.iter().map(|b| format!("bag: {} (topic {}, ground truth {})", b.display(), cfg.topic, cfg.gt_topic)));
+    header.push(format!(
+        "target: flag >= {} of bad frames, <= {} of good frames (score > threshold_high or insane; hysteresis not simulated): {}",
+        t.min_bad_flagged,
+        t.max_good_flagged,
+        met(row)
+    ));
+    header.push(format!(
+        "bad_flagged {}, good_flagged {}, samples {}, seed {}",
+        row.bad_flagged.map_or("n/a".into(), |v| format!("{v:.3}")),
+        row.good_flagged.map_or("n/a".into(), |v| format!("{v:.3}")),
+        s.samples,
+        s.seed
+    ));
+    header
 }
 
 #[cfg(test)]
@@ -201,7 +324,5 @@ mod tests {
         assert!(!bad.meets);
         let good = MethodRow { meets: true, ..bad };
         assert_eq!(choose(&[bad, good]), Some(1));
-        assert_eq!(yaml_double(1.0), "1.0");
-        assert_eq!(yaml_double(0.25), "0.25");
     }
 }

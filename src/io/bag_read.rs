@@ -33,8 +33,9 @@ use mcap::sans_io::{LinearReadEvent, LinearReader, LinearReaderOptions};
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 
-use crate::bag::cdr::{self, CdrError, CdrMessage};
-use crate::image::{decode_compressed, decode_raw, Frame, RawImage};
+use crate::msg::cdr::{CdrError, CdrMessage};
+use crate::msg::{CompressedImage, FrameMsg, Image};
+
 
 /// Largest MCAP record (a message, or a chunk's header) the reader accepts, in bytes; a corrupt
 /// length above it is an error, not an allocation.
@@ -1020,48 +1021,12 @@ impl SqliteMessages {
 // ---------------------------------------------------------------------------------------------
 // Frames
 
-/// A camera message of a bag, decoded from CDR (the bag's counterpart of the node's input).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FrameMsg {
-    /// A sensor_msgs/msg/Image.
-    Raw(cdr::Image),
-    /// A sensor_msgs/msg/CompressedImage.
-    Compressed(cdr::CompressedImage),
-}
-
-impl FrameMsg {
-    /// The message's header.
-    pub fn header(&self) -> &cdr::Header {
-        match self {
-            FrameMsg::Raw(m) => &m.header,
-            FrameMsg::Compressed(m) => &m.header,
-        }
-    }
-
-    /// Decodes the image to an RGB frame.
-    pub fn decode(&self, max_pixels: usize) -> crate::Result<Frame> {
-        match self {
-            FrameMsg::Raw(m) => decode_raw(
-                &RawImage {
-                    width: m.width,
-                    height: m.height,
-                    encoding: &m.encoding,
-                    is_bigendian: m.is_bigendian != 0,
-                    step: m.step,
-                    data: &m.data,
-                },
-                max_pixels,
-            ),
-            FrameMsg::Compressed(m) => decode_compressed(&m.format, &m.data, max_pixels),
-        }
-    }
-}
 
 /// Decodes an Image or CompressedImage message's CDR.
 pub fn decode_frame(msg: &BagMessage) -> Result<FrameMsg, BagError> {
     let decoded = match msg.type_name.as_str() {
-        cdr::Image::TYPE_NAME => cdr::Image::decode(&msg.data).map(FrameMsg::Raw),
-        cdr::CompressedImage::TYPE_NAME => cdr::CompressedImage::decode(&msg.data).map(FrameMsg::Compressed),
+        Image::TYPE_NAME => Image::decode(&msg.data).map(FrameMsg::Raw),
+        CompressedImage::TYPE_NAME => CompressedImage::decode(&msg.data).map(FrameMsg::Compressed),
         other => return Err(BagError::NotAnImage { pos: msg.pos(), type_name: other.to_string() }),
     };
     decoded.map_err(|source| BagError::Cdr { pos: msg.pos(), source })

@@ -31,7 +31,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::bag::cdr::{self, CdrMessage};
+use crate::msg::cdr::{self, CdrMessage};
+use crate::msg::{Bool, CompressedImage, DiagnosticArray, Image, Qos};
 
 /// Uncompressed message bytes after which the open chunk is closed and flushed to the file.
 pub const FLUSH_BYTES: usize = 1 << 20;
@@ -110,30 +111,6 @@ pub enum BagWriteError {
     Yaml(#[from] serde_yaml::Error),
 }
 
-/// The QoS a topic's publisher offered, as recorded in the bag (playback offers it again).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Qos {
-    /// History depth (keep last).
-    pub depth: u32,
-    /// Reliable, else best effort.
-    pub reliable: bool,
-    /// Transient local, else volatile.
-    pub transient_local: bool,
-}
-
-impl Qos {
-    /// Reliable, volatile, keep last 10: rclcpp's default publisher QoS.
-    pub const DEFAULT: Qos = Qos { depth: 10, reliable: true, transient_local: false };
-    /// Reliable, transient local, keep last 1 (a latched topic such as `~/confident`).
-    pub const LATCHED: Qos = Qos { depth: 1, reliable: true, transient_local: true };
-}
-
-impl Default for Qos {
-    fn default() -> Self {
-        Qos::DEFAULT
-    }
-}
-
 /// A topic added to a [`BagWriter`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct TopicId(usize);
@@ -142,12 +119,12 @@ pub struct TopicId(usize);
 /// `type_description_hash`), for the types [`cdr::schema`] knows.
 pub fn type_hash(type_name: &str) -> Option<&'static str> {
     Some(match type_name {
-        cdr::Image::TYPE_NAME => "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47",
-        cdr::CompressedImage::TYPE_NAME => {
+        Image::TYPE_NAME => "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47",
+        CompressedImage::TYPE_NAME => {
             "RIHS01_15640771531571185e2efc8a100baf923961a4d15d5569652e6cb6691e8e371a"
         }
-        cdr::Bool::TYPE_NAME => "RIHS01_feb91e995ff9ebd09c0cb3d2aed18b11077585839fb5db80193b62d74528f6c9",
-        cdr::DiagnosticArray::TYPE_NAME => {
+        Bool::TYPE_NAME => "RIHS01_feb91e995ff9ebd09c0cb3d2aed18b11077585839fb5db80193b62d74528f6c9",
+        DiagnosticArray::TYPE_NAME => {
             "RIHS01_5a8a36efb05fb25070fa0fb3810290c0e6cd4862b54a8fb975a1ee8dc55a333e"
         }
         _ => return None,

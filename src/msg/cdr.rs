@@ -10,6 +10,8 @@
 //! padding). The message types implement [`CdrMessage`] (`decode`/`encode`); [`schema`] gives the
 //! `ros2msg` schema text rosbag2 MCAP files carry for each of them.
 
+use super::{Bool, CompressedImage, DiagnosticArray, DiagnosticStatus, Header, Image, KeyValue, Time};
+
 /// Size of the encapsulation header; alignment is counted from its end.
 const HEADER_LEN: usize = 4;
 
@@ -310,118 +312,6 @@ pub trait CdrMessage: Sized {
         self.write_to(&mut w);
         w.finish()
     }
-}
-
-/// builtin_interfaces/msg/Time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Time {
-    /// Whole seconds since the epoch [s].
-    pub sec: i32,
-    /// Nanoseconds past `sec`, 0..1e9 [ns].
-    pub nanosec: u32,
-}
-
-impl Time {
-    /// Nanoseconds since the epoch.
-    pub fn nanos(&self) -> i64 {
-        self.sec as i64 * 1_000_000_000 + self.nanosec as i64
-    }
-
-    /// The time `ns` nanoseconds since the epoch (seconds saturate at the `i32` range).
-    pub fn from_nanos(ns: i64) -> Self {
-        let sec = ns.div_euclid(1_000_000_000).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
-        Self { sec, nanosec: ns.rem_euclid(1_000_000_000) as u32 }
-    }
-}
-
-/// std_msgs/msg/Header.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Header {
-    /// Acquisition time of the data.
-    pub stamp: Time,
-    /// Coordinate frame the data is in.
-    pub frame_id: String,
-}
-
-/// sensor_msgs/msg/Image.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Image {
-    /// Stamp and frame of the image.
-    pub header: Header,
-    /// Image height [px].
-    pub height: u32,
-    /// Image width [px].
-    pub width: u32,
-    /// Pixel encoding (REP 118 name, e.g. `rgb8`, `mono8`, `32FC1`).
-    pub encoding: String,
-    /// Byte order of the pixel data (not of the CDR message): 0 little, non-zero big.
-    pub is_bigendian: u8,
-    /// Row length in bytes.
-    pub step: u32,
-    /// Pixel data, `step * height` bytes.
-    pub data: Vec<u8>,
-}
-
-/// sensor_msgs/msg/CompressedImage.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CompressedImage {
-    /// Stamp and frame of the image.
-    pub header: Header,
-    /// e.g. `jpeg`, `png`, or image_transport's `rgb8; jpeg compressed bgr8`.
-    pub format: String,
-    /// The compressed image bytes.
-    pub data: Vec<u8>,
-}
-
-/// std_msgs/msg/Bool.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Bool {
-    /// The value.
-    pub data: bool,
-}
-
-/// diagnostic_msgs/msg/KeyValue.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct KeyValue {
-    /// Name of the value.
-    pub key: String,
-    /// The value, as text.
-    pub value: String,
-}
-
-/// diagnostic_msgs/msg/DiagnosticStatus.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DiagnosticStatus {
-    /// [`DiagnosticStatus::OK`], `WARN`, `ERROR` or `STALE`.
-    pub level: u8,
-    /// Name of the component the status is about.
-    pub name: String,
-    /// Short description of the status.
-    pub message: String,
-    /// Identifier of the hardware the status is about.
-    pub hardware_id: String,
-    /// Further values, as key-value pairs.
-    pub values: Vec<KeyValue>,
-}
-
-impl DiagnosticStatus {
-    /// Level OK.
-    pub const OK: u8 = 0;
-    /// Level WARN.
-    pub const WARN: u8 = 1;
-    /// Level ERROR.
-    pub const ERROR: u8 = 2;
-    /// Level STALE.
-    pub const STALE: u8 = 3;
-}
-
-/// diagnostic_msgs/msg/DiagnosticArray.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DiagnosticArray {
-    /// Stamp and frame the statuses refer to.
-    pub header: Header,
-    /// One status per component.
-    pub status: Vec<DiagnosticStatus>,
 }
 
 /// Reads a sequence of `T`, each element taking at least `min_size` bytes.

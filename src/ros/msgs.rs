@@ -1,26 +1,26 @@
-//! The ROS boundary: r2r messages to and from the library's CDR message types (`bag::cdr`), so
+//! The ROS boundary: r2r messages to and from the library's CDR message types (`crate::msg`), so
 //! the node and `replay` decode inputs and build outputs with the same code (`outputs`).
 
 use r2r::builtin_interfaces::msg::Time;
 use r2r::diagnostic_msgs::msg::{DiagnosticArray, DiagnosticStatus, KeyValue};
 use r2r::sensor_msgs::msg::{CompressedImage, Image};
-use r2r::std_msgs::msg::Header;
+use r2r::std_msgs::msg::{Bool, Header};
 
-use crate::bag::cdr;
-use crate::bag::read::FrameMsg;
+use crate::msg;
+use crate::msg::FrameMsg;
 
 /// An r2r header as the library's.
-pub fn header_in(h: Header) -> cdr::Header {
-    cdr::Header { stamp: cdr::Time { sec: h.stamp.sec, nanosec: h.stamp.nanosec }, frame_id: h.frame_id }
+pub fn header_in(h: Header) -> msg::Header {
+    msg::Header { stamp: msg::Time { sec: h.stamp.sec, nanosec: h.stamp.nanosec }, frame_id: h.frame_id }
 }
 
-fn header_out(h: cdr::Header) -> Header {
+fn header_out(h: msg::Header) -> Header {
     Header { stamp: Time { sec: h.stamp.sec, nanosec: h.stamp.nanosec }, frame_id: h.frame_id }
 }
 
 /// A raw camera message as an input frame (the pixel data is moved, not copied).
 pub fn raw_in(m: Image) -> FrameMsg {
-    FrameMsg::Raw(cdr::Image {
+    FrameMsg::Raw(msg::Image {
         header: header_in(m.header),
         height: m.height,
         width: m.width,
@@ -33,11 +33,11 @@ pub fn raw_in(m: Image) -> FrameMsg {
 
 /// A compressed camera message as an input frame.
 pub fn compressed_in(m: CompressedImage) -> FrameMsg {
-    FrameMsg::Compressed(cdr::CompressedImage { header: header_in(m.header), format: m.format, data: m.data })
+    FrameMsg::Compressed(msg::CompressedImage { header: header_in(m.header), format: m.format, data: m.data })
 }
 
 /// An image built by `outputs` as an r2r message.
-pub fn image_out(m: cdr::Image) -> Image {
+pub fn image_out(m: msg::Image) -> Image {
     Image {
         header: header_out(m.header),
         height: m.height,
@@ -50,7 +50,7 @@ pub fn image_out(m: cdr::Image) -> Image {
 }
 
 /// A DiagnosticArray built by `outputs` as an r2r message.
-pub fn diagnostics_out(m: cdr::DiagnosticArray) -> DiagnosticArray {
+pub fn diagnostics_out(m: msg::DiagnosticArray) -> DiagnosticArray {
     let status = m.status.into_iter().map(|s| DiagnosticStatus {
         level: s.level as _,
         name: s.name,
@@ -59,4 +59,9 @@ pub fn diagnostics_out(m: cdr::DiagnosticArray) -> DiagnosticArray {
         values: s.values.into_iter().map(|kv| KeyValue { key: kv.key, value: kv.value }).collect(),
     });
     DiagnosticArray { header: header_out(m.header), status: status.collect() }
+}
+
+/// A Bool built by `outputs` as an r2r message.
+pub fn bool_out(m: msg::Bool) -> Bool {
+    Bool { data: m.data }
 }

@@ -18,15 +18,16 @@ use r2r::sensor_msgs::msg::{CompressedImage, Image};
 use r2r::std_msgs::msg::Bool;
 use r2r::{Publisher, QosProfile, RosParams};
 
-use super::msgs::{compressed_in, diagnostics_out, image_out, raw_in};
+use super::msgs::{bool_out, compressed_in, diagnostics_out, image_out, raw_in};
 use super::params::{describe_r2r_error, NodeParams, NodeSettings, Validated, FROM_MODEL};
-use crate::bag::cdr;
-use crate::bag::read::FrameMsg;
-use crate::config::Settings;
-use crate::gate::{Decision, Gate, Observation, Reason};
-use crate::pipeline::{Pipeline, Resolution, Segmentation};
-use crate::outputs::{diagnostic, image_f32, image_u8};
-use crate::{outputs, render, review};
+use crate::engine::config::Settings;
+use crate::engine::gate::{Decision, Reason};
+use crate::engine::pipeline::Pipeline;
+use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, LoopOptions, Source};
+use crate::msg::{FrameMsg, Header};
+use crate::num::{percentile, short};
+use crate::outputs::{self, diagnostic, Message, Topic};
+use crate::view::review;
 
 const NODE: &str = "pipeline_seg_node";
 
@@ -35,19 +36,44 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Every publisher of the node.
+/// A publisher of one of the node's topics.
+enum Out {
+    Bool(Publisher<Bool>),
+    Image(Publisher<Image>),
+    Diagnostic(Publisher<DiagnosticArray>),
+}
+
+/// Every publisher of the node: one per [`Topic`], in [`Topic::ALL`] order, and `/diagnostics`.
 struct Outputs {
-    mask: Publisher<Image>,
-    probability: Publisher<Image>,
-    entropy: Publisher<Image>,
-    mutual_information: Publisher<Image>,
-    entropy_color: Publisher<Image>,
-    overlay: Publisher<Image>,
-    confident: Publisher<Bool>,
-    confidence: Publisher<DiagnosticArray>,
-    review: Publisher<DiagnosticArray>,
-    review_image: Publisher<Image>,
+    topics: Vec<(Topic, Out)>,
     diagnostics: Publisher<DiagnosticArray>,
+}
+
+impl Outputs {
+    /// Publishes `msg` on `topic`; a message of the wrong kind is a bug and is dropped.
+    fn publish(&self, topic: Topic, msg: Message) {
+        let Some((_, out)) = self.topics.iter().find(|(t, _)| *t == topic) else { return };
+        let _ = match (out, msg) {
+            (Out::Bool(p), Message::Bool(m)) => p.publish(&bool_out(m)),
+            (Out::Image(p), Message::Image(m)) => p.publish(&image_out(m)),
+            (Out::Diagnostic(p), Message::Diagnostic(m)) => p.publish(&diagnostics_out(m)),
+            _ => Ok(()),
+        };
+    }
+
+    fn publish_all(&self, msgs: impl IntoIterator<Item = (Topic, Message)>) {
+        for (topic, msg) in msgs {
+            self.publish(topic, msg);
+        }
+    }
+
+    /// Whether anyone listens on an image topic (rendering costs are skipped otherwise).
+    fn subscribed(&self, topic: Topic) -> bool {
+        match self.topics.iter().find(|(t, _)| *t == topic) {
+            Some((_, Out::Image(p))) => p.get_inter_process_subscription_count().unwrap_or(1) > 0,
+            _ => true,
+        }
+    }
 }
 
 /// The newest unprocessed frame; a new one replaces (drops) an older one.
@@ -64,21 +90,20 @@ struct Stats {
     processed: AtomicU64,
     dropped: AtomicU64,
     decode_errors: AtomicU64,
+    inference_errors: AtomicU64,
     latencies_ms: Mutex<VecDeque<f64>>,
 }
 
-/// What the gate, the timer and the worker share.
+/// What the timer and the worker share.
 struct State {
-    gate: Gate,
     /// Header of the last frame received (for stale messages).
-    last_header: cdr::Header,
+    last_header: Header,
     /// Arrival of the frame behind the current decision.
     decided_at: Option<Instant>,
     /// Arrival of the last frame received.
     last_arrival: Option<Instant>,
     stale: bool,
     last_stale_publish: Option<Instant>,
-    last_review: Option<Instant>,
     settings: Settings,
     node: NodeSettings,
     publish: [bool; 5],
@@ -91,9 +116,18 @@ struct Shared {
     stats: Stats,
     state: Mutex<State>,
     shutdown: AtomicBool,
-    pending_settings: Mutex<Option<Settings>>,
+    /// Settings and options for the worker's processor, from a run-time parameter change.
+    pending_settings: Mutex<Option<(Settings, LoopOptions)>>,
+    /// The timer published a stale decision: the gate's recovery starts over.
+    went_stale: AtomicBool,
     provider: &'static str,
     model: String,
+    /// The review clock's origin.
+    started: Instant,
+}
+
+fn loop_options(node: &NodeSettings) -> LoopOptions {
+    LoopOptions { stale_timeout: Some(node.stale_timeout), ..LoopOptions::default() }
 }
 
 /// Runs the node; the exit code is 2 for a bad parameter or model.
@@ -123,7 +157,7 @@ fn run() -> Result<(), String> {
     let params = Arc::new(Mutex::new(Validated { params: NodeParams::default(), base: None }));
     let (param_handler, param_events) =
         node.make_derived_parameter_handler(params.clone()).map_err(|e| describe_r2r_error(&e))?;
-    let known: HashSet<&str> = crate::config::PARAM_NAMES.iter().chain(crate::config::NODE_ONLY).copied().collect();
+    let known: HashSet<&str> = crate::engine::config::PARAM_NAMES.iter().chain(crate::engine::config::NODE_ONLY).copied().collect();
     for unknown in set_by_user.iter().filter(|n| !known.contains(n.as_str())) {
         r2r::log_warn!(NODE, "parameter '{unknown}' is not one of this node's; ignored");
     }
@@ -133,7 +167,7 @@ fn run() -> Result<(), String> {
         let p = &mut lock(&params).params;
         (p.library_params(&set_by_user).map_err(|e| e.to_string())?, p.node_settings().map_err(|e| e.to_string())?)
     };
-    let mut pipeline = Pipeline::new(&lib_params).map_err(|e| e.to_string())?;
+    let pipeline = Pipeline::new(&lib_params).map_err(|e| e.to_string())?;
     let settings = pipeline.settings().clone();
     write_back_model_defaults(&mut node, &params, &settings);
     let good_params = {
@@ -164,23 +198,24 @@ fn run() -> Result<(), String> {
         slot: Slot::default(),
         stats: Stats::default(),
         state: Mutex::new(State {
-            gate: Gate::new(settings.gate),
-            last_header: cdr::Header::default(),
+            last_header: Header::default(),
             decided_at: None,
             last_arrival: None,
             stale: false,
             last_stale_publish: None,
-            last_review: None,
             settings: settings.clone(),
             node: node_settings.clone(),
             publish: [p.publish_probability, p.publish_entropy, p.publish_mutual_information, p.publish_entropy_color, p.publish_overlay],
         }),
         shutdown: AtomicBool::new(false),
         pending_settings: Mutex::new(None),
+        went_stale: AtomicBool::new(false),
         provider: pipeline.model.execution_provider,
         model: pipeline.model.path.display().to_string(),
+        started: Instant::now(),
     });
-    let _ = lock(&shared.out).confident.publish(&Bool { data: false });
+    let mut processor = FrameProcessor::new(pipeline, loop_options(&node_settings));
+    lock(&shared.out).publish(Topic::Confident, Message::Bool(crate::msg::Bool { data: false }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -226,7 +261,7 @@ fn run() -> Result<(), String> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("inference".into())
-            .spawn(move || inference_loop(&shared, &mut pipeline))
+            .spawn(move || inference_loop(&shared, &mut processor))
             .map_err(|e| e.to_string())?
     };
     runtime.spawn(param_handler);
@@ -240,9 +275,8 @@ fn run() -> Result<(), String> {
     // Fail safe on the way out: nobody may keep following a mask from a node that is gone.
     shared.shutdown.store(true, Ordering::Relaxed);
     shared.slot.ready.notify_all();
-    let _ = lock(&shared.out).confident.publish(&Bool { data: false });
     let header = lock(&shared.state).last_header.clone();
-    publish_confidence(&shared, &header, Decision { confident: false, reason: Reason::Stale }, None, 0.0);
+    publish_stale(&shared, &header);
     let _ = worker.join();
     let _ = spin.join();
     runtime.shutdown_timeout(Duration::from_millis(200));
@@ -251,22 +285,22 @@ fn run() -> Result<(), String> {
 }
 
 fn create_outputs(node: &mut r2r::Node) -> r2r::Result<Outputs> {
-    let q = QosProfile::default();
-    // A late subscriber (autonomy starting after us) must get the current state at once.
-    let latched = QosProfile::default().reliable().transient_local().keep_last(1);
-    Ok(Outputs {
-        mask: node.create_publisher("~/mask", q.clone())?,
-        probability: node.create_publisher("~/probability", q.clone())?,
-        entropy: node.create_publisher("~/entropy", q.clone())?,
-        mutual_information: node.create_publisher("~/mutual_information", q.clone())?,
-        entropy_color: node.create_publisher("~/entropy_color", q.clone())?,
-        overlay: node.create_publisher("~/overlay", q.clone())?,
-        confident: node.create_publisher("~/confident", latched)?,
-        confidence: node.create_publisher("~/confidence", q.clone())?,
-        review: node.create_publisher("~/review", q.clone())?,
-        review_image: node.create_publisher("~/review/image", q.clone())?,
-        diagnostics: node.create_publisher("/diagnostics", q)?,
-    })
+    use crate::msg::cdr::CdrMessage;
+    let mut topics = Vec::new();
+    for t in Topic::ALL {
+        let q = t.qos();
+        let qos = QosProfile::default().keep_last(q.depth as usize);
+        let qos = if q.reliable { qos.reliable() } else { qos.best_effort() };
+        let qos = if q.transient_local { qos.transient_local() } else { qos.volatile() };
+        let name = t.private();
+        let out = match t.type_name() {
+            crate::msg::Bool::TYPE_NAME => Out::Bool(node.create_publisher(&name, qos)?),
+            crate::msg::Image::TYPE_NAME => Out::Image(node.create_publisher(&name, qos)?),
+            _ => Out::Diagnostic(node.create_publisher(&name, qos)?),
+        };
+        topics.push((t, out));
+    }
+    Ok(Outputs { topics, diagnostics: node.create_publisher("/diagnostics", QosProfile::default())? })
 }
 
 /// Where a command-line remap rule (`-r [node:]from:=to`, as ros2 launch passes them) sends one
@@ -281,21 +315,16 @@ fn remapped(names: &[&str]) -> Option<String> {
     })
 }
 
-/// An f32 parameter as the decimal a person typed (0.5878, not 0.5878000259399414).
-fn as_double(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(v as f64)
-}
-
 /// Shows the model's calibrated values in `ros2 param get` for parameters nobody set.
 fn write_back_model_defaults(node: &mut r2r::Node, params: &Arc<Mutex<Validated>>, s: &Settings) {
     use r2r::ParameterValue as V;
     let values = [
         ("samples", V::Integer(s.samples as i64)),
         ("score_method", V::String(s.score.method.name().into())),
-        ("pixel_threshold", V::Double(as_double(s.score.pixel_threshold))),
+        ("pixel_threshold", V::Double(short(s.score.pixel_threshold))),
         ("band_px", V::Integer(s.score.band_px as i64)),
-        ("threshold_high", V::Double(as_double(s.gate.threshold_high))),
-        ("threshold_low", V::Double(as_double(s.gate.threshold_low))),
+        ("threshold_high", V::Double(short(s.gate.threshold_high))),
+        ("threshold_low", V::Double(short(s.gate.threshold_low))),
         ("recover_frames", V::Integer(s.gate.recover_frames as i64)),
     ];
     let mut p = lock(params);
@@ -327,7 +356,7 @@ async fn drain(mut frames: std::pin::Pin<Box<dyn futures::Stream<Item = FrameMsg
     }
 }
 
-fn inference_loop(shared: &Shared, pipeline: &mut Pipeline) {
+fn inference_loop(shared: &Shared, processor: &mut FrameProcessor) {
     let mut last_error_log: Option<Instant> = None;
     let mut errors_since_log = 0u64;
     loop {
@@ -343,151 +372,101 @@ fn inference_loop(shared: &Shared, pipeline: &mut Pipeline) {
                 slot = shared.slot.ready.wait_timeout(slot, Duration::from_millis(200)).map(|r| r.0).unwrap_or_else(|e| e.into_inner().0);
             }
         };
-        if let Some(s) = lock(&shared.pending_settings).take() {
-            if let Err(e) = pipeline.set_settings(s) {
+        if let Some((settings, options)) = lock(&shared.pending_settings).take() {
+            if let Err(e) = processor.reconfigure(settings, options) {
                 r2r::log_warn!(NODE, "settings refused: {e}");
             }
         }
-        let settings = pipeline.settings().clone();
-        let header = input.header().clone();
-        let result = input.decode(settings.max_image_pixels).and_then(|frame| {
-            let seg = pipeline.segment(&frame, Resolution::Input, false)?;
-            Ok((frame, seg))
-        });
-        let latency_ms = arrived.elapsed().as_secs_f64() * 1e3;
-        match result {
-            Ok((frame, seg)) => {
+        if shared.went_stale.swap(false, Ordering::Relaxed) {
+            processor.mark_stale();
+        }
+        let clock_ns = arrived.saturating_duration_since(shared.started).as_nanos() as i64;
+        let r = processor.process(Source::Msg(&input), Arrival { at: arrived, clock_ns });
+        {
+            let mut st = lock(&shared.state);
+            st.decided_at = Some(arrived);
+            st.stale = r.decision.reason == Reason::Stale;
+        }
+        match &r.outcome {
+            Ok(_) => {
                 shared.stats.processed.fetch_add(1, Ordering::Relaxed);
-                {
-                    let mut lat = lock(&shared.stats.latencies_ms);
-                    lat.push_back(latency_ms);
-                    while lat.len() > 200 {
-                        lat.pop_front();
-                    }
+                let mut lat = lock(&shared.stats.latencies_ms);
+                lat.push_back(r.latency_ms);
+                while lat.len() > 200 {
+                    lat.pop_front();
                 }
-                let decision = decide(shared, seg.observation(), arrived);
-                publish_frame(shared, &header, &frame, &seg, decision, &input, latency_ms);
             }
-            Err(e) if e.is_frame_error() => {
+            Err(FrameFailure::Decode(e)) => {
                 shared.stats.decode_errors.fetch_add(1, Ordering::Relaxed);
                 errors_since_log += 1;
                 if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                    r2r::log_warn!(NODE, "bad frame (stamp {} ns), skipped: {e} [{errors_since_log} since last report]", header.stamp.nanos());
+                    let stamp = r.header.stamp.nanos();
+                    r2r::log_warn!(NODE, "bad frame (stamp {stamp} ns), skipped: {e} [{errors_since_log} since last report]");
                     last_error_log = Some(Instant::now());
                     errors_since_log = 0;
                 }
-                let decision = decide(shared, Observation::DecodeError, arrived);
-                publish_confidence(shared, &header, decision, None, latency_ms);
             }
-            Err(e) => {
-                r2r::log_error!(NODE, "inference failed: {e}");
-                let decision = decide(shared, Observation::DecodeError, arrived);
-                publish_confidence(shared, &header, decision, None, latency_ms);
+            Err(FrameFailure::Inference(e)) => {
+                shared.stats.inference_errors.fetch_add(1, Ordering::Relaxed);
+                r2r::log_error!(NODE, "inference failed (stamp {} ns): {e}", r.header.stamp.nanos());
             }
         }
+        publish_frame(shared, &r, &input);
     }
 }
 
-/// Folds a frame into the gate; a decision that comes too late to be fresh is stale.
-fn decide(shared: &Shared, obs: Observation, arrived: Instant) -> Decision {
-    let mut st = lock(&shared.state);
-    st.decided_at = Some(arrived);
-    if arrived.elapsed() > st.node.stale_timeout {
-        st.stale = true;
-        return st.gate.stale();
-    }
-    st.stale = false;
-    st.gate.update(obs)
+/// `~/confident` = false and a stale `~/confidence`, with the last frame's header.
+fn publish_stale(shared: &Shared, header: &Header) {
+    let settings = lock(&shared.state).settings.clone();
+    let d = Decision { confident: false, reason: Reason::Stale };
+    lock(&shared.out).publish_all(outputs::decision_messages_for(header, d, &settings, None, 0.0));
 }
 
-fn publish_confidence(shared: &Shared, header: &cdr::Header, d: Decision, seg: Option<(&Segmentation, bool)>, latency_ms: f64) {
-    let _ = lock(&shared.out).confident.publish(&Bool { data: d.confident });
-    let st = lock(&shared.state);
-    let values = outputs::confidence_values(&st.settings, seg, latency_ms);
-    let msg = diagnostics_out(diagnostic(header, outputs::CONFIDENCE_STATUS, d.reason.level(), d.reason.name(), values));
-    drop(st);
-    let _ = lock(&shared.out).confidence.publish(&msg);
-}
-
-fn wanted(p: &Publisher<Image>) -> bool {
-    p.get_inter_process_subscription_count().unwrap_or(1) > 0
-}
-
-fn publish_frame(
-    shared: &Shared,
-    header: &cdr::Header,
-    frame: &crate::image::Frame,
-    seg: &Segmentation,
-    d: Decision,
-    input: &FrameMsg,
-    latency_ms: f64,
-) {
-    let (w, h) = (seg.width, seg.height);
-    let (publish, settings) = {
-        let st = lock(&shared.state);
-        (st.publish, st.settings.clone())
-    };
+fn publish_frame(shared: &Shared, r: &FrameResult, input: &FrameMsg) {
     // The decision first: it is what autonomy waits for.
-    publish_confidence(shared, header, d, Some((seg, seg.pipeline_visible(&settings))), latency_ms);
-    let o = lock(&shared.out);
-    let _ = o.mask.publish(&image_out(image_u8(header, "mono8", w, h, seg.mask.clone())));
-    for (on, p, map) in [(publish[0], &o.probability, &seg.prob), (publish[1], &o.entropy, &seg.entropy), (publish[2], &o.mutual_information, &seg.mi)] {
-        if on {
-            let _ = p.publish(&image_out(image_f32(header, w, h, map)));
-        }
-    }
-    if publish[3] && wanted(&o.entropy_color) {
-        if let Ok(bgr) = render::entropy_color(&seg.entropy, w, h) {
-            let _ = o.entropy_color.publish(&image_out(image_u8(header, "bgr8", w, h, bgr)));
-        }
-    }
-    let caption = outputs::overlay_caption(seg, d.reason);
-    if publish[4] && wanted(&o.overlay) {
-        if let Ok(bgr) = render::overlay(frame, seg, &caption) {
-            let _ = o.overlay.publish(&image_out(image_u8(header, "bgr8", w, h, bgr)));
-        }
-    }
-    drop(o);
-    maybe_review(shared, header, frame, seg, d, input);
-}
-
-/// Asks a human to look when the gate is unconfident because of the model or the image.
-fn maybe_review(shared: &Shared, header: &cdr::Header, frame: &crate::image::Frame, seg: &Segmentation, d: Decision, input: &FrameMsg) {
-    let node = {
-        let mut st = lock(&shared.state);
-        if !outputs::review_due(d.reason, st.last_review.map(|t| t.elapsed()), st.node.review_min_interval) {
-            return;
-        }
-        st.last_review = Some(Instant::now());
-        st.node.clone()
+    lock(&shared.out).publish_all(outputs::decision_messages(r));
+    let Some(seg) = r.segmentation() else { return };
+    let (publish, node) = {
+        let st = lock(&shared.state);
+        (st.publish, st.node.clone())
     };
-    let stamp = header.stamp.nanos();
-    let bundle = node.review_dir.as_ref().and_then(|dir| {
-        let meta = serde_json::json!({"frame_id": header.frame_id, "model": shared.model});
-        match review::save_bundle(dir, stamp, d.reason.name(), frame, seg, meta) {
-            Ok(path) => {
-                if let Err(e) = review::prune(dir, node.review_max_bytes) {
-                    r2r::log_warn!(NODE, "cannot prune {}: {e}", dir.display());
-                }
-                Some(path.display().to_string())
-            }
-            Err(e) => {
-                r2r::log_warn!(NODE, "cannot save review bundle: {e}");
-                None
-            }
-        }
-    });
-    let values = outputs::review_values(seg, bundle.as_deref());
-    let _ = lock(&shared.out).review.publish(&diagnostics_out(diagnostic(header, outputs::REVIEW_STATUS, 1, d.reason.name(), values)));
-    let _ = lock(&shared.out).review_image.publish(&image_out(outputs::review_image(input, frame)));
-    r2r::log_info!(NODE, "review requested: {} (score {:.3}, stamp {stamp} ns)", d.reason.name(), seg.score);
+    let bundle = if r.review { save_bundle(shared, &node, r) } else { None };
+    let out = lock(&shared.out);
+    let wanted = |t: Topic| match t {
+        Topic::Probability => publish[0],
+        Topic::Entropy => publish[1],
+        Topic::MutualInformation => publish[2],
+        Topic::EntropyColor => publish[3] && out.subscribed(t),
+        Topic::Overlay => publish[4] && out.subscribed(t),
+        _ => true,
+    };
+    match outputs::frame_messages(r, Some(input), &wanted, bundle.as_deref()) {
+        Ok(msgs) => out.publish_all(msgs),
+        Err(e) => r2r::log_warn!(NODE, "cannot render the outputs of frame {} ns: {e}", r.header.stamp.nanos()),
+    }
+    drop(out);
+    if r.review {
+        let (reason, stamp) = (r.decision.reason.name(), r.header.stamp.nanos());
+        r2r::log_info!(NODE, "review requested: {reason} (score {:.3}, stamp {stamp} ns)", seg.score);
+    }
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
+/// Saves the review bundle of a frame when `review_dir` is set; its path.
+fn save_bundle(shared: &Shared, node: &NodeSettings, r: &FrameResult) -> Option<String> {
+    let (dir, seg, frame) = (node.review_dir.as_ref()?, r.segmentation()?, r.frame.as_ref()?);
+    let meta = serde_json::json!({"frame_id": r.header.frame_id, "model": shared.model});
+    match review::save_bundle(dir, r.header.stamp.nanos(), r.decision.reason, r.settings.score.method, frame, seg, meta) {
+        Ok(path) => {
+            if let Err(e) = review::prune(dir, node.review_max_bytes) {
+                r2r::log_warn!(NODE, "cannot prune {}: {e}", dir.display());
+            }
+            Some(path.display().to_string())
+        }
+        Err(e) => {
+            r2r::log_warn!(NODE, "cannot save review bundle: {e}");
+            None
+        }
     }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
 /// Staleness (checked every 50 ms), the no-input hint and 1 Hz diagnostics.
@@ -508,13 +487,14 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             if overdue && (!st.stale || repeat) {
                 st.stale = true;
                 st.last_stale_publish = Some(now);
-                Some((st.gate.stale(), st.last_header.clone()))
+                shared.went_stale.store(true, Ordering::Relaxed);
+                Some(st.last_header.clone())
             } else {
                 None
             }
         };
-        if let Some((decision, header)) = stale_msg {
-            publish_confidence(&shared, &header, decision, None, 0.0);
+        if let Some(header) = stale_msg {
+            publish_stale(&shared, &header);
         }
         let quiet_for = now.duration_since(lock(&shared.state).last_arrival.unwrap_or(started));
         if quiet_for > Duration::from_secs(5) && last_hint.is_none_or(|t| now.duration_since(t) > Duration::from_secs(30)) {
@@ -532,8 +512,7 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             last_diag = now;
             let stats = &shared.stats;
             let (received, processed) = (stats.received.load(Ordering::Relaxed), stats.processed.load(Ordering::Relaxed));
-            let mut lat: Vec<f64> = lock(&stats.latencies_ms).iter().copied().collect();
-            lat.sort_by(f64::total_cmp);
+            let lat: Vec<f64> = lock(&stats.latencies_ms).iter().copied().collect();
             let (stale, samples, method) = {
                 let st = lock(&shared.state);
                 (st.stale, st.settings.samples, st.settings.score.method.name())
@@ -545,8 +524,9 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
                 ("processed", processed.to_string()),
                 ("dropped", stats.dropped.load(Ordering::Relaxed).to_string()),
                 ("decode_errors", stats.decode_errors.load(Ordering::Relaxed).to_string()),
-                ("latency_p50_ms", format!("{:.1}", percentile(&lat, 0.5))),
-                ("latency_p95_ms", format!("{:.1}", percentile(&lat, 0.95))),
+                ("inference_errors", stats.inference_errors.load(Ordering::Relaxed).to_string()),
+                ("latency_p50_ms", format!("{:.1}", percentile(&lat, 0.5).unwrap_or(0.0))),
+                ("latency_p95_ms", format!("{:.1}", percentile(&lat, 0.95).unwrap_or(0.0))),
                 ("execution_provider", shared.provider.to_string()),
                 ("samples", samples.to_string()),
                 ("score_method", method.to_string()),
@@ -554,7 +534,7 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             ];
             (last_received, last_processed) = (received, processed);
             let (level, message) = if stale { (1, "stale: no fresh frames") } else { (0, "ok") };
-            let mut header = cdr::Header::default();
+            let mut header = Header::default();
             let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             header.stamp.sec = since_epoch.as_secs() as i32;
             header.stamp.nanosec = since_epoch.subsec_nanos();
@@ -584,13 +564,13 @@ async fn param_changes(
     }
 }
 
-/// Hands new settings to the gate, the publishers and the worker.
+/// Hands new settings to the publishers and the worker (whose processor holds the gate).
 fn apply(shared: &Shared, settings: Settings, node: NodeSettings, p: &NodeParams) {
+    let options = loop_options(&node);
     let mut st = lock(&shared.state);
-    st.gate.params = settings.gate;
     st.settings = settings.clone();
     st.node = node;
     st.publish = [p.publish_probability, p.publish_entropy, p.publish_mutual_information, p.publish_entropy_color, p.publish_overlay];
     drop(st);
-    *lock(&shared.pending_settings) = Some(settings);
+    *lock(&shared.pending_settings) = Some((settings, options));
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use r2r::{ParameterValue, RosParams};
 
-use crate::config::Params;
+use crate::engine::config::Params;
 use crate::error::{Error, Result};
 
 /// Parameters of `pipeline_seg_node` (see config/pipeline_seg.yaml for defaults and ranges).
@@ -75,7 +75,7 @@ pub struct NodeParams {
     pub publish_overlay: bool,
 }
 
-pub use crate::config::FROM_MODEL;
+pub use crate::engine::config::FROM_MODEL;
 
 /// Parameters read only at start-up; every other one can change while the node runs.
 pub const START_ONLY: &[&str] =
@@ -144,8 +144,6 @@ pub struct NodeSettings {
     pub stale_timeout: std::time::Duration,
     /// Directory for review bundles; `None` = do not save.
     pub review_dir: Option<std::path::PathBuf>,
-    /// At most one review request per interval.
-    pub review_min_interval: std::time::Duration,
     /// `review_dir` is kept under this size by deleting the oldest bundles [bytes].
     pub review_max_bytes: u64,
 }
@@ -154,7 +152,7 @@ impl NodeParams {
     /// The library parameters; model-derived ones only if `set_by_user` names them.
     pub fn library_params(&mut self, set_by_user: &HashSet<String>) -> Result<Params> {
         let mut params = Params::default();
-        for name in crate::config::PARAM_NAMES {
+        for name in crate::engine::config::PARAM_NAMES {
             if FROM_MODEL.contains(name) && !set_by_user.contains(*name) {
                 continue;
             }
@@ -188,9 +186,6 @@ impl NodeParams {
         if !(1..=3_600_000).contains(&self.stale_timeout_ms) {
             return Err(Error::param("stale_timeout_ms", format!("{} is outside [1, 3600000]", self.stale_timeout_ms)));
         }
-        if !(self.review_min_interval_s >= 0.0 && self.review_min_interval_s <= 86400.0) {
-            return Err(Error::param("review_min_interval_s", format!("{} is outside [0, 86400]", self.review_min_interval_s)));
-        }
         if !(self.review_max_mb > 0.0 && self.review_max_mb <= 1e7) {
             return Err(Error::param("review_max_mb", format!("{} must be > 0", self.review_max_mb)));
         }
@@ -200,7 +195,6 @@ impl NodeParams {
             depth: self.input_depth as usize,
             stale_timeout: std::time::Duration::from_millis(self.stale_timeout_ms as u64),
             review_dir: (!self.review_dir.is_empty()).then(|| self.review_dir.clone().into()),
-            review_min_interval: std::time::Duration::from_secs_f64(self.review_min_interval_s),
             review_max_bytes: (self.review_max_mb * 1e6) as u64,
         })
     }
@@ -213,12 +207,12 @@ pub struct Validated {
     /// The parameter values in force.
     pub params: NodeParams,
     /// The settings in force; fills nothing here, but anchors `resolve_over`.
-    pub base: Option<crate::config::Settings>,
+    pub base: Option<crate::engine::config::Settings>,
 }
 
 impl Validated {
     /// The library settings and node settings of a full parameter set.
-    pub fn check(&self, params: &NodeParams) -> Result<(crate::config::Settings, NodeSettings)> {
+    pub fn check(&self, params: &NodeParams) -> Result<(crate::engine::config::Settings, NodeSettings)> {
         let base = self.base.as_ref().ok_or_else(|| Error::param("parameters", "not ready yet"))?;
         let all: HashSet<String> = FROM_MODEL.iter().map(|s| s.to_string()).collect();
         let lib = params.clone().library_params(&all)?;

@@ -4,9 +4,11 @@ use std::path::Path;
 
 use opencv::{core, imgcodecs, imgproc, prelude::*};
 
+use crate::engine::gate::Reason;
+use crate::engine::score::ScoreMethod;
 use crate::error::{Error, Result};
-use crate::image::Frame;
-use crate::pipeline::Segmentation;
+use crate::engine::image::Frame;
+use crate::engine::pipeline::Segmentation;
 
 fn mat_from(bytes: &[u8], w: usize, h: usize, channels: usize) -> Result<Mat> {
     let flat = Mat::new_rows_cols_with_data(h as i32, (w * channels) as i32, bytes)?;
@@ -23,6 +25,11 @@ pub fn entropy_color(entropy: &[f32], w: usize, h: usize) -> Result<Vec<u8>> {
 }
 
 /// The input (BGR) with the mask tinted green, uncertain pixels (entropy > 0.5) tinted magenta,
+/// The caption written on every overlay (node, `replay`, `infer`, review bundles).
+pub fn caption(score: f32, method: ScoreMethod, reason: Reason) -> String {
+    format!("score {score:.3} {} ({})", method.name(), reason.name())
+}
+
 /// and a caption with the score and decision.
 pub fn overlay(frame: &Frame, seg: &Segmentation, caption: &str) -> Result<Vec<u8>> {
     let input = if (frame.width, frame.height) == (seg.width, seg.height) {

@@ -15,7 +15,7 @@ use opencv::{core, imgcodecs, imgproc, prelude::*};
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::eval::ReliabilityBin;
+use crate::eval::metrics::ReliabilityBin;
 
 /// Frames in the gallery by default.
 pub const GALLERY_FRAMES: usize = 8;

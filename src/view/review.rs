@@ -3,33 +3,36 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::engine::gate::Reason;
+use crate::engine::score::ScoreMethod;
 use crate::error::{Error, Result};
-use crate::image::Frame;
-use crate::pipeline::Segmentation;
-use crate::render;
+use crate::engine::image::Frame;
+use crate::engine::pipeline::Segmentation;
+use crate::view::render;
 
 /// Writes `<dir>/<stamp_ns>_<reason>/` with input.png, mask.png, entropy.png, overlay.png and
 /// review.json (`meta` plus score and reason); returns the bundle's path.
 pub fn save_bundle(
     dir: &Path,
     stamp_ns: i64,
-    reason: &str,
+    reason: Reason,
+    method: ScoreMethod,
     frame: &Frame,
     seg: &Segmentation,
     meta: serde_json::Value,
 ) -> Result<PathBuf> {
-    let bundle = dir.join(format!("{stamp_ns:020}_{reason}"));
+    let bundle = dir.join(format!("{stamp_ns:020}_{}", reason.name()));
     let io = |source| Error::Io { path: bundle.clone(), source };
     std::fs::create_dir_all(&bundle).map_err(io)?;
     let (w, h) = (seg.width, seg.height);
     render::write_png(&bundle.join("input.png"), &frame.to_bgr(), frame.width, frame.height, 3)?;
     render::write_png(&bundle.join("mask.png"), &seg.mask, w, h, 1)?;
     render::write_png(&bundle.join("entropy.png"), &render::entropy_color(&seg.entropy, w, h)?, w, h, 3)?;
-    let caption = format!("score {:.3} ({reason})", seg.score);
+    let caption = render::caption(seg.score, method, reason);
     render::write_png(&bundle.join("overlay.png"), &render::overlay(frame, seg, &caption)?, w, h, 3)?;
     let mut sidecar = serde_json::json!({
-        "stamp_ns": stamp_ns, "reason": reason, "score": seg.score,
-        "pipeline_fraction": seg.pipeline_fraction, "samples": seg.samples, "sanity": seg.sanity.as_ref().err(),
+        "stamp_ns": stamp_ns, "reason": reason.name(), "score": seg.score,
+        "pipeline_fraction": seg.pipeline_fraction, "samples": seg.samples, "sanity": seg.sanity.as_ref().err().map(|e| e.to_string()),
     });
     if let (Some(obj), serde_json::Value::Object(extra)) = (sidecar.as_object_mut(), meta) {
         obj.extend(extra);
