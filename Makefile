@@ -6,11 +6,12 @@ ENV := . scripts/env.sh &&
 CARGO_RELEASE := cargo build --release --locked
 DEMO_OUT := demo_out
 
-.PHONY: help setup build demo test bench model study
+.PHONY: help setup build lint demo test bench model study
 
 help:
 	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ and replay tests/data/sample_bag"
 	@echo "make test   - set up, build, run the Rust and Python tests (what CI runs)"
+	@echo "make lint   - cargo fmt --check and clippy -D warnings, with and without the ros feature (part of make test)"
 	@echo "make bench  - criterion benches and 'pipeline_seg bench' at T = 1, 8, 16"
 	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent"
 	@echo "make model  - rebuild data, train, export, calibrate and evaluate the shipped model (~30 min, CPU)"
@@ -32,7 +33,13 @@ demo: build
 	@echo "replay outputs: $(CURDIR)/$(DEMO_OUT)/replay/ (output/ bag, frames.csv, metrics.json)"
 	@echo "replay report:  $(CURDIR)/$(DEMO_OUT)/replay/report.html"
 
-test: build
+# --release: clippy then reuses the release build's build-script outputs (opencv and r2r bindings).
+lint: build
+	$(ENV) cargo fmt --check
+	$(ENV) cargo clippy --release --locked --all-targets -- -D warnings
+	$(ENV) cargo clippy --release --locked --all-targets --features ros -- -D warnings
+
+test: build lint
 	$(ENV) cargo test --release --locked
 	$(ENV) cargo test --release --locked --features cuda,tensorrt --test providers
 	$(ENV) python3 -m pytest -q training/tests tests

@@ -3,8 +3,9 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pipeline_seg::engine::image::{decode_compressed, decode_raw, RawImage};
-use pipeline_seg::engine::model::{GateDefaults, ModelInfo, ResizeMode};
+use pipeline_seg::engine::model::{GateDefaults, ModelInfo};
 use pipeline_seg::engine::preprocess::to_tensor;
+use pipeline_seg::engine::preprocess::ResizeMode;
 use pipeline_seg::engine::sampler::Rng;
 use pipeline_seg::engine::score::{frame_score, ScoreMethod, ScoreParams};
 use pipeline_seg::engine::uncertainty::aggregate;
@@ -25,7 +26,7 @@ fn shipped_info() -> ModelInfo {
         dropout_placement: "last_block".into(),
         default_samples: 16,
         gate: GateDefaults {
-            score_method: ScoreMethod::PipelineMean,
+            score_method: "pipeline_mean".into(),
             pixel_threshold: 0.5,
             band_px: 4,
             threshold_high: 0.5878,
@@ -63,7 +64,7 @@ fn decoding(c: &mut Criterion) {
 fn preprocessing(c: &mut Criterion) {
     let frame = decode_compressed("jpeg", JPEG, MAX_PIXELS).expect("bundled frame decodes");
     let info = shipped_info();
-    c.bench_function("preprocess_640x480_to_256x192", |b| b.iter(|| to_tensor(black_box(&frame), &info)));
+    c.bench_function("preprocess_640x480_to_256x192", |b| b.iter(|| to_tensor(black_box(&frame), &info.input())));
 }
 
 /// Random two-class softmax samples [T, 2, hw].
@@ -87,7 +88,9 @@ fn aggregation(c: &mut Criterion) {
         let probs = samples(t, hw);
         let mut copy = vec![0.0f32; probs.len()];
         g.throughput(Throughput::Bytes((probs.len() * 4) as u64));
-        g.bench_with_input(BenchmarkId::new("uncertainty", t), &probs, |b, p| b.iter(|| aggregate(black_box(p), t, 2, hw)));
+        g.bench_with_input(BenchmarkId::new("uncertainty", t), &probs, |b, p| {
+            b.iter(|| aggregate(black_box(p), t, 2, hw))
+        });
         g.bench_with_input(BenchmarkId::new("copy", t), &probs, |b, p| b.iter(|| copy.copy_from_slice(black_box(p))));
     }
     g.finish();

@@ -30,16 +30,4 @@ pub use engine::config::{Params, Settings};
 pub use engine::pipeline::{Pipeline, Resolution, Segmentation};
 pub use error::{Error, Result};
 
-/// Directories that may hold the source checkout (models/, .venv): the build's own source
-/// directory, `PIPELINE_SEG_ROOT`, and the ancestors of the running executable.
-pub fn project_roots() -> Vec<std::path::PathBuf> {
-    let mut roots = Vec::new();
-    if let Some(r) = std::env::var_os("PIPELINE_SEG_ROOT") {
-        roots.push(r.into());
-    }
-    roots.push(env!("CARGO_MANIFEST_DIR").into());
-    if let Ok(exe) = std::env::current_exe() {
-        roots.extend(exe.ancestors().skip(1).take(4).map(|p| p.to_path_buf()));
-    }
-    roots
-}
+pub use engine::model::project_roots;

@@ -107,10 +107,8 @@ impl Topic {
     pub fn parse_list(list: &str) -> Result<Vec<Topic>> {
         let mut out = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-            let short = name
-                .strip_prefix(&format!("/{NODE_NAME}/"))
-                .or_else(|| name.strip_prefix("~/"))
-                .unwrap_or(name);
+            let short =
+                name.strip_prefix(&format!("/{NODE_NAME}/")).or_else(|| name.strip_prefix("~/")).unwrap_or(name);
             let topic = Topic::ALL.into_iter().find(|t| t.short() == short).ok_or_else(|| {
                 let known: Vec<&str> = Topic::ALL.iter().map(|t| t.short()).collect();
                 Error::param("--write", format!("unknown topic '{name}' (known: {})", known.join(", ")))
@@ -150,7 +148,11 @@ impl Message {
 
 /// The KeyValues of the `~/confidence` status. `seg` is the frame's segmentation and whether
 /// the pipeline is visible; `None` for a frame that failed or a stale decision.
-pub fn confidence_values(settings: &Settings, seg: Option<(&Segmentation, bool)>, latency_ms: f64) -> Vec<(&'static str, String)> {
+pub fn confidence_values(
+    settings: &Settings,
+    seg: Option<(&Segmentation, bool)>,
+    latency_ms: f64,
+) -> Vec<(&'static str, String)> {
     let g = &settings.gate;
     // T of the frame's own run: a parameter change may land while a frame is processed.
     let (score, fraction, visible, samples) = match seg {
@@ -205,13 +207,18 @@ pub fn frame_messages(
     if wanted(Topic::Mask) {
         out.push((Topic::Mask, Message::Image(image_u8(header, "mono8", w, h, seg.mask.clone()))));
     }
-    for (topic, map) in [(Topic::Probability, &seg.prob), (Topic::Entropy, &seg.entropy), (Topic::MutualInformation, &seg.mi)] {
+    for (topic, map) in
+        [(Topic::Probability, &seg.prob), (Topic::Entropy, &seg.entropy), (Topic::MutualInformation, &seg.mi)]
+    {
         if wanted(topic) {
             out.push((topic, Message::Image(image_f32(header, w, h, map))));
         }
     }
     if wanted(Topic::EntropyColor) {
-        out.push((Topic::EntropyColor, Message::Image(image_u8(header, "bgr8", w, h, render::entropy_color(&seg.entropy, w, h)?))));
+        out.push((
+            Topic::EntropyColor,
+            Message::Image(image_u8(header, "bgr8", w, h, render::entropy_color(&seg.entropy, w, h)?)),
+        ));
     }
     if wanted(Topic::Overlay) {
         let bgr = render::overlay(frame, seg, &render::caption(seg.score, r.settings.score.method, r.decision.reason))?;
@@ -238,7 +245,15 @@ pub fn frame_messages(
 /// An 8-bit image (`mono8`, `rgb8` or `bgr8`) with the given header.
 pub fn image_u8(header: &Header, encoding: &str, w: usize, h: usize, data: Vec<u8>) -> Image {
     let channels = data.len() / (w * h).max(1);
-    Image { header: header.clone(), height: h as u32, width: w as u32, encoding: encoding.into(), is_bigendian: 0, step: (w * channels) as u32, data }
+    Image {
+        header: header.clone(),
+        height: h as u32,
+        width: w as u32,
+        encoding: encoding.into(),
+        is_bigendian: 0,
+        step: (w * channels) as u32,
+        data,
+    }
 }
 
 /// A `32FC1` image in the machine's byte order.
@@ -255,7 +270,13 @@ pub fn image_f32(header: &Header, w: usize, h: usize, map: &[f32]) -> Image {
 }
 
 /// A DiagnosticArray with one status.
-pub fn diagnostic(header: &Header, name: &str, level: u8, message: &str, values: Vec<(&str, String)>) -> DiagnosticArray {
+pub fn diagnostic(
+    header: &Header,
+    name: &str,
+    level: u8,
+    message: &str,
+    values: Vec<(&str, String)>,
+) -> DiagnosticArray {
     DiagnosticArray {
         header: header.clone(),
         status: vec![DiagnosticStatus {

@@ -7,15 +7,16 @@
 //!
 //! `cargo test --release --test bag_read -- --ignored --nocapture measure_peak_rss` prints the
 //! peak RSS of reading 200- and 2000-frame bags (320x240 rgb8) in a child process.
+#![allow(clippy::disallowed_methods, reason = "a test thread needs no name")]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
+use pipeline_seg::engine::image::decode_msg;
 use pipeline_seg::io::bag_read::{self as read, BagError, BagMessage, Location, Storage, TopicInfo};
 use pipeline_seg::msg::cdr::{CdrError, CdrMessage};
-use pipeline_seg::engine::image::decode_msg;
 use pipeline_seg::msg::{FrameMsg, Image};
 
 // The generator's constants (tests/make_bags.py).
@@ -639,9 +640,7 @@ fn measure_peak_rss() {
             let size: u64 = std::fs::read_dir(&bag).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
             let t = std::time::Instant::now();
             let (stdout, stderr) = probe(&bag);
-            let Some(line) = result(&stdout) else {
-                panic!("rss_probe printed no result:\n{stdout}\n{stderr}")
-            };
+            let Some(line) = result(&stdout) else { panic!("rss_probe printed no result:\n{stdout}\n{stderr}") };
             println!(
                 "peak RSS: {n:>5} frames, {storage:>6}, bag {:>4} MiB, {:.2} s: {line}",
                 size >> 20,

@@ -9,10 +9,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use pipeline_seg::msg::cdr::CdrMessage;
-use pipeline_seg::msg::{Bool, DiagnosticArray, DiagnosticStatus, Header, Image, KeyValue, Time};
 use pipeline_seg::io::bag_write::{BagWriteError, BagWriter, TopicId, FLUSH_BYTES};
+use pipeline_seg::msg::cdr::CdrMessage;
 use pipeline_seg::msg::Qos;
+use pipeline_seg::msg::{Bool, DiagnosticArray, DiagnosticStatus, Header, Image, KeyValue, Time};
 use serde_json::{json, Value};
 
 const T0: i64 = 1_700_000_000_000_000_000;
@@ -39,16 +39,8 @@ fn header_json(h: &Header) -> Value {
 }
 
 fn mono8(stamp_ns: i64, w: u32, h: u32, seed: u8) -> Image {
-    let data = (0..w * h).map(|i| if (i as u8).wrapping_add(seed) % 3 == 0 { 255 } else { 0 }).collect();
-    Image {
-        header: header(stamp_ns),
-        height: h,
-        width: w,
-        encoding: "mono8".into(),
-        is_bigendian: 0,
-        step: w,
-        data,
-    }
+    let data = (0..w * h).map(|i| if (i as u8).wrapping_add(seed).is_multiple_of(3) { 255 } else { 0 }).collect();
+    Image { header: header(stamp_ns), height: h, width: w, encoding: "mono8".into(), is_bigendian: 0, step: w, data }
 }
 
 fn float32(stamp_ns: i64, w: u32, h: u32, seed: u32) -> Image {
@@ -107,8 +99,7 @@ impl Plain for DiagnosticArray {
             .status
             .iter()
             .map(|s| {
-                let values: Vec<Value> =
-                    s.values.iter().map(|kv| json!({"key": kv.key, "value": kv.value})).collect();
+                let values: Vec<Value> = s.values.iter().map(|kv| json!({"key": kv.key, "value": kv.value})).collect();
                 json!({"level": s.level, "name": s.name, "message": s.message, "hardware_id": s.hardware_id,
                        "values": values})
             })
@@ -127,12 +118,7 @@ struct Recorder {
 
 impl Recorder {
     fn create(dir: &Path) -> Self {
-        Recorder {
-            w: BagWriter::create(dir).unwrap(),
-            topics: vec![],
-            messages: vec![],
-            custom_data: Value::Null,
-        }
+        Recorder { w: BagWriter::create(dir).unwrap(), topics: vec![], messages: vec![], custom_data: Value::Null }
     }
 
     fn topic(&mut self, name: &str, type_name: &str, qos: Qos) -> TopicId {
@@ -157,8 +143,7 @@ impl Recorder {
 
     fn write<M: Plain>(&mut self, topic: TopicId, name: &str, log: i64, publish: i64, msg: &M) {
         self.w.write_message(topic, log, publish, msg).unwrap();
-        self.messages
-            .push(json!({"topic": name, "type": M::TYPE_NAME, "log_time": log, "publish_time": publish,
+        self.messages.push(json!({"topic": name, "type": M::TYPE_NAME, "log_time": log, "publish_time": publish,
                                   "msg": msg.plain()}));
     }
 
@@ -195,8 +180,7 @@ fn write_replay(r: &mut Recorder, frames: i64) {
     let mask = r.topic(&format!("{NODE}/mask"), "sensor_msgs/msg/Image", Qos::DEFAULT);
     let prob = r.topic(&format!("{NODE}/probability"), "sensor_msgs/msg/Image", Qos::DEFAULT);
     let confident = r.topic(&format!("{NODE}/confident"), "std_msgs/msg/Bool", Qos::LATCHED);
-    let confidence =
-        r.topic(&format!("{NODE}/confidence"), "diagnostic_msgs/msg/DiagnosticArray", Qos::DEFAULT);
+    let confidence = r.topic(&format!("{NODE}/confidence"), "diagnostic_msgs/msg/DiagnosticArray", Qos::DEFAULT);
     // A topic that gets no message is still listed, with count 0.
     r.topic(
         &format!("{NODE}/review"),
@@ -210,15 +194,8 @@ fn write_replay(r: &mut Recorder, frames: i64) {
         r.write(mask, &format!("{NODE}/mask"), log, log + 10, &mono8(stamp, 64, 48, i as u8));
         r.write(prob, &format!("{NODE}/probability"), log, log + 20, &float32(stamp, 256, 256, i as u32));
         r.write(confident, &format!("{NODE}/confident"), log, log + 30, &Bool { data: ok });
-        let (level, reason) =
-            if ok { (DiagnosticStatus::OK, "") } else { (DiagnosticStatus::WARN, "uncertain") };
-        r.write(
-            confidence,
-            &format!("{NODE}/confidence"),
-            log,
-            log + 40,
-            &diag(stamp, level, reason, 0.1 * i as f64),
-        );
+        let (level, reason) = if ok { (DiagnosticStatus::OK, "") } else { (DiagnosticStatus::WARN, "uncertain") };
+        r.write(confidence, &format!("{NODE}/confidence"), log, log + 40, &diag(stamp, level, reason, 0.1 * i as f64));
     }
 }
 

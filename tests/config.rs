@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 
 use pipeline_seg::engine::gate::GateParams;
-use pipeline_seg::engine::model::{GateDefaults, ModelInfo, ResizeMode};
+use pipeline_seg::engine::model::{GateDefaults, ModelInfo};
+use pipeline_seg::engine::preprocess::ResizeMode;
 use pipeline_seg::engine::score::ScoreMethod;
 use pipeline_seg::{Error, Params};
 
@@ -19,7 +20,7 @@ fn info() -> ModelInfo {
         dropout_placement: "bottleneck+decoder".into(),
         default_samples: 8,
         gate: GateDefaults {
-            score_method: ScoreMethod::P95,
+            score_method: "p95".into(),
             pixel_threshold: 0.4,
             band_px: 6,
             threshold_high: 0.35,
@@ -63,8 +64,15 @@ fn parameter_file_under_the_node_name_or_wildcard_is_applied() {
                 threshold_low: 0.2\n    band_px: 3\n    max_saturated: 0.7\n    min_luma: 10\n    stale_timeout_ms: 500\n";
     for (name, header) in [("node", "pipeline_seg_node:\n"), ("wildcard", "/**:\n")] {
         let p = apply(name, &format!("{header}{body}")).unwrap();
-        assert_eq!((p.samples, p.seed, p.score_method, p.band_px), (Some(12), 99, Some(ScoreMethod::PipelineMean), Some(3)), "{name}");
-        assert_eq!((p.threshold_high, p.threshold_low, p.sanity.max_saturated, p.sanity.min_luma), (Some(0.5), Some(0.2), 0.7, 10.0));
+        assert_eq!(
+            (p.samples, p.seed, p.score_method, p.band_px),
+            (Some(12), 99, Some(ScoreMethod::PipelineMean), Some(3)),
+            "{name}"
+        );
+        assert_eq!(
+            (p.threshold_high, p.threshold_low, p.sanity.max_saturated, p.sanity.min_luma),
+            (Some(0.5), Some(0.2), 0.7, 10.0)
+        );
         // The file beats the model; what it leaves out comes from the model's metadata.
         let s = p.resolve(&info()).unwrap();
         assert_eq!(s.samples, 12);
@@ -75,12 +83,23 @@ fn parameter_file_under_the_node_name_or_wildcard_is_applied() {
 
 #[test]
 fn unknown_parameter_is_an_error_naming_it() {
-    expect_param(apply("unknown", "pipeline_seg_node:\n  ros__parameters:\n    samples: 4\n    treshold_high: 0.5\n"), "treshold_high");
+    expect_param(
+        apply("unknown", "pipeline_seg_node:\n  ros__parameters:\n    samples: 4\n    treshold_high: 0.5\n"),
+        "treshold_high",
+    );
 }
 
 #[test]
 fn wrong_type_is_an_error_naming_the_parameter() {
-    for (param, value) in [("samples", "\"many\""), ("samples", "2.5"), ("samples", "-1"), ("threshold_high", "high"), ("allow_cpu_fallback", "3"), ("score_method", "median"), ("device", "gpu")] {
+    for (param, value) in [
+        ("samples", "\"many\""),
+        ("samples", "2.5"),
+        ("samples", "-1"),
+        ("threshold_high", "high"),
+        ("allow_cpu_fallback", "3"),
+        ("score_method", "median"),
+        ("device", "gpu"),
+    ] {
         let text = format!("pipeline_seg_node:\n  ros__parameters:\n    {param}: {value}\n");
         expect_param(apply(&format!("type_{param}"), &text), param);
     }
@@ -105,7 +124,13 @@ fn resolve_names_the_out_of_range_parameter() {
         ("pixel_threshold", Params { pixel_threshold: Some(1.5), ..Params::default() }),
         ("threshold_high", Params { threshold_high: Some(f32::NAN), ..Params::default() }),
         ("recover_frames", Params { recover_frames: Some(0), ..Params::default() }),
-        ("max_saturated", Params { sanity: pipeline_seg::engine::sanity::SanityLimits { max_saturated: -0.1, ..Default::default() }, ..Params::default() }),
+        (
+            "max_saturated",
+            Params {
+                sanity: pipeline_seg::engine::sanity::SanityLimits { max_saturated: -0.1, ..Default::default() },
+                ..Params::default()
+            },
+        ),
     ];
     for (param, p) in cases {
         expect_param(p.resolve(&info()), param);
@@ -126,7 +151,10 @@ fn shipped_config_file_lists_the_built_in_defaults() {
     let text = std::fs::read_to_string(&path).unwrap();
     let listed = pipeline_seg::engine::config::NODE_ONLY.iter().chain(pipeline_seg::engine::config::PARAM_NAMES);
     for name in listed.filter(|n| **n != "use_sim_time") {
-        assert!(text.contains(&format!("    {name}:")) || text.contains(&format!("# {name}:")), "config/pipeline_seg.yaml lacks {name}");
+        assert!(
+            text.contains(&format!("    {name}:")) || text.contains(&format!("# {name}:")),
+            "config/pipeline_seg.yaml lacks {name}"
+        );
     }
     for name in pipeline_seg::engine::config::FROM_MODEL {
         assert!(text.contains(&format!("# {name}:")), "{name} must be listed, commented out (the model decides)");

@@ -15,7 +15,10 @@ fn decode(w: u32, h: u32, encoding: &str, step: u32, data: &[u8]) -> pipeline_se
 
 /// Packed buffer, `bpp` bytes per pixel, byte `i` of pixel (x, y) from `f(x, y, i)`.
 fn pattern(w: usize, h: usize, bpp: usize, f: impl Fn(usize, usize, usize) -> u8) -> Vec<u8> {
-    (0..h).flat_map(|y| (0..w).flat_map(move |x| (0..bpp).map(move |i| (x, y, i)))).map(|(x, y, i)| f(x, y, i)).collect()
+    (0..h)
+        .flat_map(|y| (0..w).flat_map(move |x| (0..bpp).map(move |i| (x, y, i))))
+        .map(|(x, y, i)| f(x, y, i))
+        .collect()
 }
 
 /// A distinct value for each (pixel, channel) of a small image.
@@ -25,7 +28,10 @@ fn val(x: usize, y: usize, i: usize) -> u8 {
 
 /// Copies packed rows into rows of `step` bytes, the padding filled with garbage.
 fn pad(packed: &[u8], row: usize, step: usize) -> Vec<u8> {
-    packed.chunks_exact(row).flat_map(|r| r.iter().copied().chain((0..step - row).map(|k| (0xA5 ^ k * 37) as u8))).collect()
+    packed
+        .chunks_exact(row)
+        .flat_map(|r| r.iter().copied().chain((0..step - row).map(|k| (0xA5 ^ (k * 37)) as u8)))
+        .collect()
 }
 
 fn pixel(f: &Frame, x: usize, y: usize) -> [u8; 3] {
@@ -43,7 +49,9 @@ fn assert_close(got: [u8; 3], want: [f64; 3], tol: f64, what: &str) {
 fn packed_colour_encodings_give_rgb_in_the_right_channel_order() {
     let (w, h) = (4, 3);
     // (encoding, bytes per pixel, byte index of R, G, B within a pixel)
-    for (enc, bpp, order) in [("rgb8", 3, [0, 1, 2]), ("bgr8", 3, [2, 1, 0]), ("rgba8", 4, [0, 1, 2]), ("bgra8", 4, [2, 1, 0])] {
+    for (enc, bpp, order) in
+        [("rgb8", 3, [0, 1, 2]), ("bgr8", 3, [2, 1, 0]), ("rgba8", 4, [0, 1, 2]), ("bgra8", 4, [2, 1, 0])]
+    {
         let data = pattern(w, h, bpp, val);
         let f = decode(w as u32, h as u32, enc, (w * bpp) as u32, &data).unwrap();
         assert_eq!((f.width, f.height, f.rgb.len()), (w, h, w * h * 3), "{enc}");
@@ -71,12 +79,17 @@ fn mono16_scales_by_1_256_with_rounding_in_both_endiannesses() {
             let b = if big { v16(x, y).to_be_bytes() } else { v16(x, y).to_le_bytes() };
             b[i]
         });
-        let f = decode_raw(&RawImage { width: 4, height: 3, encoding: "mono16", is_bigendian: big, step: 8, data: &data }, MAX).unwrap();
+        let f = decode_raw(
+            &RawImage { width: 4, height: 3, encoding: "mono16", is_bigendian: big, step: 8, data: &data },
+            MAX,
+        )
+        .unwrap();
         for (y, x) in (0..h).flat_map(|y| (0..w).map(move |x| (y, x))) {
             // cv_bridge: convertTo(scale 1/256) rounds half to even and saturates.
             let v = v16(x, y) as f64 / 256.0;
             let r = v.round();
-            let want = (if (v - v.floor() - 0.5).abs() < 1e-12 && r % 2.0 == 1.0 { r - 1.0 } else { r }).min(255.0) as u8;
+            let want =
+                (if (v - v.floor() - 0.5).abs() < 1e-12 && r % 2.0 == 1.0 { r - 1.0 } else { r }).min(255.0) as u8;
             assert_eq!(pixel(&f, x, y), [want; 3], "big endian {big}, pixel ({x},{y})");
         }
     }
@@ -195,12 +208,19 @@ fn inconsistent_geometry_is_a_typed_error_naming_the_problem() {
 #[test]
 fn too_many_pixels_is_rejected_before_decoding() {
     let data = vec![0u8; 100 * 50];
-    let r = decode_raw(&RawImage { width: 100, height: 50, encoding: "mono8", is_bigendian: false, step: 100, data: &data }, 4999);
+    let r = decode_raw(
+        &RawImage { width: 100, height: 50, encoding: "mono8", is_bigendian: false, step: 100, data: &data },
+        4999,
+    );
     match r {
         Err(e @ Error::TooLarge { pixels: 5000, max: 4999, .. }) => assert!(e.to_string().contains("max_image_pixels")),
         other => panic!("expected TooLarge, got {other:?}"),
     }
-    assert!(decode_raw(&RawImage { width: 100, height: 50, encoding: "mono8", is_bigendian: false, step: 100, data: &data }, 5000).is_ok());
+    assert!(decode_raw(
+        &RawImage { width: 100, height: 50, encoding: "mono8", is_bigendian: false, step: 100, data: &data },
+        5000
+    )
+    .is_ok());
 }
 
 #[test]
@@ -234,7 +254,11 @@ fn temp_path(name: &str) -> PathBuf {
 }
 
 fn expect_corrupt(r: pipeline_seg::Result<Frame>, what: &str) {
-    assert!(matches!(r, Err(Error::Corrupt { .. })), "{what}: expected Corrupt, got {:?}", r.map(|f| (f.width, f.height)));
+    assert!(
+        matches!(r, Err(Error::Corrupt { .. })),
+        "{what}: expected Corrupt, got {:?}",
+        r.map(|f| (f.width, f.height))
+    );
 }
 
 #[test]
@@ -254,7 +278,10 @@ fn truncated_jpeg_is_corrupt_not_a_grey_image() {
     let data = jpeg_bytes();
     expect_corrupt(decode_compressed("jpeg", &data[..data.len() / 2], MAX), "cut at half");
     expect_corrupt(decode_compressed("jpeg", &data[..data.len() - 1], MAX), "last byte missing");
-    expect_corrupt(decode_compressed("jpeg", &[&data[..data.len() / 2], &[0u8; 64][..]].concat(), MAX), "cut, zero padded");
+    expect_corrupt(
+        decode_compressed("jpeg", &[&data[..data.len() / 2], &[0u8; 64][..]].concat(), MAX),
+        "cut, zero padded",
+    );
 }
 
 #[test]

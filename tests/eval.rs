@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use pipeline_seg::engine::sampler::Rng;
 use pipeline_seg::eval::metrics::{is_bad, spearman, Accumulator, GateStats};
 use pipeline_seg::io::npy::write_f32;
-use pipeline_seg::engine::sampler::Rng;
 use serde_json::{json, Value};
 
 /// Tolerance for count ratios (IoU, dice, pixel error rate) and Spearman.
@@ -44,7 +44,8 @@ fn h2(p: f64) -> f64 {
 /// mostly agrees with it, entropy that rises near 0.5, MI a random share of it; some values sit
 /// exactly on histogram and ECE bin edges.
 fn band_frame(rng: &mut Rng, h: usize, w: usize) -> Frame {
-    let (x0, slope, half) = (rng.next_f64() * w as f64, rng.next_f64() * 2.0 - 1.0, 1.0 + rng.next_f64() * w as f64 / 6.0);
+    let (x0, slope, half) =
+        (rng.next_f64() * w as f64, rng.next_f64() * 2.0 - 1.0, 1.0 + rng.next_f64() * w as f64 / 6.0);
     let mut f = Frame { prob: vec![], entropy: vec![], mi: vec![], gt: vec![], shape: [h, w] };
     for y in 0..h {
         for x in 0..w {
@@ -81,8 +82,9 @@ fn band_frame(rng: &mut Rng, h: usize, w: usize) -> Frame {
 fn uniform_frame(rng: &mut Rng, h: usize, w: usize) -> Frame {
     let n = h * w;
     let mut u = |_| rng.next_f64() as f32;
-    let (prob, entropy, mi) = ((0..n).map(&mut u).collect(), (0..n).map(&mut u).collect(), (0..n).map(&mut u).collect());
-    let gt = (0..n).map(|_| if rng.next_u64() % 3 == 0 { 255 } else { 0 }).collect();
+    let (prob, entropy, mi) =
+        ((0..n).map(&mut u).collect(), (0..n).map(&mut u).collect(), (0..n).map(&mut u).collect());
+    let gt = (0..n).map(|_| if rng.next_u64().is_multiple_of(3) { 255 } else { 0 }).collect();
     Frame { prob, entropy, mi, gt, shape: [h, w] }
 }
 
@@ -131,7 +133,16 @@ fn constant_frames() -> Vec<Frame> {
 /// Extreme but finite values: prob exactly 0, 0.5, 1 and on ECE bin edges, entropy and MI
 /// exactly 0 and 1 (→ bin 999), 0.999, 0.001, gt 127 / 128, and a frame without pixels.
 fn extreme_frames() -> Vec<Frame> {
-    let probs = [0.0f32, 0.5, 1.0, 0.5 + f32::EPSILON, 0.5 - f32::EPSILON / 2.0, 0.5 + 1.0 / 30.0, 0.5 - 14.0 / 30.0, 29.0 / 30.0];
+    let probs = [
+        0.0f32,
+        0.5,
+        1.0,
+        0.5 + f32::EPSILON,
+        0.5 - f32::EPSILON / 2.0,
+        0.5 + 1.0 / 30.0,
+        0.5 - 14.0 / 30.0,
+        29.0 / 30.0,
+    ];
     let ents = [0.0f32, 1.0, 0.999, 0.001, 0.5, 0.0005, 0.9995];
     let gts = [0u8, 127, 128, 255];
     let mut f = Frame { prob: vec![], entropy: vec![], mi: vec![], gt: vec![], shape: [0, 0] };
@@ -351,7 +362,8 @@ fn no_frames_match_python() {
 
 #[test]
 fn mixed_sequence_matches_python() {
-    let all: Vec<Frame> = [random_frames(3), empty_frames(), all_wrong_frames(), constant_frames(), extreme_frames()].concat();
+    let all: Vec<Frame> =
+        [random_frames(3), empty_frames(), all_wrong_frames(), constant_frames(), extreme_frames()].concat();
     check_scenarios("mixed", &[("mixed", all)]);
 }
 

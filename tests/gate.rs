@@ -8,7 +8,11 @@ const MIDDLE: Observation = Observation::Score(0.45);
 const BAD: Observation = Observation::Score(0.9);
 
 fn reasons(gate: &mut Gate, obs: &[Observation]) -> Vec<Reason> {
-    obs.iter().map(|&o| gate.update(o)).inspect(|d| assert_eq!(d.confident, d.reason == Reason::Ok)).map(|d| d.reason).collect()
+    obs.iter()
+        .map(|&o| gate.update(o))
+        .inspect(|d| assert_eq!(d.confident, d.reason == Reason::Ok))
+        .map(|d| d.reason)
+        .collect()
 }
 
 /// A gate that has just become confident.
@@ -18,7 +22,7 @@ fn confident_gate() -> Gate {
     g
 }
 
-use Reason::{DecodeError, ImageQuality, Ok, Recovering, Stale, Uncertain};
+use Reason::{DecodeError, ImageQuality, InferenceError, Ok, Recovering, Stale, Uncertain};
 
 #[test]
 fn starts_unconfident_and_recovers_after_recover_frames_good_scores() {
@@ -31,7 +35,10 @@ fn starts_unconfident_and_recovers_after_recover_frames_good_scores() {
 #[test]
 fn a_middle_score_while_recovering_restarts_the_count() {
     let mut g = Gate::new(P);
-    assert_eq!(reasons(&mut g, &[GOOD, GOOD, MIDDLE, GOOD, GOOD, GOOD]), [Recovering, Recovering, Recovering, Recovering, Recovering, Ok]);
+    assert_eq!(
+        reasons(&mut g, &[GOOD, GOOD, MIDDLE, GOOD, GOOD, GOOD]),
+        [Recovering, Recovering, Recovering, Recovering, Recovering, Ok]
+    );
     // A score equal to threshold_low is not below it.
     let mut g = Gate::new(P);
     assert_eq!(reasons(&mut g, &[GOOD, GOOD, Observation::Score(0.3), GOOD, GOOD]), [Recovering; 5]);
@@ -40,7 +47,10 @@ fn a_middle_score_while_recovering_restarts_the_count() {
 #[test]
 fn above_threshold_high_is_uncertain_and_restarts_recovery() {
     let mut g = confident_gate();
-    assert_eq!(reasons(&mut g, &[BAD, GOOD, GOOD, BAD, GOOD, GOOD, GOOD]), [Uncertain, Recovering, Recovering, Uncertain, Recovering, Recovering, Ok]);
+    assert_eq!(
+        reasons(&mut g, &[BAD, GOOD, GOOD, BAD, GOOD, GOOD, GOOD]),
+        [Uncertain, Recovering, Recovering, Uncertain, Recovering, Recovering, Ok]
+    );
     // threshold_high itself is still acceptable.
     let mut g = confident_gate();
     assert_eq!(reasons(&mut g, &[Observation::Score(0.6)]), [Ok]);
@@ -58,7 +68,10 @@ fn decode_error_and_image_quality_are_reported_and_restart_recovery() {
         let mut g = confident_gate();
         assert_eq!(reasons(&mut g, &[obs, GOOD, GOOD, GOOD]), [reason, Recovering, Recovering, Ok]);
         let mut g = Gate::new(P);
-        assert_eq!(reasons(&mut g, &[GOOD, GOOD, obs, GOOD, GOOD, GOOD]), [Recovering, Recovering, reason, Recovering, Recovering, Ok]);
+        assert_eq!(
+            reasons(&mut g, &[GOOD, GOOD, obs, GOOD, GOOD, GOOD]),
+            [Recovering, Recovering, reason, Recovering, Recovering, Ok]
+        );
     }
     assert_eq!((DecodeError.level(), ImageQuality.level(), Ok.level(), Stale.level()), (2, 1, 0, 2));
 }
@@ -90,6 +103,17 @@ fn single_frames_need_only_sanity_and_score_at_most_threshold_high() {
     assert_eq!(single(BAD), Decision { confident: false, reason: Uncertain });
     assert_eq!(single(Observation::DecodeError), Decision { confident: false, reason: DecodeError });
     assert_eq!(single(Observation::ImageQuality), Decision { confident: false, reason: ImageQuality });
-    let names: Vec<_> = [Stale, DecodeError, ImageQuality, Uncertain, Recovering, Ok].iter().map(|r| r.name()).collect();
+    let names: Vec<_> =
+        [Stale, DecodeError, ImageQuality, Uncertain, Recovering, Ok].iter().map(|r| r.name()).collect();
     assert_eq!(names, ["stale", "decode_error", "image_quality", "uncertain", "recovering", "ok"]);
+}
+
+#[test]
+fn a_failed_inference_has_its_own_reason_is_an_error_and_restarts_recovery() {
+    let mut g = confident_gate();
+    let d = g.update(Observation::InferenceError);
+    assert_eq!(d, Decision { confident: false, reason: InferenceError });
+    assert_eq!((InferenceError.name(), InferenceError.level()), ("inference_error", 2));
+    assert_eq!(reasons(&mut g, &[GOOD, GOOD, GOOD]), [Recovering, Recovering, Ok]);
+    assert_eq!(Gate::single(&P, Observation::InferenceError).reason, InferenceError);
 }

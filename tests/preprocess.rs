@@ -2,9 +2,9 @@
 //! padding, normalisation, crop of the content and resize to the input size.
 
 use pipeline_seg::engine::image::Frame;
-use pipeline_seg::engine::model::{GateDefaults, ModelInfo, ResizeMode};
+use pipeline_seg::engine::model::{GateDefaults, ModelInfo};
+use pipeline_seg::engine::preprocess::ResizeMode;
 use pipeline_seg::engine::preprocess::{crop, placement, resize_map, to_tensor, Placement};
-use pipeline_seg::engine::score::ScoreMethod;
 
 const MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 const STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -22,7 +22,7 @@ fn info(resize: ResizeMode) -> ModelInfo {
         dropout_placement: "bottleneck".into(),
         default_samples: 8,
         gate: GateDefaults {
-            score_method: ScoreMethod::Mean,
+            score_method: "mean".into(),
             pixel_threshold: 0.5,
             band_px: 4,
             threshold_high: 0.3,
@@ -50,17 +50,27 @@ fn at(t: &ndarray::Array4<f32>, c: usize, x: usize, y: usize) -> f32 {
 #[test]
 fn letterbox_placement_is_centred_and_keeps_the_aspect_ratio() {
     // 16:9 into 4:3: full width, 144 rows, 24 rows of padding above and below.
-    assert_eq!(placement(640, 360, 256, 192, ResizeMode::Letterbox), Placement { x: 0, y: 24, width: 256, height: 144 });
+    assert_eq!(
+        placement(640, 360, 256, 192, ResizeMode::Letterbox),
+        Placement { x: 0, y: 24, width: 256, height: 144 }
+    );
     // Portrait: full height, 108 columns centred.
-    assert_eq!(placement(360, 640, 256, 192, ResizeMode::Letterbox), Placement { x: 74, y: 0, width: 108, height: 192 });
+    assert_eq!(
+        placement(360, 640, 256, 192, ResizeMode::Letterbox),
+        Placement { x: 74, y: 0, width: 108, height: 192 }
+    );
     // Same aspect ratio: no padding; stretch always fills.
-    assert_eq!(placement(1280, 960, 256, 192, ResizeMode::Letterbox), Placement { x: 0, y: 0, width: 256, height: 192 });
+    assert_eq!(
+        placement(1280, 960, 256, 192, ResizeMode::Letterbox),
+        Placement { x: 0, y: 0, width: 256, height: 192 }
+    );
     assert_eq!(placement(640, 360, 256, 192, ResizeMode::Stretch), Placement { x: 0, y: 0, width: 256, height: 192 });
 }
 
 #[test]
+#[allow(clippy::needless_range_loop, reason = "c indexes the tensor as well as want")]
 fn letterbox_tensor_has_zero_padding_and_normalised_content() {
-    let (t, place) = to_tensor(&frame(640, 360, COLOUR, COLOUR), &info(ResizeMode::Letterbox)).unwrap();
+    let (t, place) = to_tensor(&frame(640, 360, COLOUR, COLOUR), &info(ResizeMode::Letterbox).input()).unwrap();
     assert_eq!(t.len(), 3 * 192 * 256);
     assert_eq!(place, Placement { x: 0, y: 24, width: 256, height: 144 });
     let want = normalised(COLOUR);
@@ -81,7 +91,7 @@ fn letterbox_tensor_has_zero_padding_and_normalised_content() {
 #[test]
 fn letterbox_keeps_orientation_and_rgb_order() {
     let blue = [10, 60, 240];
-    let (t, _) = to_tensor(&frame(640, 360, COLOUR, blue), &info(ResizeMode::Letterbox)).unwrap();
+    let (t, _) = to_tensor(&frame(640, 360, COLOUR, blue), &info(ResizeMode::Letterbox).input()).unwrap();
     let (top, bottom) = (normalised(COLOUR), normalised(blue));
     for c in 0..3 {
         assert!((at(&t, c, 128, 30) - top[c]).abs() < 1e-5, "channel {c} near the top");
@@ -93,7 +103,9 @@ fn letterbox_keeps_orientation_and_rgb_order() {
 fn crop_returns_exactly_the_content_rectangle() {
     for (w, h) in [(640, 360), (360, 640)] {
         let place = placement(w, h, 256, 192, ResizeMode::Letterbox);
-        let inside = |x: usize, y: usize| (place.x..place.x + place.width).contains(&x) && (place.y..place.y + place.height).contains(&y);
+        let inside = |x: usize, y: usize| {
+            (place.x..place.x + place.width).contains(&x) && (place.y..place.y + place.height).contains(&y)
+        };
         // Content pixels carry their index within the content, padding carries -1.
         let map: Vec<f32> = (0..192 * 256)
             .map(|i| (i % 256, i / 256))
@@ -128,7 +140,7 @@ fn resize_map_returns_the_input_size_and_keeps_flat_values() {
 fn stretch_fills_the_input_with_the_normalised_colour() {
     // Downscaled (area) and upscaled (bilinear).
     for (w, h) in [(640, 360), (100, 50)] {
-        let (t, place) = to_tensor(&frame(w, h, COLOUR, COLOUR), &info(ResizeMode::Stretch)).unwrap();
+        let (t, place) = to_tensor(&frame(w, h, COLOUR, COLOUR), &info(ResizeMode::Stretch).input()).unwrap();
         assert_eq!(place, Placement { x: 0, y: 0, width: 256, height: 192 });
         let want = normalised(COLOUR);
         for (c, plane) in t.index_axis(ndarray::Axis(0), 0).outer_iter().enumerate() {

@@ -52,7 +52,12 @@ fn kept_fraction_is_within_three_sigma_of_one_minus_p() {
         let kept = draws.iter().filter(|&&v| v != 0.0).count() as f64;
         let q = 1.0 - p as f64;
         let sigma = (n * q * (1.0 - q)).sqrt();
-        assert!((kept - n * q).abs() < 3.0 * sigma, "p = {p}: kept {kept} of {n}, expected {} ± {}", n * q, 3.0 * sigma);
+        assert!(
+            (kept - n * q).abs() < 3.0 * sigma,
+            "p = {p}: kept {kept} of {n}, expected {} ± {}",
+            n * q,
+            3.0 * sigma
+        );
         // The mean of a mask element is 1 (what MC-Dropout's scaling is for).
         let mean = draws.iter().map(|&v| v as f64).sum::<f64>() / n;
         assert!((mean - 1.0).abs() < 3.0 * sigma / n / q, "p = {p}: mean {mean}");

@@ -28,11 +28,12 @@ fn reference(probs: &[f32], t: usize, c: usize, hw: usize) -> (Vec<f64>, Vec<f64
 
 /// Two-class samples [T, 2, hw] from the pipeline probabilities p1 (laid out [T, hw]).
 fn two_class(p1: &[f32], t: usize, hw: usize) -> Vec<f32> {
-    (0..t).flat_map(|s| {
-        let row = &p1[s * hw..(s + 1) * hw];
-        row.iter().map(|&p| 1.0 - p).chain(row.iter().copied()).collect::<Vec<_>>()
-    })
-    .collect()
+    (0..t)
+        .flat_map(|s| {
+            let row = &p1[s * hw..(s + 1) * hw];
+            row.iter().map(|&p| 1.0 - p).chain(row.iter().copied()).collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 fn samples() -> impl Strategy<Value = (usize, usize, Vec<f32>)> {
@@ -134,7 +135,13 @@ fn percentile95_matches_numpy_linear_interpolation() {
         (&[0.0, 1.0], 0.95),
         (&[0.3, 0.8, 0.1, 0.95, 0.2, 0.6, 0.55, 0.05, 0.7, 0.4], 0.8825),
         (&[0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.25, 0.75], 0.575),
-        (&[0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 1.0], 0.95),
+        (
+            &[
+                0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9,
+                0.95, 1.0,
+            ],
+            0.95,
+        ),
     ];
     for (values, want) in cases {
         let got = percentile95(values);
@@ -146,7 +153,8 @@ fn params(method: ScoreMethod, band_px: u32) -> ScoreParams {
     ScoreParams { method, pixel_threshold: 0.5, band_px }
 }
 
-const METHODS: [ScoreMethod; 4] = [ScoreMethod::Mean, ScoreMethod::P95, ScoreMethod::FractionAbove, ScoreMethod::PipelineMean];
+const METHODS: [ScoreMethod; 4] =
+    [ScoreMethod::Mean, ScoreMethod::P95, ScoreMethod::FractionAbove, ScoreMethod::PipelineMean];
 
 #[test]
 fn every_score_method_is_defined_on_empty_full_and_random_maps() {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pipeline_seg::engine::processor::{FrameProcessor, LoopOptions};
 use pipeline_seg::eval::{bench, calibrate, infer, replay, select, Problem, Progress};
@@ -26,11 +26,9 @@ enum Command {
     Infer(InferArgs),
     /// Time decode -> segmentation on one image and print latency percentiles as JSON.
     Bench(BenchArgs),
-    /// Run every frame of a bag topic through the model and the gate; write the node's topics
-    /// to DIR/output/, frames.csv and metrics.json.
+    /// Run every frame of a bag topic through model and gate; write the node's topics, frames.csv, metrics.json.
     Replay(ReplayArgs),
-    /// Choose score_method and thresholds from labelled bags to meet a flagging target; print
-    /// the trade-off table and write a parameter file.
+    /// Choose score_method and thresholds from labelled bags; print the trade-off, write a parameter file.
     Calibrate(CalibrateArgs),
     /// Export the K most uncertain frames of bags as PNGs plus manifest.csv for labelling.
     Select(SelectArgs),
@@ -62,19 +60,13 @@ struct Shared {
     config: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ResolutionArg {
-    Input,
-    Model,
-}
-
 #[derive(Args)]
 struct InferArgs {
     #[command(flatten)]
     shared: Shared,
     /// Resolution of the written maps.
-    #[arg(long, value_enum, default_value = "input")]
-    resolution: ResolutionArg,
+    #[arg(long, default_value = "input", value_parser = ["input", "model"])]
+    resolution: String,
     /// Also write the raw samples `<stem>_samples.npy` [T,C,h,w] at model resolution.
     #[arg(long)]
     save_samples: bool,
@@ -96,8 +88,7 @@ struct BenchArgs {
     /// Image to time (default: a bundled 640x480 validation frame).
     #[arg(long)]
     input: Option<PathBuf>,
-    /// Run the whole network once per sample instead of once per frame (the baseline that the
-    /// shared-trunk graph is compared against).
+    /// Run the whole network once per sample (the baseline of the shared-trunk graph).
     #[arg(long)]
     one_pass_per_sample: bool,
 }
@@ -122,13 +113,23 @@ struct ReplayArgs {
     bag: PathBuf,
 }
 
+/// The bags and camera topic of `calibrate` and `select`.
+#[derive(Args)]
+struct Bags {
+    /// Camera topic (sensor_msgs/msg/Image or CompressedImage).
+    #[arg(long)]
+    topic: String,
+    /// The bags: directories with metadata.yaml, or .mcap/.db3 files.
+    #[arg(required = true)]
+    bags: Vec<PathBuf>,
+}
+
 #[derive(Args)]
 struct CalibrateArgs {
     #[command(flatten)]
     shared: Shared,
-    /// Camera topic (sensor_msgs/msg/Image or CompressedImage).
-    #[arg(long)]
-    topic: String,
+    #[command(flatten)]
+    bags: Bags,
     /// Ground-truth mask topic (mono8, 0/255), matched to frames by header stamp.
     #[arg(long)]
     gt_topic: String,
@@ -138,27 +139,17 @@ struct CalibrateArgs {
     /// Smallest acceptable fraction of bad frames flagged.
     #[arg(long, default_value_t = 0.9)]
     min_bad_flagged: f64,
-    /// Parameter file to write (ROS 2 format, INTERFACES §5).
+    /// Parameter file to write (ROS 2 format, docs/interfaces.md §5).
     #[arg(long)]
     out: PathBuf,
-    /// Labelled bags.
-    #[arg(required = true)]
-    bags: Vec<PathBuf>,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ByArg {
-    Mi,
-    Entropy,
 }
 
 #[derive(Args)]
 struct SelectArgs {
     #[command(flatten)]
     shared: Shared,
-    /// Camera topic (sensor_msgs/msg/Image or CompressedImage).
-    #[arg(long)]
-    topic: String,
+    #[command(flatten)]
+    bags: Bags,
     /// Number of frames to export.
     #[arg(long)]
     top_k: usize,
@@ -166,27 +157,15 @@ struct SelectArgs {
     #[arg(long, default_value_t = 2.0)]
     min_gap: f64,
     /// The map that score_method is applied to.
-    #[arg(long, value_enum, default_value = "mi")]
-    by: ByArg,
+    #[arg(long, default_value = "mi", value_parser = ["mi", "entropy"])]
+    by: String,
     /// Output directory (created if missing): <stamp_ns>.png and manifest.csv.
     #[arg(long)]
     out: PathBuf,
-    /// Bags to select from.
-    #[arg(required = true)]
-    bags: Vec<PathBuf>,
 }
 
-/// A bundled frame so that `bench` runs anywhere.
-const BENCH_FRAME: &[u8] = include_bytes!("../../tests/data/frames/val/image/00000.jpg");
-
-/// A fatal error: exit code 2 (INTERFACES §6).
-struct Fatal(String);
-
-impl<E: std::fmt::Display> From<E> for Fatal {
-    fn from(e: E) -> Self {
-        Fatal(e.to_string())
-    }
-}
+/// A fatal error: exit code 2 (docs/interfaces.md §6).
+type Fatal = anyhow::Error;
 
 fn params(shared: &Shared) -> Result<Params, Fatal> {
     let mut p = Params::default();
@@ -196,9 +175,7 @@ fn params(shared: &Shared) -> Result<Params, Fatal> {
     p.model_path = shared.model.clone().or(p.model_path);
     p.samples = shared.samples.or(p.samples);
     p.seed = shared.seed.unwrap_or(p.seed);
-    if let Some(d) = &shared.device {
-        p.device = d.parse()?;
-    }
+    p.device = shared.device.as_deref().map(str::parse).transpose()?.unwrap_or(p.device);
     p.allow_cpu_fallback |= shared.allow_cpu_fallback;
     p.intra_threads = shared.threads.unwrap_or(p.intra_threads);
     Ok(p)
@@ -210,9 +187,10 @@ struct Bar(Option<ProgressBar>);
 
 impl Progress for Bar {
     fn start(&mut self, what: &str, total: Option<u64>) {
-        let (bar, template) = match total {
-            Some(n) if n > 0 => (ProgressBar::new(n), format!("{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} ETA {{eta}} {{msg}}")),
-            _ => (ProgressBar::new_spinner(), format!("{{spinner}} {what} {{pos}} frames {{per_sec}} {{elapsed}} {{msg}}")),
+        let bar = total.filter(|&n| n > 0).map_or_else(ProgressBar::new_spinner, ProgressBar::new);
+        let template = match bar.length() {
+            Some(_) => format!("{{spinner}} {what} [{{bar:30}}] {{pos}}/{{len}} {{per_sec}} ETA {{eta}} {{msg}}"),
+            None => format!("{{spinner}} {what} {{pos}} frames {{per_sec}} {{elapsed}} {{msg}}"),
         };
         if let Ok(style) = ProgressStyle::with_template(&template) {
             bar.set_style(style.progress_chars("=> "));
@@ -240,46 +218,30 @@ fn main() -> ExitCode {
         Command::Calibrate(args) => calibrate(args),
         Command::Select(args) => select(args),
     };
-    result.unwrap_or_else(|Fatal(msg)| {
-        eprintln!("error: {msg}");
+    result.unwrap_or_else(|e| {
+        eprintln!("error: {e}");
         ExitCode::from(2)
     })
 }
 
 /// Prints the problems; exit 1 if any is more than a warning.
 fn report(problems: &[Problem]) -> ExitCode {
-    for p in problems {
-        eprintln!("{p}");
-    }
-    if problems.iter().any(|p| !p.is_warning()) {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    }
+    problems.iter().for_each(|p| eprintln!("{p}"));
+    ExitCode::from(problems.iter().any(|p| !p.is_warning()) as u8)
 }
 
 fn infer(args: InferArgs) -> Result<ExitCode, Fatal> {
-    let resolution = match args.resolution {
-        ResolutionArg::Input => Resolution::Input,
-        ResolutionArg::Model => Resolution::Model,
-    };
+    let resolution: Resolution = args.resolution.parse()?;
     let cfg = infer::InferConfig { inputs: args.inputs, out: args.out, resolution, save_samples: args.save_samples };
     let summary = infer::run(&params(&args.shared)?, &cfg, &mut Bar::default())?;
-    let ok = summary.frames.len() - summary.failures.len();
-    eprintln!("{ok}/{} frames segmented; outputs in {} (summary.json)", summary.frames.len(), cfg.out.display());
-    for f in &summary.failures {
-        eprintln!("failed: {f}");
-    }
-    Ok(if summary.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    eprintln!("{summary}");
+    summary.failures.iter().for_each(|f| eprintln!("failed: {f}"));
+    Ok(ExitCode::from(!summary.failures.is_empty() as u8))
 }
 
 fn bench(args: BenchArgs) -> Result<ExitCode, Fatal> {
-    let params = params(&args.shared)?;
-    let (bytes, name) = match &args.input {
-        Some(p) => (std::fs::read(p).map_err(|e| Fatal(format!("{}: {e}", p.display())))?, p.display().to_string()),
-        None => (BENCH_FRAME.to_vec(), "bundled val/00000.jpg".to_string()),
-    };
-    let report = bench::run(&params, &bytes, &name, args.frames, args.one_pass_per_sample, &mut Bar::default())?;
+    let (n, one_pass) = (args.frames, args.one_pass_per_sample);
+    let report = bench::run(&params(&args.shared)?, args.input.as_deref(), n, one_pass, &mut Bar::default())?;
     println!("{}", serde_json::to_string(&report)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -296,64 +258,42 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
     let started = Instant::now();
     let outcome = replay::run(&mut processor, &cfg, &mut |row| bar.step(row.decision.reason.name()))?;
     bar.finish();
-    let secs = started.elapsed().as_secs_f64();
-    eprintln!(
-        "{} frames ({} with ground truth, {} decode errors, {} inference errors) in {secs:.1} s ({:.2} frames/s); outputs in {} \
-         (output/, frames.csv, metrics.json, report.html)",
-        outcome.frames,
-        outcome.frames_with_gt,
-        outcome.decode_errors,
-        outcome.inference_errors,
-        outcome.frames as f64 / secs.max(1e-9),
-        outcome.out.display()
-    );
-    for w in &outcome.warnings {
-        eprintln!("warning: {w}");
-    }
-    for f in &outcome.failures {
-        eprintln!("failed: {f}");
-    }
+    eprintln!("{}", outcome.summary(started.elapsed().as_secs_f64()));
+    outcome.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
+    outcome.failures.iter().for_each(|f| eprintln!("failed: {f}"));
     if let Some(error) = outcome.error() {
         eprintln!("error: replay stopped early after {} frames: {error}", outcome.frames);
         return Ok(ExitCode::from(if outcome.frames == 0 { 2 } else { 1 }));
     }
-    Ok(if outcome.failures.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(ExitCode::from(!outcome.failures.is_empty() as u8))
 }
 
 fn calibrate(args: CalibrateArgs) -> Result<ExitCode, Fatal> {
     let target = calibrate::Target { max_good_flagged: args.max_good_flagged, min_bad_flagged: args.min_bad_flagged };
-    let cfg = calibrate::CalibrateConfig { bags: args.bags, topic: args.topic, gt_topic: args.gt_topic, target, out: args.out };
+    let cfg = calibrate::CalibrateConfig {
+        bags: args.bags.bags,
+        topic: args.bags.topic,
+        gt_topic: args.gt_topic,
+        target,
+        out: args.out,
+    };
     let cal = calibrate::run(&params(&args.shared)?, &cfg, &mut Bar::default())?;
     eprintln!("{} frames with ground truth: {} bad, {} good", cal.frames, cal.bad, cal.frames - cal.bad);
-    println!("{}", calibrate::table(&cal.rows, Some(cal.chosen)));
-    let row = cal.row();
-    println!(
-        "chosen: {} threshold_high {} threshold_low {}; target (bad_flagged >= {}, good_flagged <= {}) {}",
-        row.method.name(),
-        pipeline_seg::num::yaml_double(row.threshold_high),
-        pipeline_seg::num::yaml_double(row.threshold_low),
-        target.min_bad_flagged,
-        target.max_good_flagged,
-        calibrate::met(row)
-    );
+    println!("{cal}");
     eprintln!("parameter file: {}", cfg.out.display());
     Ok(report(&cal.problems))
 }
 
 fn select(args: SelectArgs) -> Result<ExitCode, Fatal> {
-    let by = match args.by {
-        ByArg::Mi => select::By::Mi,
-        ByArg::Entropy => select::By::Entropy,
+    let cfg = select::SelectConfig {
+        bags: args.bags.bags,
+        topic: args.bags.topic,
+        top_k: args.top_k,
+        min_gap_s: args.min_gap,
+        by: args.by.parse()?,
+        out: args.out,
     };
-    let cfg = select::SelectConfig { bags: args.bags, topic: args.topic, top_k: args.top_k, min_gap_s: args.min_gap, by, out: args.out };
     let sel = select::run(&params(&args.shared)?, &cfg, &mut Bar::default())?;
-    eprintln!(
-        "{} frames selected by {} of the {} (min gap {} s); outputs in {} (<stamp_ns>.png, manifest.csv)",
-        sel.written.len(),
-        sel.method,
-        by.describe(),
-        cfg.min_gap_s,
-        cfg.out.display()
-    );
+    eprintln!("{sel}");
     Ok(report(&sel.problems))
 }

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use crate::error::{Error, Result};
 use crate::engine::gate::GateParams;
 use crate::engine::model::{Device, ModelInfo, ModelOptions};
 use crate::engine::sanity::SanityLimits;
 use crate::engine::score::{ScoreMethod, ScoreParams};
+use crate::error::{Error, Result};
 
 /// The node name whose `ros__parameters` the file holds.
 pub const NODE_NAME: &str = "pipeline_seg_node";
@@ -39,6 +39,10 @@ pub const PARAM_NAMES: &[&str] = &[
     "max_saturated",
     "review_min_interval_s",
 ];
+
+/// The leading entries of [`PARAM_NAMES`]: they load the model, so they take effect only at
+/// start-up.
+pub const LOAD_PARAMS: &[&str] = PARAM_NAMES.split_at(6).0;
 
 /// Parameters whose default is the model's metadata (INTERFACES §5).
 pub const FROM_MODEL: &[&str] =
@@ -168,7 +172,8 @@ impl Params {
             "min_contrast" => s.min_contrast = as_f32(name, v)?,
             "max_saturated" => s.max_saturated = as_f32(name, v)?,
             "review_min_interval_s" => {
-                self.review_min_interval_s = v.as_f64().ok_or_else(|| Error::param(name, format!("{v:?} is not a number")))?
+                self.review_min_interval_s =
+                    v.as_f64().ok_or_else(|| Error::param(name, format!("{v:?} is not a number")))?
             }
             other if NODE_ONLY.contains(&other) => {}
             other => return Err(Error::param(other, "unknown parameter (see config/pipeline_seg.yaml for the list)")),
@@ -178,14 +183,18 @@ impl Params {
 
     /// Applies a ROS 2 parameter file (`pipeline_seg_node:` or `/**:` → `ros__parameters:`).
     pub fn apply_file(&mut self, path: &Path) -> Result<()> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::param("config", format!("{}: {e}", path.display())))?;
-        let doc: Value =
-            serde_yaml::from_str(&text).map_err(|e| Error::param("config", format!("{}: not YAML: {e}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::param("config", format!("{}: {e}", path.display())))?;
+        let doc: Value = serde_yaml::from_str(&text)
+            .map_err(|e| Error::param("config", format!("{}: not YAML: {e}", path.display())))?;
         let section = [NODE_NAME, "/**"]
             .iter()
             .find_map(|node| doc.get(*node).and_then(|n| n.get("ros__parameters")))
             .ok_or_else(|| {
-                Error::param("config", format!("{}: needs '{NODE_NAME}: ros__parameters:' (ROS 2 parameter file)", path.display()))
+                Error::param(
+                    "config",
+                    format!("{}: needs '{NODE_NAME}: ros__parameters:' (ROS 2 parameter file)", path.display()),
+                )
             })?;
         let map: BTreeMap<String, Value> = serde_yaml::from_value(section.clone())
             .map_err(|e| Error::param("config", format!("{}: ros__parameters is not a map: {e}", path.display())))?;
@@ -217,7 +226,7 @@ impl Params {
             .filter(|p| !p.is_empty())
             .map(|p| Path::new(p).join("share/pipeline_seg").join(file))
             .collect::<Vec<_>>();
-        let checkout = crate::project_roots().into_iter().map(|r| r.join(file));
+        let checkout = crate::engine::model::project_roots().into_iter().map(|r| r.join(file));
         installed.into_iter().chain(checkout).find(|p| p.is_file()).ok_or_else(|| {
             Error::param("model_path", format!("not set and no {file} in the installed package or the source checkout"))
         })
@@ -229,8 +238,16 @@ impl Params {
         let model = Settings {
             samples: info.default_samples,
             seed: self.seed,
-            score: ScoreParams { method: g.score_method, pixel_threshold: g.pixel_threshold, band_px: g.band_px },
-            gate: GateParams { threshold_high: g.threshold_high, threshold_low: g.threshold_low, recover_frames: g.recover_frames },
+            score: ScoreParams {
+                method: metadata_score_method(&g.score_method)?,
+                pixel_threshold: g.pixel_threshold,
+                band_px: g.band_px,
+            },
+            gate: GateParams {
+                threshold_high: g.threshold_high,
+                threshold_low: g.threshold_low,
+                recover_frames: g.recover_frames,
+            },
             min_pipeline_fraction: self.min_pipeline_fraction,
             max_image_pixels: self.max_image_pixels,
             sanity: self.sanity,
@@ -257,7 +274,8 @@ impl Params {
             min_pipeline_fraction: self.min_pipeline_fraction,
             max_image_pixels: self.max_image_pixels,
             sanity: self.sanity,
-            review_min_interval: Duration::try_from_secs_f64(self.review_min_interval_s).map_err(|_| interval_err(self.review_min_interval_s))?,
+            review_min_interval: Duration::try_from_secs_f64(self.review_min_interval_s)
+                .map_err(|_| interval_err(self.review_min_interval_s))?,
         };
         if !(0.0..=86400.0).contains(&self.review_min_interval_s) {
             return Err(interval_err(self.review_min_interval_s));
@@ -288,6 +306,16 @@ pub struct Settings {
     pub review_min_interval: Duration,
 }
 
+/// The model metadata's `score_method`, which must be one the engine knows.
+fn metadata_score_method(name: &str) -> Result<ScoreMethod> {
+    name.parse().map_err(|_| {
+        Error::param(
+            "score_method",
+            format!("the model's metadata names '{name}'; known: mean, p95, fraction_above, pipeline_mean"),
+        )
+    })
+}
+
 fn interval_err(v: f64) -> Error {
     Error::param("review_min_interval_s", format!("{v} is outside [0, 86400]"))
 }
@@ -311,8 +339,12 @@ impl Settings {
             return Err(Error::param("band_px", format!("{} is outside [0, 64]", self.score.band_px)));
         }
         in_range("threshold_high", self.gate.threshold_high, 0.0, 1.0)?;
-        in_range("threshold_low", self.gate.threshold_low, 0.0, self.gate.threshold_high)
-            .map_err(|_| Error::param("threshold_low", format!("{} must be in [0, threshold_high = {}]", self.gate.threshold_low, self.gate.threshold_high)))?;
+        in_range("threshold_low", self.gate.threshold_low, 0.0, self.gate.threshold_high).map_err(|_| {
+            Error::param(
+                "threshold_low",
+                format!("{} must be in [0, threshold_high = {}]", self.gate.threshold_low, self.gate.threshold_high),
+            )
+        })?;
         if !(1..=1000).contains(&self.gate.recover_frames) {
             return Err(Error::param("recover_frames", format!("{} is outside [1, 1000]", self.gate.recover_frames)));
         }
@@ -322,8 +354,9 @@ impl Settings {
         }
         let s = &self.sanity;
         in_range("min_luma", s.min_luma, 0.0, 255.0)?;
-        in_range("max_luma", s.max_luma, s.min_luma, 255.0)
-            .map_err(|_| Error::param("max_luma", format!("{} must be in [min_luma = {}, 255]", s.max_luma, s.min_luma)))?;
+        in_range("max_luma", s.max_luma, s.min_luma, 255.0).map_err(|_| {
+            Error::param("max_luma", format!("{} must be in [min_luma = {}, 255]", s.max_luma, s.min_luma))
+        })?;
         in_range("min_contrast", s.min_contrast, 0.0, 255.0)?;
         in_range("max_saturated", s.max_saturated, 0.0, 1.0)
     }

@@ -45,7 +45,10 @@ enum Layout {
     Mono8,
     Mono16,
     /// OpenCV conversion code for a Bayer or YUV 4:2:2 layout.
-    OpenCv { code: i32, bytes_per_pixel: usize },
+    OpenCv {
+        code: i32,
+        bytes_per_pixel: usize,
+    },
 }
 
 impl Layout {

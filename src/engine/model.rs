@@ -9,8 +9,8 @@ use ort::environment::Environment;
 use ort::session::{builder::GraphOptimizationLevel, Session, SessionInputValue};
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use crate::engine::preprocess::{InputSpec, ResizeMode};
 use crate::error::{Error, Result};
-use crate::engine::score::ScoreMethod;
 
 /// Where the ONNX Runtime library is looked for, in order; the first that exists is used.
 pub fn find_onnxruntime(explicit: Option<&Path>) -> Result<PathBuf> {
@@ -20,7 +20,7 @@ pub fn find_onnxruntime(explicit: Option<&Path>) -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
         return Ok(PathBuf::from(p));
     }
-    for root in crate::project_roots() {
+    for root in project_roots() {
         let Ok(libs) = std::fs::read_dir(root.join(".venv/lib")) else { continue };
         for py in libs.flatten() {
             let capi = py.path().join("site-packages/onnxruntime/capi");
@@ -92,20 +92,12 @@ impl Device {
     }
 }
 
-/// How the model wants its input resized.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResizeMode {
-    /// Resize to the input size, aspect ratio not kept.
-    Stretch,
-    /// Keep the aspect ratio, centre and pad with the mean colour.
-    Letterbox,
-}
-
 /// Gate defaults the model was calibrated with (INTERFACES §1 metadata).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GateDefaults {
-    /// Metadata `score_method`.
-    pub score_method: ScoreMethod,
+    /// Metadata `score_method` (checked against the known methods when the settings are
+    /// resolved by `engine::config`).
+    pub score_method: String,
     /// Metadata `pixel_threshold`: entropy above which a pixel counts for `fraction_above`.
     pub pixel_threshold: f32,
     /// Metadata `band_px`: band for `pipeline_mean` [px at model resolution].
@@ -141,6 +133,13 @@ pub struct ModelInfo {
     pub default_samples: usize,
     /// Gate defaults calibrated on the validation split.
     pub gate: GateDefaults,
+}
+
+impl ModelInfo {
+    /// What the model wants as input.
+    pub fn input(&self) -> InputSpec {
+        InputSpec { width: self.width, height: self.height, mean: self.mean, std: self.std, resize: self.resize }
+    }
 }
 
 /// Options for loading a model.
@@ -191,7 +190,8 @@ impl Model {
         }
         let (builder, execution_provider) = register_provider(builder, opts)?;
         let mut builder = builder;
-        let session = builder.commit_from_file(path).map_err(|e| model_err(format!("ONNX Runtime cannot load it: {e}")))?;
+        let session =
+            builder.commit_from_file(path).map_err(|e| model_err(format!("ONNX Runtime cannot load it: {e}")))?;
         let info = read_info(&session).map_err(model_err)?;
         check_signature(&session, &info).map_err(model_err)?;
         Ok(Model { session, info, path: path.to_path_buf(), execution_provider })
@@ -216,7 +216,10 @@ impl Model {
         inputs.push(("image".into(), TensorRef::from_array_view(image).map_err(infer_err)?.into()));
         for (k, (mask, &c)) in masks.iter().zip(&self.info.dropout_sites).enumerate() {
             let view = ArrayView3::from_shape((1, t, c), mask.as_slice()).map_err(shape_err)?;
-            inputs.push((format!("dropout_mask_{k}").into(), TensorRef::from_array_view(view).map_err(infer_err)?.into()));
+            inputs.push((
+                format!("dropout_mask_{k}").into(),
+                TensorRef::from_array_view(view).map_err(infer_err)?.into(),
+            ));
         }
         let outputs = self.session.run(inputs).map_err(infer_err)?;
         let (shape, probs) = outputs["probs"].try_extract_tensor::<f32>().map_err(infer_err)?;
@@ -224,7 +227,8 @@ impl Model {
         if shape.as_ref() != expected {
             return Err(Error::Inference(format!("output shape {shape:?}, expected {expected:?}")));
         }
-        let probs = ArrayView4::from_shape((t, 2, h, w), probs).map_err(|e| Error::Inference(format!("output: {e}")))?;
+        let probs =
+            ArrayView4::from_shape((t, 2, h, w), probs).map_err(|e| Error::Inference(format!("output: {e}")))?;
         Ok(use_probs(probs))
     }
 }
@@ -324,7 +328,7 @@ fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
         dropout_placement: get("dropout_placement")?,
         default_samples: num("default_samples", get("default_samples")?)?,
         gate: GateDefaults {
-            score_method: score.parse().map_err(|e: Error| format!("metadata 'score_method': {e}"))?,
+            score_method: score,
             pixel_threshold: num("pixel_threshold", get("pixel_threshold")?)?,
             band_px: num("band_px", get("band_px")?)?,
             threshold_high: num("threshold_high", get("threshold_high")?)?,
@@ -346,8 +350,11 @@ fn check_signature(session: &Session, info: &ModelInfo) -> std::result::Result<(
     let dims = |vt: &ValueType| -> Option<(TensorElementType, Vec<i64>)> {
         Some((vt.tensor_type()?, vt.tensor_shape()?.iter().copied().collect()))
     };
-    let fits = |got: &[i64], want: &[i64]| got.len() == want.len() && got.iter().zip(want).all(|(g, w)| *w < 0 || *g < 0 || g == w);
-    let mut expected: Vec<(String, Vec<i64>)> = vec![("image".into(), vec![-1, 3, info.height as i64, info.width as i64])];
+    let fits = |got: &[i64], want: &[i64]| {
+        got.len() == want.len() && got.iter().zip(want).all(|(g, w)| *w < 0 || *g < 0 || g == w)
+    };
+    let mut expected: Vec<(String, Vec<i64>)> =
+        vec![("image".into(), vec![-1, 3, info.height as i64, info.width as i64])];
     for (k, &c) in info.dropout_sites.iter().enumerate() {
         expected.push((format!("dropout_mask_{k}"), vec![-1, -1, c as i64]));
     }
@@ -361,7 +368,10 @@ fn check_signature(session: &Session, info: &ModelInfo) -> std::result::Result<(
         ));
     }
     for (name, want) in &expected {
-        let outlet = inputs.iter().find(|i| i.name() == name).ok_or_else(|| format!("input '{name}' missing; inputs are {names:?}"))?;
+        let outlet = inputs
+            .iter()
+            .find(|i| i.name() == name)
+            .ok_or_else(|| format!("input '{name}' missing; inputs are {names:?}"))?;
         match dims(outlet.dtype()) {
             Some((TensorElementType::Float32, got)) if fits(&got, want) => {}
             other => return Err(format!("input '{name}' is {other:?}, expected float32 {want:?} (-1 = any)")),
@@ -373,4 +383,18 @@ fn check_signature(session: &Session, info: &ModelInfo) -> std::result::Result<(
         Some((TensorElementType::Float32, got)) if fits(&got, &want) => Ok(()),
         other => Err(format!("output 'probs' is {other:?}, expected float32 {want:?} (-1 = any)")),
     }
+}
+
+/// Directories that may hold the source checkout (models/, .venv): the build's own source
+/// directory, `PIPELINE_SEG_ROOT`, and the ancestors of the running executable.
+pub fn project_roots() -> Vec<std::path::PathBuf> {
+    let mut roots = Vec::new();
+    if let Some(r) = std::env::var_os("PIPELINE_SEG_ROOT") {
+        roots.push(r.into());
+    }
+    roots.push(env!("CARGO_MANIFEST_DIR").into());
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(1).take(4).map(|p| p.to_path_buf()));
+    }
+    roots
 }

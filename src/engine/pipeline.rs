@@ -13,6 +13,17 @@ use crate::engine::score::{frame_score, ScoreMethod, ScoreParams};
 use crate::engine::uncertainty::aggregate;
 use crate::error::Result;
 
+impl std::str::FromStr for Resolution {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "input" => Ok(Resolution::Input),
+            "model" => Ok(Resolution::Model),
+            other => Err(crate::error::Error::param("resolution", format!("'{other}' unknown; use input or model"))),
+        }
+    }
+}
+
 /// The samples as one slice; arrays made here and by `from_shape` are in standard layout.
 fn standard<'a>(a: ArrayView4<'a, f32>) -> &'a [f32] {
     a.to_slice().expect("arrays made by the pipeline are contiguous")
@@ -114,7 +125,7 @@ impl Pipeline {
         let info = &self.model.info;
         let (mw, mh) = (info.width, info.height);
         let t = self.settings.samples;
-        let (tensor, place) = to_tensor(frame, info)?;
+        let (tensor, place) = to_tensor(frame, &info.input())?;
         let sites = info.dropout_sites.clone();
         let hw = mw * mh;
         let (maps, probs) = if self.one_pass_per_sample {
@@ -126,9 +137,12 @@ impl Pipeline {
             (aggregate(standard(all.view()), t, 2, hw), keep_samples.then_some(all))
         } else {
             let masks = self.sampler.masks(&sites, t);
-            self.model.run(tensor.view(), &masks, t, |p| (aggregate(standard(p.view()), t, 2, hw), keep_samples.then(|| p.to_owned())))?
+            self.model.run(tensor.view(), &masks, t, |p| {
+                (aggregate(standard(p.view()), t, 2, hw), keep_samples.then(|| p.to_owned()))
+            })?
         };
-        let (prob_c, ent_c, mi_c) = (crop(&maps.prob, mw, &place), crop(&maps.entropy, mw, &place), crop(&maps.mi, mw, &place));
+        let (prob_c, ent_c, mi_c) =
+            (crop(&maps.prob, mw, &place), crop(&maps.entropy, mw, &place), crop(&maps.mi, mw, &place));
         let (pw, ph, params) = (place.width, place.height, self.settings.score);
         let mut scores = [0.0; ScoreMethod::ALL.len()];
         for (out, method) in scores.iter_mut().zip(ScoreMethod::ALL) {

@@ -4,9 +4,32 @@
 use ndarray::Array4;
 use opencv::{core, imgproc, prelude::*};
 
-use crate::error::Result;
 use crate::engine::image::Frame;
-use crate::engine::model::{ModelInfo, ResizeMode};
+use crate::error::Result;
+
+/// How the model wants its input resized.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ResizeMode {
+    /// Resize to the input size, aspect ratio not kept.
+    Stretch,
+    /// Keep the aspect ratio, centre and pad with the mean colour.
+    Letterbox,
+}
+
+/// What the model wants as input (its metadata, docs/interfaces.md §1).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct InputSpec {
+    /// Input width [px].
+    pub width: usize,
+    /// Input height [px].
+    pub height: usize,
+    /// Per-channel RGB mean on the 0..1 scale.
+    pub mean: [f32; 3],
+    /// Per-channel RGB standard deviation on the 0..1 scale.
+    pub std: [f32; 3],
+    /// Stretch or letterbox.
+    pub resize: ResizeMode,
+}
 
 /// Where the frame's content lies inside the model input (the whole input unless letterboxed).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,7 +73,7 @@ fn resize_mat(src: &impl core::ToInputArray, w: usize, h: usize, interp: i32) ->
 }
 
 /// The model input [1,3,H,W], and where the frame lies in it.
-pub fn to_tensor(frame: &Frame, info: &ModelInfo) -> Result<(Array4<f32>, Placement)> {
+pub fn to_tensor(frame: &Frame, info: &InputSpec) -> Result<(Array4<f32>, Placement)> {
     let (mw, mh) = (info.width, info.height);
     let place = placement(frame.width, frame.height, mw, mh, info.resize);
     let src = Mat::new_rows_cols_with_data(frame.height as i32, (frame.width * 3) as i32, &frame.rgb)?;
@@ -74,7 +97,12 @@ pub fn to_tensor(frame: &Frame, info: &ModelInfo) -> Result<(Array4<f32>, Placem
 
 /// Copies the content rectangle out of a model-resolution map (`mw` wide).
 pub fn crop(map: &[f32], mw: usize, place: &Placement) -> Vec<f32> {
-    map.chunks_exact(mw).skip(place.y).take(place.height).flat_map(|row| &row[place.x..place.x + place.width]).copied().collect()
+    map.chunks_exact(mw)
+        .skip(place.y)
+        .take(place.height)
+        .flat_map(|row| &row[place.x..place.x + place.width])
+        .copied()
+        .collect()
 }
 
 /// Resizes a `w`×`h` float map to `out_w`×`out_h` bilinearly.

@@ -188,7 +188,9 @@ impl FrameProcessor {
         let settings = self.pipeline.settings().clone();
         let (header, frame) = match source {
             Source::Msg(m) => (m.header().clone(), decode_msg(m, settings.max_image_pixels).map_err(boxed)),
-            Source::File(path) => (Header::default(), crate::engine::image::read_file(path, settings.max_image_pixels).map_err(boxed)),
+            Source::File(path) => {
+                (Header::default(), crate::engine::image::read_file(path, settings.max_image_pixels).map_err(boxed))
+            }
             Source::Unreadable { header, error } => (header, Err(error)),
         };
         let (frame, outcome) = match frame {
@@ -215,7 +217,17 @@ impl FrameProcessor {
             self.last_review_ns = Some(arrival.clock_ns);
         }
         let pipeline_visible = outcome.as_ref().is_ok_and(|s| s.pipeline_visible(&settings));
-        FrameResult { header, clock_ns: arrival.clock_ns, frame, outcome, decision, pipeline_visible, latency_ms, review, settings }
+        FrameResult {
+            header,
+            clock_ns: arrival.clock_ns,
+            frame,
+            outcome,
+            decision,
+            pipeline_visible,
+            latency_ms,
+            review,
+            settings,
+        }
     }
 }
 

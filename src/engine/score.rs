@@ -27,14 +27,18 @@ impl FromStr for ScoreMethod {
             "p95" => Ok(ScoreMethod::P95),
             "fraction_above" => Ok(ScoreMethod::FractionAbove),
             "pipeline_mean" => Ok(ScoreMethod::PipelineMean),
-            other => Err(Error::param("score_method", format!("'{other}' unknown; use mean, p95, fraction_above or pipeline_mean"))),
+            other => Err(Error::param(
+                "score_method",
+                format!("'{other}' unknown; use mean, p95, fraction_above or pipeline_mean"),
+            )),
         }
     }
 }
 
 impl ScoreMethod {
     /// Every method, in the order of [`ScoreMethod::index`].
-    pub const ALL: [ScoreMethod; 4] = [ScoreMethod::Mean, ScoreMethod::P95, ScoreMethod::FractionAbove, ScoreMethod::PipelineMean];
+    pub const ALL: [ScoreMethod; 4] =
+        [ScoreMethod::Mean, ScoreMethod::P95, ScoreMethod::FractionAbove, ScoreMethod::PipelineMean];
 
     /// The method's position in [`ScoreMethod::ALL`].
     pub fn index(self) -> usize {
@@ -99,7 +103,11 @@ fn dilate(mask: &[u8], w: usize, h: usize, r: u32) -> Result<Vec<u8>> {
     }
     let src = Mat::new_rows_cols_with_data(h as i32, w as i32, mask)?;
     let size = 2 * r as i32 + 1;
-    let kernel = imgproc::get_structuring_element(imgproc::MORPH_ELLIPSE, core::Size::new(size, size), core::Point::new(-1, -1))?;
+    let kernel = imgproc::get_structuring_element(
+        imgproc::MORPH_ELLIPSE,
+        core::Size::new(size, size),
+        core::Point::new(-1, -1),
+    )?;
     let mut dst = Mat::default();
     imgproc::dilate(
         &src,

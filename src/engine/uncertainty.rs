@@ -34,6 +34,19 @@ pub fn fast_ln(x: f32) -> f32 {
     (2.0 * z + 2.0 * z * tail) + e * 0.693_359_375 + e * -2.121_944_4e-4
 }
 
+/// The samples [T, C, hw] and the part of the maps one thread fills: pixels
+/// `start..start + prob.len()`.
+struct Span<'a> {
+    probs: &'a [f32],
+    t: usize,
+    c: usize,
+    hw: usize,
+    start: usize,
+    prob: &'a mut [f32],
+    entropy: &'a mut [f32],
+    mi: &'a mut [f32],
+}
+
 /// Mean probability, entropy and MI from `probs` laid out [T, C, hw], normalised by log C.
 ///
 /// Large sample sets are split by pixel range over two cores (the model is idle meanwhile).
@@ -47,48 +60,48 @@ pub fn aggregate(probs: &[f32], t: usize, c: usize, hw: usize) -> Maps {
     let (m0, m1) = maps.mi.split_at_mut(split);
     std::thread::scope(|scope| {
         if split < hw {
-            scope.spawn(move || aggregate_range(probs, t, c, hw, split, p1, e1, m1));
+            scope.spawn(move || aggregate_range(Span { probs, t, c, hw, start: split, prob: p1, entropy: e1, mi: m1 }));
         }
-        aggregate_range(probs, t, c, hw, 0, p0, e0, m0);
+        aggregate_range(Span { probs, t, c, hw, start: 0, prob: p0, entropy: e0, mi: m0 });
     });
     maps
 }
 
-/// Fills the maps of pixels `start..start + prob.len()`, with the widest vectors the CPU has.
-#[allow(clippy::too_many_arguments)]
-fn aggregate_range(probs: &[f32], t: usize, c: usize, hw: usize, start: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
+/// Fills one span of the maps, with the widest vectors the CPU has.
+#[allow(unsafe_code, reason = "calls the target_feature variants after checking the CPU has the features")]
+fn aggregate_range(span: Span) {
     // The same loop, compiled for wider vectors where the CPU has them (checked at run time).
     #[cfg(target_arch = "x86_64")]
     {
         if std::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { aggregate_avx512(probs, t, c, hw, start, prob, entropy, mi) };
+            return unsafe { aggregate_avx512(span) };
         }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: as above.
-            return unsafe { aggregate_avx2(probs, t, c, hw, start, prob, entropy, mi) };
+            return unsafe { aggregate_avx2(span) };
         }
     }
-    aggregate_portable(probs, t, c, hw, start, prob, entropy, mi)
+    aggregate_portable(span)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn aggregate_avx512(probs: &[f32], t: usize, c: usize, hw: usize, start: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
-    aggregate_portable(probs, t, c, hw, start, prob, entropy, mi)
+#[allow(unsafe_code, reason = "a target_feature function is unsafe to call; its body is safe code")]
+unsafe fn aggregate_avx512(span: Span) {
+    aggregate_portable(span)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn aggregate_avx2(probs: &[f32], t: usize, c: usize, hw: usize, start: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
-    aggregate_portable(probs, t, c, hw, start, prob, entropy, mi)
+#[allow(unsafe_code, reason = "a target_feature function is unsafe to call; its body is safe code")]
+unsafe fn aggregate_avx2(span: Span) {
+    aggregate_portable(span)
 }
 
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn aggregate_portable(probs: &[f32], t: usize, c: usize, hw: usize, start: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
+fn aggregate_portable(span: Span) {
+    let Span { probs, t, c, hw, start, prob, entropy, mi } = span;
     let n = prob.len();
     let mut sum_p = vec![0.0f32; c * n];
     let sum_h = mi; // Σ_t H(p_t), unnormalised, until the last loop turns it into MI

@@ -5,7 +5,9 @@ use serde::Serialize;
 use crate::engine::config::Params;
 use crate::engine::image::decode_compressed;
 use crate::engine::pipeline::{Pipeline, Resolution};
-use crate::error::Result;
+use std::path::Path;
+
+use crate::error::{Error, Result};
 use crate::eval::Progress;
 use crate::num::percentile;
 
@@ -32,8 +34,25 @@ pub struct BenchReport {
     pub one_pass_per_sample: bool,
 }
 
-/// Times `frames` runs (after 3 warm-up runs) of decoding `bytes` and segmenting it.
-pub fn run(params: &Params, bytes: &[u8], input: &str, frames: usize, one_pass_per_sample: bool, progress: &mut dyn Progress) -> Result<BenchReport> {
+/// A bundled 640×480 frame so that `bench` runs anywhere.
+const BENCH_FRAME: &[u8] = include_bytes!("../../tests/data/frames/val/image/00000.jpg");
+
+/// Times `frames` runs (after 3 warm-up runs) of decoding `input` (default: a bundled validation
+/// frame) and segmenting it.
+pub fn run(
+    params: &Params,
+    input: Option<&Path>,
+    frames: usize,
+    one_pass_per_sample: bool,
+    progress: &mut dyn Progress,
+) -> Result<BenchReport> {
+    let (bytes, input) = match input {
+        Some(p) => {
+            (std::fs::read(p).map_err(|source| Error::Io { path: p.to_path_buf(), source })?, p.display().to_string())
+        }
+        None => (BENCH_FRAME.to_vec(), "bundled val/00000.jpg".to_string()),
+    };
+    let bytes = bytes.as_slice();
     let mut pipeline = Pipeline::new(params)?;
     pipeline.one_pass_per_sample = one_pass_per_sample;
     let max_pixels = pipeline.settings().max_image_pixels;
@@ -64,7 +83,7 @@ pub fn run(params: &Params, bytes: &[u8], input: &str, frames: usize, one_pass_p
         samples: pipeline.settings().samples,
         execution_provider: pipeline.model.execution_provider,
         frames: times.len(),
-        input: input.to_string(),
+        input,
         one_pass_per_sample,
     })
 }

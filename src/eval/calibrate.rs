@@ -192,6 +192,8 @@ pub struct Calibration {
     pub bad: usize,
     /// The settings the frames were segmented with.
     pub settings: Settings,
+    /// The target calibrated for.
+    pub target: Target,
     /// Problems met on the way.
     pub problems: Vec<Problem>,
 }
@@ -206,9 +208,11 @@ impl Calibration {
 /// Segments every frame of the bags once and sweeps every score method (see the module
 /// documentation); writes the chosen parameters to `cfg.out`.
 pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) -> Result<Calibration, ReplayError> {
-    for (name, v) in [("--max-good-flagged", cfg.target.max_good_flagged), ("--min-bad-flagged", cfg.target.min_bad_flagged)] {
+    for (name, v) in
+        [("--max-good-flagged", cfg.target.max_good_flagged), ("--min-bad-flagged", cfg.target.min_bad_flagged)]
+    {
         if !(0.0..=1.0).contains(&v) {
-            return Err(crate::Error::param(name, format!("must be in [0, 1], not {v}")).into());
+            return Err(crate::error::Error::param(name, format!("must be in [0, 1], not {v}")).into());
         }
     }
     // Every bag must open and have the topics before the model loads (exit 2 at once).
@@ -221,11 +225,8 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
     let (mut frames, mut problems): (Vec<[CalFrame; 4]>, Vec<Problem>) = (Vec::new(), Vec::new());
     progress.start("calibrate", Some(total));
     for bag in &cfg.bags {
-        let source = BagFrames::open(bag, &cfg.topic, Some(&cfg.gt_topic))?;
-        let (mut warnings, mut outcome) = (Vec::new(), replay::Outcome::default());
         let mut acc = Accumulator::new();
-        let stop = source.for_each(&mut warnings, &mut |bf| {
-            let r = replay::process(&mut processor, &bf);
+        problems.extend(replay::scan(&mut processor, bag, &cfg.topic, Some(&cfg.gt_topic), &mut |bf, r| {
             progress.step(r.decision.reason.name());
             if let (Some(seg), Some(gt)) = (r.segmentation(), &bf.gt) {
                 if (gt.width, gt.height) == (seg.width, seg.height) {
@@ -235,14 +236,7 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
                     frames.push(seg.scores.map(|score| CalFrame { score, bad, insane }));
                 }
             }
-            outcome.count(&bf.pos, r);
-            Ok(())
-        });
-        problems.extend(outcome.failures.into_iter().map(Problem::from));
-        problems.extend(warnings.into_iter().map(Problem::from));
-        if let Some(stop) = stop {
-            problems.push(Problem::Stopped { bag: bag.clone(), frames: outcome.frames, stop });
-        }
+        })?);
     }
     progress.finish();
     if frames.is_empty() {
@@ -258,13 +252,31 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
     let chosen = choose(&rows).expect("one row per method");
     let settings = processor.settings().clone();
     let bad = frames.iter().filter(|f| f[0].bad).count();
-    let cal = Calibration { rows, chosen, frames: frames.len(), bad, settings, problems };
+    let cal = Calibration { rows, chosen, frames: frames.len(), bad, settings, target: cfg.target, problems };
     let text = parameter_file(&file_header(cfg, &cal), cal.row(), &cal.settings);
     if let Some(dir) = cfg.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| ReplayError::Output { path: dir.to_path_buf(), source })?;
     }
     std::fs::write(&cfg.out, text).map_err(|source| ReplayError::Output { path: cfg.out.clone(), source })?;
     Ok(cal)
+}
+
+impl std::fmt::Display for Calibration {
+    /// The trade-off table and the chosen row, as `calibrate` prints them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (row, t) = (self.row(), &self.target);
+        writeln!(f, "{}", table(&self.rows, Some(self.chosen)))?;
+        write!(
+            f,
+            "chosen: {} threshold_high {} threshold_low {}; target (bad_flagged >= {}, good_flagged <= {}) {}",
+            row.method.name(),
+            yaml_double(row.threshold_high),
+            yaml_double(row.threshold_low),
+            t.min_bad_flagged,
+            t.max_good_flagged,
+            met(row)
+        )
+    }
 }
 
 /// "met", or what was done instead.
@@ -278,8 +290,11 @@ pub fn met(row: &MethodRow) -> &'static str {
 
 fn file_header(cfg: &CalibrateConfig, cal: &Calibration) -> Vec<String> {
     let (row, t, s) = (cal.row(), &cfg.target, &cal.settings);
-    let mut header = vec!["Written by `pipeline_seg calibrate`; the gate defaults for this model on these bags.".to_string()];
-    header.extend(cfg.bags.iter().map(|b| format!("bag: {} (topic {}, ground truth {})", b.display(), cfg.topic, cfg.gt_topic)));
+    let mut header =
+        vec!["Written by `pipeline_seg calibrate`; the gate defaults for this model on these bags.".to_string()];
+    header.extend(
+        cfg.bags.iter().map(|b| format!("bag: {} (topic {}, ground truth {})", b.display(), cfg.topic, cfg.gt_topic)),
+    );
     header.push(format!(
         "target: flag >= {} of bad frames, <= {} of good frames (score > threshold_high or insane; hysteresis not simulated): {}",
         t.min_bad_flagged,
@@ -306,7 +321,8 @@ mod tests {
 
     #[test]
     fn sweep_finds_a_separating_threshold_and_caps_low() {
-        let frames: Vec<CalFrame> = (0..10).map(|i| f(i as f32 * 0.01, false)).chain((0..10).map(|i| f(0.5 + i as f32 * 0.01, true))).collect();
+        let frames: Vec<CalFrame> =
+            (0..10).map(|i| f(i as f32 * 0.01, false)).chain((0..10).map(|i| f(0.5 + i as f32 * 0.01, true))).collect();
         let t = Target { max_good_flagged: 0.1, min_bad_flagged: 0.9 };
         let r = sweep(ScoreMethod::Mean, &frames, &t);
         assert!(r.meets);

@@ -68,6 +68,17 @@ pub struct InferSummary {
     /// Each failed input, naming its file.
     #[serde(skip)]
     pub failures: Vec<String>,
+    /// Output directory.
+    #[serde(skip)]
+    pub out: PathBuf,
+}
+
+impl std::fmt::Display for InferSummary {
+    /// The line `infer` prints at the end.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, out) = (self.frames.len(), self.out.display());
+        write!(f, "{}/{n} frames segmented; outputs in {out} (summary.json)", n - self.failures.len())
+    }
 }
 
 /// Segments every input; a failed input is listed and the rest written. Errors are fatal
@@ -78,7 +89,12 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
     if inputs.is_empty() {
         return Err(Error::param("inputs", "no .png/.jpg/.jpeg inputs found"));
     }
-    let options = LoopOptions { gate: GateMode::Single, resolution: cfg.resolution, keep_samples: cfg.save_samples, ..LoopOptions::default() };
+    let options = LoopOptions {
+        gate: GateMode::Single,
+        resolution: cfg.resolution,
+        keep_samples: cfg.save_samples,
+        ..LoopOptions::default()
+    };
     let mut processor = FrameProcessor::new(Pipeline::new(params)?, options);
     let s = processor.settings().clone();
     let model = &processor.pipeline().model;
@@ -91,6 +107,7 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
         threshold_high: short(s.gate.threshold_high),
         frames: Vec::new(),
         failures: Vec::new(),
+        out: cfg.out.clone(),
     };
     let mut used = HashSet::new();
     progress.start("infer", Some(inputs.len() as u64));
@@ -122,7 +139,15 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
                 let names_path = matches!(&r.outcome, Err(FrameFailure::Decode(e)) if matches!(e.downcast_ref::<Error>(), Some(Error::Io { .. })));
                 summary.failures.push(if names_path { error.clone() } else { format!("{}: {error}", input.display()) });
                 let (confident, reason) = (d.confident, d.reason.name());
-                InferFrame { input: input.clone(), score: None, confident, reason, pipeline_fraction: None, latency_ms: None, error: Some(error) }
+                InferFrame {
+                    input: input.clone(),
+                    score: None,
+                    confident,
+                    reason,
+                    pipeline_fraction: None,
+                    latency_ms: None,
+                    error: Some(error),
+                }
             }
         };
         summary.frames.push(record);
@@ -135,7 +160,13 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
     Ok(summary)
 }
 
-fn write_outputs(out: &Path, stem: &str, frame: &crate::engine::image::Frame, seg: &Segmentation, caption: &str) -> Result<()> {
+fn write_outputs(
+    out: &Path,
+    stem: &str,
+    frame: &crate::engine::image::Frame,
+    seg: &Segmentation,
+    caption: &str,
+) -> Result<()> {
     let (w, h) = (seg.width, seg.height);
     let file = |suffix: &str| out.join(format!("{stem}{suffix}"));
     render::write_png(&file("_mask.png"), &seg.mask, w, h, 1)?;

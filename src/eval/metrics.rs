@@ -8,6 +8,8 @@
 
 use serde::Serialize;
 
+use crate::view::report::ReliabilityBin;
+
 /// Histogram bins of the entropy and MI maps (`mcd.BINS`).
 pub const BINS: usize = 1000;
 /// Equal-width confidence bins over [0.5, 1] for the ECE.
@@ -51,21 +53,6 @@ pub struct Metrics {
     pub aurc: f64,
     /// Pooled fraction of wrong pixels; 0.0 without pixels (as mcd).
     pub pixel_error_rate: f64,
-}
-
-/// One bin of the reliability diagram ([`Accumulator::reliability`]).
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct ReliabilityBin {
-    /// Lower confidence edge.
-    pub lo: f64,
-    /// Upper confidence edge.
-    pub hi: f64,
-    /// Pixels in the bin.
-    pub count: u64,
-    /// Mean confidence max(p, 1 − p) of its pixels.
-    pub confidence: f64,
-    /// Fraction of its pixels predicted right.
-    pub accuracy: f64,
 }
 
 /// ECE bin sums: count, Σ confidence, count correct.

@@ -18,14 +18,15 @@ use serde::Serialize;
 
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, Source};
 use crate::eval::metrics::{spearman, Accumulator, FrameMetrics, GateStats, GateSummary, Metrics};
+use crate::eval::Problem;
 use crate::io::bag_read::{self, BagError, BagMessage, MessagePos};
 use crate::io::bag_write::{BagWriteError, BagWriter, TopicId};
 use crate::msg::cdr::CdrMessage;
 use crate::msg::{FrameMsg, Header, Image, Time};
 use crate::num::short;
 use crate::outputs::{self, Message, Topic};
-use crate::view::report::{self, FramePoint, Gallery, GalleryItem, ReportInput};
 use crate::view::render;
+use crate::view::report::{self, FramePoint, Gallery, GalleryItem, ReportInput};
 
 /// Frames waiting for their ground truth (and masks waiting for their frame) at most.
 pub const MATCH_WINDOW: usize = 16;
@@ -59,7 +60,7 @@ pub enum ReplayError {
     BagWrite(#[from] BagWriteError),
     /// The model or a parameter is unusable.
     #[error(transparent)]
-    Engine(#[from] crate::Error),
+    Engine(#[from] crate::error::Error),
     /// No frame of the bags has ground truth (`calibrate`).
     #[error("no frame of {topic} has ground truth on {gt_topic}")]
     NoGroundTruth {
@@ -97,7 +98,7 @@ pub enum Warning {
         /// The frame's message.
         pos: MessagePos,
         /// Why.
-        error: crate::Error,
+        error: crate::error::Error,
     },
 }
 
@@ -118,7 +119,7 @@ pub enum Stop {
     #[error("{error} (reading topic {topics})")]
     Bag {
         /// The bag error (it names file, topic and position).
-        error: BagError,
+        error: Box<BagError>,
         /// The topics being read.
         topics: String,
     },
@@ -206,7 +207,9 @@ pub fn expected_messages(bag: &Path, topic: &str) -> Option<u64> {
     };
     let doc: serde_yaml::Value = serde_yaml::from_str(&std::fs::read_to_string(meta).ok()?).ok()?;
     let topics = doc.get("rosbag2_bagfile_information")?.get("topics_with_message_count")?.as_sequence()?;
-    topics.iter().find_map(|t| (t.get("topic_metadata")?.get("name")?.as_str()? == topic).then(|| t.get("message_count")?.as_u64()).flatten())
+    topics.iter().find_map(|t| {
+        (t.get("topic_metadata")?.get("name")?.as_str()? == topic).then(|| t.get("message_count")?.as_u64()).flatten()
+    })
 }
 
 impl BagFrames {
@@ -217,7 +220,11 @@ impl BagFrames {
         for t in std::iter::once(topic).chain(gt_topic) {
             if !topics.iter().any(|i| i.name == t) {
                 let names: Vec<String> = topics.iter().map(|i| format!("{} ({})", i.name, i.type_name)).collect();
-                return Err(ReplayError::NoTopic { bag: bag.to_path_buf(), topic: t.to_string(), available: names.join(", ") });
+                return Err(ReplayError::NoTopic {
+                    bag: bag.to_path_buf(),
+                    topic: t.to_string(),
+                    available: names.join(", "),
+                });
             }
         }
         Ok(BagFrames { bag: b, topic: topic.to_string(), gt_topic: gt_topic.map(str::to_string) })
@@ -225,7 +232,11 @@ impl BagFrames {
 
     /// Hands every frame to `f` in order. A bag error stops the stream after the frames read
     /// before it (they are complete); an error from `f` stops it at once.
-    pub fn for_each(self, warnings: &mut Vec<Warning>, f: &mut dyn FnMut(BagFrame) -> Result<(), Stop>) -> Option<Stop> {
+    pub fn for_each(
+        self,
+        warnings: &mut Vec<Warning>,
+        f: &mut dyn FnMut(BagFrame) -> Result<(), Stop>,
+    ) -> Option<Stop> {
         let mut wanted: Vec<&str> = vec![&self.topic];
         wanted.extend(self.gt_topic.as_deref());
         let with_gt = self.gt_topic.is_some();
@@ -236,7 +247,7 @@ impl BagFrames {
             let msg = match item {
                 Ok(m) => m,
                 Err(error) => {
-                    stop = Some(Stop::Bag { error, topics: wanted.join(" and ") });
+                    stop = Some(Stop::Bag { error: Box::new(error), topics: wanted.join(" and ") });
                     break;
                 }
             };
@@ -418,6 +429,20 @@ impl Outcome {
         }
     }
 
+    /// The line the CLI prints at the end: counts, rate and where the outputs are.
+    pub fn summary(&self, secs: f64) -> String {
+        format!(
+            "{} frames ({} with ground truth, {} decode errors, {} inference errors) in {secs:.1} s ({:.2} frames/s); \
+             outputs in {} (output/, frames.csv, metrics.json, report.html)",
+            self.frames,
+            self.frames_with_gt,
+            self.decode_errors,
+            self.inference_errors,
+            self.frames as f64 / secs.max(1e-9),
+            self.out.display()
+        )
+    }
+
     /// Why the replay did not finish cleanly, if it did not.
     pub fn error(&self) -> Option<String> {
         let mut parts: Vec<String> = self.stopped.iter().map(|s| s.to_string()).collect();
@@ -429,6 +454,31 @@ impl Outcome {
 /// Runs a frame of the bag through the loop.
 pub fn process(processor: &mut FrameProcessor, frame: &BagFrame) -> FrameResult {
     processor.process(frame.source(), Arrival::now(frame.log_time_ns))
+}
+
+/// Drives every frame of `bag` through `processor` without writing anything (`calibrate`,
+/// `select`); `f` sees each frame with its result. Returns what went wrong on the way: failed
+/// frames, unusable ground truth, an early stop.
+pub fn scan(
+    processor: &mut FrameProcessor,
+    bag: &Path,
+    topic: &str,
+    gt_topic: Option<&str>,
+    f: &mut dyn FnMut(&BagFrame, &FrameResult),
+) -> Result<Vec<Problem>, ReplayError> {
+    let (mut warnings, mut outcome) = (Vec::new(), Outcome::default());
+    let stop = BagFrames::open(bag, topic, gt_topic)?.for_each(&mut warnings, &mut |bf| {
+        let r = process(processor, &bf);
+        f(&bf, &r);
+        outcome.count(&bf.pos, r);
+        Ok(())
+    });
+    let mut problems: Vec<Problem> = outcome.failures.into_iter().map(Problem::from).collect();
+    problems.extend(warnings.into_iter().map(Problem::from));
+    if let Some(stop) = stop {
+        problems.push(Problem::Stopped { bag: bag.to_path_buf(), frames: outcome.frames, stop });
+    }
+    Ok(problems)
 }
 
 /// The output bag, with only the selected topics.
@@ -470,7 +520,7 @@ struct Evaluation {
 }
 
 /// Thumbnails of a frame for the report's gallery: input, mask and entropy colour map.
-fn gallery_item(r: &FrameResult) -> crate::Result<Option<GalleryItem>> {
+fn gallery_item(r: &FrameResult) -> crate::error::Result<Option<GalleryItem>> {
     let (Some(frame), Some(seg)) = (r.frame.as_ref(), r.segmentation()) else { return Ok(None) };
     let (w, h) = (seg.width, seg.height);
     let mask: Vec<u8> = seg.mask.iter().map(|&v| if v > 0 { 255 } else { 0 }).collect();
@@ -491,7 +541,11 @@ fn opt<T: ToString>(v: Option<T>) -> String {
 /// Errors before the first frame (bag unreadable, topic missing, output not writable) are
 /// [`ReplayError`]s; a bag error later stops the replay with every output finished
 /// ([`Outcome::stopped`]).
-pub fn run(processor: &mut FrameProcessor, cfg: &ReplayConfig, on_frame: &mut dyn FnMut(&FrameRow)) -> Result<Outcome, ReplayError> {
+pub fn run(
+    processor: &mut FrameProcessor,
+    cfg: &ReplayConfig,
+    on_frame: &mut dyn FnMut(&FrameRow),
+) -> Result<Outcome, ReplayError> {
     let frames = BagFrames::open(&cfg.bag, &cfg.topic, cfg.gt_topic.as_deref())?;
     std::fs::create_dir_all(&cfg.out).map_err(|source| ReplayError::Output { path: cfg.out.clone(), source })?;
     let mut bag = BagWriter::create(&cfg.out.join("output"))?;
@@ -501,8 +555,11 @@ pub fn run(processor: &mut FrameProcessor, cfg: &ReplayConfig, on_frame: &mut dy
     }
     let mut sink = BagSink { bag, ids };
     let csv_path = cfg.out.join("frames.csv");
-    let mut csv = std::fs::File::create(&csv_path).map(std::io::BufWriter::new).map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
-    writeln!(csv, "stamp_ns,score,confident,reason,pipeline_fraction,latency_ms,iou,dice,pixel_error_rate").map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
+    let mut csv = std::fs::File::create(&csv_path)
+        .map(std::io::BufWriter::new)
+        .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
+    writeln!(csv, "stamp_ns,score,confident,reason,pipeline_fraction,latency_ms,iou,dice,pixel_error_rate")
+        .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
     let mut ev = Evaluation {
         acc: Accumulator::new(),
         gate_stats: GateStats::new(),
@@ -519,7 +576,8 @@ pub fn run(processor: &mut FrameProcessor, cfg: &ReplayConfig, on_frame: &mut dy
         let t = bf.log_time_ns;
         sink.put(t, outputs::decision_messages(&r))?;
         let input = bf.msg.as_ref().ok();
-        let msgs = outputs::frame_messages(&r, input, &|topic| sink.wants(topic), None).map_err(|e| Stop::Output(e.to_string()))?;
+        let msgs = outputs::frame_messages(&r, input, &|topic| sink.wants(topic), None)
+            .map_err(|e| Stop::Output(e.to_string()))?;
         sink.put(t, msgs)?;
         let metrics = match (r.segmentation(), &bf.gt) {
             (Some(seg), Some(gt)) if (gt.width, gt.height) == (seg.width, seg.height) => {
@@ -571,7 +629,13 @@ pub fn run(processor: &mut FrameProcessor, cfg: &ReplayConfig, on_frame: &mut dy
         )
         .map_err(|e| Stop::Output(format!("{}: {e}", csv_path.display())))?;
         let first = *ev.first_ns.get_or_insert(t);
-        ev.points.push(FramePoint { t: (t - first) as f64 * 1e-9, score: row.score.map(f64::from), confident: row.decision.confident, flagged: r.review, iou: m.map(|m| m.iou) });
+        ev.points.push(FramePoint {
+            t: (t - first) as f64 * 1e-9,
+            score: row.score.map(f64::from),
+            confident: row.decision.confident,
+            flagged: r.review,
+            iou: m.map(|m| m.iou),
+        });
         outcome.count(&bf.pos, r);
         on_frame(&row);
         Ok(())

@@ -25,6 +25,17 @@ pub enum By {
     Entropy,
 }
 
+impl std::str::FromStr for By {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> crate::error::Result<Self> {
+        match s {
+            "mi" => Ok(By::Mi),
+            "entropy" => Ok(By::Entropy),
+            other => Err(crate::error::Error::param("--by", format!("'{other}' unknown; use mi or entropy"))),
+        }
+    }
+}
+
 impl By {
     /// What it is called in messages.
     pub fn describe(self) -> &'static str {
@@ -55,6 +66,12 @@ pub struct SelectConfig {
 /// What `select` wrote.
 #[derive(Debug)]
 pub struct Selection {
+    /// The map scored.
+    pub by: By,
+    /// Output directory.
+    pub out: PathBuf,
+    /// The minimum gap [s].
+    pub min_gap_s: f64,
     /// The frames written, best first.
     pub written: Vec<Candidate>,
     /// The score method used.
@@ -74,10 +91,14 @@ fn csv_field(s: &str) -> String {
 /// Scores every frame of the bags, picks the top K and writes them with `manifest.csv`.
 pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> Result<Selection, ReplayError> {
     if cfg.top_k == 0 {
-        return Err(crate::Error::param("--top-k", "must be at least 1").into());
+        return Err(crate::error::Error::param("--top-k", "must be at least 1").into());
     }
     if !(cfg.min_gap_s >= 0.0 && cfg.min_gap_s.is_finite()) {
-        return Err(crate::Error::param("--min-gap", format!("must be a non-negative number of seconds, not {}", cfg.min_gap_s)).into());
+        return Err(crate::error::Error::param(
+            "--min-gap",
+            format!("must be a non-negative number of seconds, not {}", cfg.min_gap_s),
+        )
+        .into());
     }
     let mut total = 0;
     for bag in &cfg.bags {
@@ -92,9 +113,7 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
     progress.start("select: scoring", Some(total));
     let (mut cands, mut problems) = (Vec::new(), Vec::new());
     for (i, bag) in cfg.bags.iter().enumerate() {
-        let (mut warnings, mut outcome) = (Vec::new(), replay::Outcome::default());
-        let stop = BagFrames::open(bag, &cfg.topic, None)?.for_each(&mut warnings, &mut |bf| {
-            let r = replay::process(&mut processor, &bf);
+        problems.extend(replay::scan(&mut processor, bag, &cfg.topic, None, &mut |_, r| {
             progress.step(r.decision.reason.name());
             if let Some(seg) = r.segmentation() {
                 let score = match cfg.by {
@@ -103,14 +122,7 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
                 };
                 cands.push(Candidate { bag: i, stamp_ns: r.header.stamp.nanos(), score });
             }
-            outcome.count(&bf.pos, r);
-            Ok(())
-        });
-        problems.extend(outcome.failures.into_iter().map(Problem::from));
-        problems.extend(warnings.into_iter().map(Problem::from));
-        if let Some(stop) = stop {
-            problems.push(Problem::Stopped { bag: bag.clone(), frames: outcome.frames, stop });
-        }
+        })?);
     }
     progress.finish();
     let picked = pick(cands, cfg.top_k, (cfg.min_gap_s * 1e9).round() as i64);
@@ -136,7 +148,8 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
                     written.insert((i, stamp));
                     progress.step("");
                 }
-                Err(e) => problems.push(Problem::Failed(Failure { pos: msg.pos(), failure: FrameFailure::Decode(Box::new(e)) })),
+                Err(e) => problems
+                    .push(Problem::Failed(Failure { pos: msg.pos(), failure: FrameFailure::Decode(Box::new(e)) })),
             }
             if written.iter().filter(|(b, _)| *b == i).count() == want.len() {
                 break;
@@ -151,11 +164,17 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
     }
     let mut csv = String::from("bag,topic,stamp_ns,score\n");
     for c in &written {
-        csv += &format!("{},{},{},{}\n", csv_field(&cfg.bags[c.bag].display().to_string()), cfg.topic, c.stamp_ns, c.score);
+        csv += &format!(
+            "{},{},{},{}\n",
+            csv_field(&cfg.bags[c.bag].display().to_string()),
+            cfg.topic,
+            c.stamp_ns,
+            c.score
+        );
     }
     let manifest = cfg.out.join("manifest.csv");
     std::fs::write(&manifest, csv).map_err(|source| ReplayError::Output { path: manifest, source })?;
-    Ok(Selection { written, method, problems })
+    Ok(Selection { by: cfg.by, out: cfg.out.clone(), min_gap_s: cfg.min_gap_s, written, method, problems })
 }
 
 /// A scored frame.
@@ -183,6 +202,17 @@ pub fn pick(mut cands: Vec<Candidate>, k: usize, min_gap_ns: i64) -> Vec<Candida
         }
     }
     out
+}
+
+impl std::fmt::Display for Selection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, by, out) = (self.written.len(), self.by.describe(), self.out.display());
+        write!(
+            f,
+            "{n} frames selected by {} of the {by} (min gap {} s); outputs in {out} (<stamp_ns>.png, manifest.csv)",
+            self.method, self.min_gap_s
+        )
+    }
 }
 
 #[cfg(test)]

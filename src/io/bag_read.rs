@@ -36,7 +36,6 @@ use rusqlite::{Connection, OpenFlags};
 use crate::msg::cdr::{CdrError, CdrMessage};
 use crate::msg::{CompressedImage, FrameMsg, Image};
 
-
 /// Largest MCAP record (a message, or a chunk's header) the reader accepts, in bytes; a corrupt
 /// length above it is an error, not an allocation.
 pub const MAX_RECORD_BYTES: usize = 256 << 20;
@@ -129,12 +128,7 @@ pub struct BagMessage {
 impl BagMessage {
     /// File, topic, number and location of the message, for error messages.
     pub fn pos(&self) -> MessagePos {
-        MessagePos {
-            file: self.file.clone(),
-            topic: self.topic.clone(),
-            index: self.index,
-            location: self.location,
-        }
+        MessagePos { file: self.file.clone(), topic: self.topic.clone(), index: self.index, location: self.location }
     }
 }
 
@@ -680,11 +674,8 @@ impl McapMessages {
                 Record::Message { header, data } => {
                     let index = self.count;
                     self.count += 1;
-                    let location = if in_chunk {
-                        Location::McapChunk { offset: at }
-                    } else {
-                        Location::McapRecord { offset: at }
-                    };
+                    let location =
+                        if in_chunk { Location::McapChunk { offset: at } } else { Location::McapRecord { offset: at } };
                     let Some(channel) = self.channels.get(&header.channel_id) else {
                         let detail = format!(
                             "MCAP: message {index} ({location}) is on channel {}, which no channel record defines",
@@ -886,8 +877,9 @@ impl SqliteMessages {
             return Err(BagError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
         }
         let sql_err = |e: rusqlite::Error| BagError::corrupt(path, format!("SQLite: {e}"));
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-            .map_err(sql_err)?;
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(sql_err)?;
         let tables: i64 = match conn.query_row(
             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('messages', 'topics')",
             [],
@@ -1020,7 +1012,6 @@ impl SqliteMessages {
 
 // ---------------------------------------------------------------------------------------------
 // Frames
-
 
 /// Decodes an Image or CompressedImage message's CDR.
 pub fn decode_frame(msg: &BagMessage) -> Result<FrameMsg, BagError> {

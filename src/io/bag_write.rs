@@ -120,13 +120,9 @@ pub struct TopicId(usize);
 pub fn type_hash(type_name: &str) -> Option<&'static str> {
     Some(match type_name {
         Image::TYPE_NAME => "RIHS01_d31d41a9a4c4bc8eae9be757b0beed306564f7526c88ea6a4588fb9582527d47",
-        CompressedImage::TYPE_NAME => {
-            "RIHS01_15640771531571185e2efc8a100baf923961a4d15d5569652e6cb6691e8e371a"
-        }
+        CompressedImage::TYPE_NAME => "RIHS01_15640771531571185e2efc8a100baf923961a4d15d5569652e6cb6691e8e371a",
         Bool::TYPE_NAME => "RIHS01_feb91e995ff9ebd09c0cb3d2aed18b11077585839fb5db80193b62d74528f6c9",
-        DiagnosticArray::TYPE_NAME => {
-            "RIHS01_5a8a36efb05fb25070fa0fb3810290c0e6cd4862b54a8fb975a1ee8dc55a333e"
-        }
+        DiagnosticArray::TYPE_NAME => "RIHS01_5a8a36efb05fb25070fa0fb3810290c0e6cd4862b54a8fb975a1ee8dc55a333e",
         _ => return None,
     })
 }
@@ -219,12 +215,7 @@ impl BagWriter {
     }
 
     /// Adds a topic whose publisher offered `qos`. The type needs a schema ([`cdr::schema`]).
-    pub fn add_topic_with_qos(
-        &mut self,
-        name: &str,
-        type_name: &str,
-        qos: Qos,
-    ) -> Result<TopicId, BagWriteError> {
+    pub fn add_topic_with_qos(&mut self, name: &str, type_name: &str, qos: Qos) -> Result<TopicId, BagWriteError> {
         if self.topics.iter().any(|t| t.name == name) {
             return Err(BagWriteError::DuplicateTopic(name.to_string()));
         }
@@ -239,13 +230,7 @@ impl BagWriter {
         let w = self.mcap.as_mut().expect("writer present until finish");
         let schema_id = w.add_schema(type_name, "ros2msg", schema.as_bytes()).map_err(mcap_err)?;
         let channel_id = w.add_channel(schema_id, name, "cdr", &metadata).map_err(mcap_err)?;
-        self.topics.push(Topic {
-            name: name.to_string(),
-            type_name: type_name.to_string(),
-            qos,
-            channel_id,
-            count: 0,
-        });
+        self.topics.push(Topic { name: name.to_string(), type_name: type_name.to_string(), qos, channel_id, count: 0 });
         Ok(TopicId(self.topics.len() - 1))
     }
 
@@ -273,12 +258,8 @@ impl BagWriter {
         if cdr.len() < 4 || cdr[0] != 0 || cdr[1] > 1 {
             return Err(BagWriteError::NotCdr { topic: t.name.clone() });
         }
-        let header = mcap::records::MessageHeader {
-            channel_id: t.channel_id,
-            sequence: t.count as u32,
-            log_time,
-            publish_time,
-        };
+        let header =
+            mcap::records::MessageHeader { channel_id: t.channel_id, sequence: t.count as u32, log_time, publish_time };
         let w = self.mcap.as_mut().expect("writer present until finish");
         w.write_to_known_channel(&header, cdr)
             .map_err(|source| BagWriteError::Mcap { path: self.mcap_path.clone(), source })?;

@@ -14,7 +14,8 @@ pub fn collect_inputs(args: &[PathBuf]) -> Vec<PathBuf> {
     for arg in args {
         match std::fs::read_dir(arg) {
             Ok(entries) => {
-                let mut files: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && is_image(p)).collect();
+                let mut files: Vec<PathBuf> =
+                    entries.flatten().map(|e| e.path()).filter(|p| p.is_file() && is_image(p)).collect();
                 files.sort();
                 out.extend(files);
             }

@@ -315,11 +315,7 @@ pub trait CdrMessage: Sized {
 }
 
 /// Reads a sequence of `T`, each element taking at least `min_size` bytes.
-fn read_seq<T: CdrMessage>(
-    r: &mut CdrReader<'_>,
-    what: &'static str,
-    min_size: usize,
-) -> Result<Vec<T>, CdrError> {
+fn read_seq<T: CdrMessage>(r: &mut CdrReader<'_>, what: &'static str, min_size: usize) -> Result<Vec<T>, CdrError> {
     let n = r.read_seq_len(what, min_size)?;
     (0..n).map(|_| T::read_from(r)).collect()
 }
@@ -482,12 +478,8 @@ pub const IMAGE_SCHEMA: &str = concat!(
 );
 
 /// `ros2msg` schema of sensor_msgs/msg/CompressedImage, as rosbags writes it.
-pub const COMPRESSED_IMAGE_SCHEMA: &str = concat!(
-    "std_msgs/Header header\n",
-    "string format\n",
-    "uint8[] data\n",
-    header_deps!(),
-);
+pub const COMPRESSED_IMAGE_SCHEMA: &str =
+    concat!("std_msgs/Header header\n", "string format\n", "uint8[] data\n", header_deps!(),);
 
 /// `ros2msg` schema of std_msgs/msg/Bool, as rosbags writes it.
 pub const BOOL_SCHEMA: &str = "bool data\n";

@@ -18,17 +18,25 @@ fn header_out(h: msg::Header) -> Header {
     Header { stamp: Time { sec: h.stamp.sec, nanosec: h.stamp.nanosec }, frame_id: h.frame_id }
 }
 
+/// The same Image fields from one message type to the other (the pixel data is moved).
+macro_rules! image_fields {
+    ($m:expr, $to:path, $header:expr) => {{
+        let m = $m;
+        $to {
+            header: $header(m.header),
+            height: m.height,
+            width: m.width,
+            encoding: m.encoding,
+            is_bigendian: m.is_bigendian,
+            step: m.step,
+            data: m.data,
+        }
+    }};
+}
+
 /// A raw camera message as an input frame (the pixel data is moved, not copied).
 pub fn raw_in(m: Image) -> FrameMsg {
-    FrameMsg::Raw(msg::Image {
-        header: header_in(m.header),
-        height: m.height,
-        width: m.width,
-        encoding: m.encoding,
-        is_bigendian: m.is_bigendian,
-        step: m.step,
-        data: m.data,
-    })
+    FrameMsg::Raw(image_fields!(m, msg::Image, header_in))
 }
 
 /// A compressed camera message as an input frame.
@@ -38,15 +46,7 @@ pub fn compressed_in(m: CompressedImage) -> FrameMsg {
 
 /// An image built by `outputs` as an r2r message.
 pub fn image_out(m: msg::Image) -> Image {
-    Image {
-        header: header_out(m.header),
-        height: m.height,
-        width: m.width,
-        encoding: m.encoding,
-        is_bigendian: m.is_bigendian,
-        step: m.step,
-        data: m.data,
-    }
+    image_fields!(m, Image, header_out)
 }
 
 /// A DiagnosticArray built by `outputs` as an r2r message.

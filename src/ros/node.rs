@@ -157,7 +157,8 @@ fn run() -> Result<(), String> {
     let params = Arc::new(Mutex::new(Validated { params: NodeParams::default(), base: None }));
     let (param_handler, param_events) =
         node.make_derived_parameter_handler(params.clone()).map_err(|e| describe_r2r_error(&e))?;
-    let known: HashSet<&str> = crate::engine::config::PARAM_NAMES.iter().chain(crate::engine::config::NODE_ONLY).copied().collect();
+    let known: HashSet<&str> =
+        crate::engine::config::PARAM_NAMES.iter().chain(crate::engine::config::NODE_ONLY).copied().collect();
     for unknown in set_by_user.iter().filter(|n| !known.contains(n.as_str())) {
         r2r::log_warn!(NODE, "parameter '{unknown}' is not one of this node's; ignored");
     }
@@ -205,7 +206,13 @@ fn run() -> Result<(), String> {
             last_stale_publish: None,
             settings: settings.clone(),
             node: node_settings.clone(),
-            publish: [p.publish_probability, p.publish_entropy, p.publish_mutual_information, p.publish_entropy_color, p.publish_overlay],
+            publish: [
+                p.publish_probability,
+                p.publish_entropy,
+                p.publish_mutual_information,
+                p.publish_entropy_color,
+                p.publish_overlay,
+            ],
         }),
         shutdown: AtomicBool::new(false),
         pending_settings: Mutex::new(None),
@@ -241,7 +248,6 @@ fn run() -> Result<(), String> {
         settings.gate.threshold_high,
         settings.gate.threshold_low
     );
-
 
     // Every entity exists now: the node moves into its own thread, which only spins.
     let spin = {
@@ -310,7 +316,11 @@ fn remapped(names: &[&str]) -> Option<String> {
     let start = args.iter().position(|a| a == "--ros-args")?;
     let rules = args[start..].windows(2).filter(|w| w[0] == "-r" || w[0] == "--remap").map(|w| &w[1]);
     rules.filter_map(|rule| rule.split_once(":=")).find_map(|(from, to)| {
-        let from = if from.starts_with('~') || from.starts_with('/') { from } else { from.split_once(':').map_or(from, |(_, f)| f) };
+        let from = if from.starts_with('~') || from.starts_with('/') {
+            from
+        } else {
+            from.split_once(':').map_or(from, |(_, f)| f)
+        };
         names.contains(&from).then(|| to.to_string())
     })
 }
@@ -369,7 +379,12 @@ fn inference_loop(shared: &Shared, processor: &mut FrameProcessor) {
                 if let Some(f) = slot.take() {
                     break f;
                 }
-                slot = shared.slot.ready.wait_timeout(slot, Duration::from_millis(200)).map(|r| r.0).unwrap_or_else(|e| e.into_inner().0);
+                slot = shared
+                    .slot
+                    .ready
+                    .wait_timeout(slot, Duration::from_millis(200))
+                    .map(|r| r.0)
+                    .unwrap_or_else(|e| e.into_inner().0);
             }
         };
         if let Some((settings, options)) = lock(&shared.pending_settings).take() {
@@ -401,7 +416,10 @@ fn inference_loop(shared: &Shared, processor: &mut FrameProcessor) {
                 errors_since_log += 1;
                 if last_error_log.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
                     let stamp = r.header.stamp.nanos();
-                    r2r::log_warn!(NODE, "bad frame (stamp {stamp} ns), skipped: {e} [{errors_since_log} since last report]");
+                    r2r::log_warn!(
+                        NODE,
+                        "bad frame (stamp {stamp} ns), skipped: {e} [{errors_since_log} since last report]"
+                    );
                     last_error_log = Some(Instant::now());
                     errors_since_log = 0;
                 }
@@ -455,7 +473,8 @@ fn publish_frame(shared: &Shared, r: &FrameResult, input: &FrameMsg) {
 fn save_bundle(shared: &Shared, node: &NodeSettings, r: &FrameResult) -> Option<String> {
     let (dir, seg, frame) = (node.review_dir.as_ref()?, r.segmentation()?, r.frame.as_ref()?);
     let meta = serde_json::json!({"frame_id": r.header.frame_id, "model": shared.model});
-    match review::save_bundle(dir, r.header.stamp.nanos(), r.decision.reason, r.settings.score.method, frame, seg, meta) {
+    match review::save_bundle(dir, r.header.stamp.nanos(), r.decision.reason, r.settings.score.method, frame, seg, meta)
+    {
         Ok(path) => {
             if let Err(e) = review::prune(dir, node.review_max_bytes) {
                 r2r::log_warn!(NODE, "cannot prune {}: {e}", dir.display());
@@ -497,7 +516,9 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             publish_stale(&shared, &header);
         }
         let quiet_for = now.duration_since(lock(&shared.state).last_arrival.unwrap_or(started));
-        if quiet_for > Duration::from_secs(5) && last_hint.is_none_or(|t| now.duration_since(t) > Duration::from_secs(30)) {
+        if quiet_for > Duration::from_secs(5)
+            && last_hint.is_none_or(|t| now.duration_since(t) > Duration::from_secs(30))
+        {
             let qos = if lock(&shared.state).node.reliable { "reliable" } else { "best effort" };
             r2r::log_warn!(
                 NODE,
@@ -511,7 +532,8 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let dt = now.duration_since(last_diag).as_secs_f64();
             last_diag = now;
             let stats = &shared.stats;
-            let (received, processed) = (stats.received.load(Ordering::Relaxed), stats.processed.load(Ordering::Relaxed));
+            let (received, processed) =
+                (stats.received.load(Ordering::Relaxed), stats.processed.load(Ordering::Relaxed));
             let lat: Vec<f64> = lock(&stats.latencies_ms).iter().copied().collect();
             let (stale, samples, method) = {
                 let st = lock(&shared.state);
@@ -538,7 +560,9 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             header.stamp.sec = since_epoch.as_secs() as i32;
             header.stamp.nanosec = since_epoch.subsec_nanos();
-            let _ = lock(&shared.out).diagnostics.publish(&diagnostics_out(diagnostic(&header, NODE, level, message, values)));
+            let _ = lock(&shared.out)
+                .diagnostics
+                .publish(&diagnostics_out(diagnostic(&header, NODE, level, message, values)));
         }
     }
 }
@@ -570,7 +594,13 @@ fn apply(shared: &Shared, settings: Settings, node: NodeSettings, p: &NodeParams
     let mut st = lock(&shared.state);
     st.settings = settings.clone();
     st.node = node;
-    st.publish = [p.publish_probability, p.publish_entropy, p.publish_mutual_information, p.publish_entropy_color, p.publish_overlay];
+    st.publish = [
+        p.publish_probability,
+        p.publish_entropy,
+        p.publish_mutual_information,
+        p.publish_entropy_color,
+        p.publish_overlay,
+    ];
     drop(st);
     *lock(&shared.pending_settings) = Some((settings, options));
 }

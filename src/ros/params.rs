@@ -78,8 +78,8 @@ pub struct NodeParams {
 pub use crate::engine::config::FROM_MODEL;
 
 /// Parameters read only at start-up; every other one can change while the node runs.
-pub const START_ONLY: &[&str] =
-    &["model_path", "onnxruntime_lib", "device", "allow_cpu_fallback", "seed", "intra_threads", "input_transport", "input_reliability", "input_depth"];
+pub const START_ONLY: [&[&str]; 2] =
+    [crate::engine::config::LOAD_PARAMS, &["input_transport", "input_reliability", "input_depth"]];
 
 impl Default for NodeParams {
     fn default() -> Self {
@@ -158,7 +158,10 @@ impl NodeParams {
             }
             let value = self.get_parameter(name).map_err(|e| Error::param(name, e.to_string()))?;
             let value = to_yaml(&value);
-            if let (serde_yaml::Value::Number(n), true) = (&value, ["samples", "seed", "intra_threads", "band_px", "recover_frames", "max_image_pixels"].contains(name)) {
+            if let (serde_yaml::Value::Number(n), true) = (
+                &value,
+                ["samples", "seed", "intra_threads", "band_px", "recover_frames", "max_image_pixels"].contains(name),
+            ) {
                 if n.as_i64().is_some_and(|i| i < 0) {
                     return Err(Error::param(name, format!("{n} must not be negative")));
                 }
@@ -178,7 +181,12 @@ impl NodeParams {
         let reliable = match self.input_reliability.as_str() {
             "best_effort" => false,
             "reliable" => true,
-            other => return Err(Error::param("input_reliability", format!("'{other}' unknown; use best_effort or reliable"))),
+            other => {
+                return Err(Error::param(
+                    "input_reliability",
+                    format!("'{other}' unknown; use best_effort or reliable"),
+                ))
+            }
         };
         if !(1..=100).contains(&self.input_depth) {
             return Err(Error::param("input_depth", format!("{} is outside [1, 100]", self.input_depth)));
@@ -221,7 +229,7 @@ impl Validated {
 
     fn try_set(&self, name: &str, value: &ParameterValue) -> r2r::Result<NodeParams> {
         let refuse = |msg: String| r2r::Error::ParameterValueConv { name: name.to_string(), msg };
-        if START_ONLY.contains(&name) {
+        if START_ONLY.iter().any(|names| names.contains(&name)) {
             return Err(refuse("takes effect only at start-up; restart the node to change it".into()));
         }
         let mut next = self.params.clone();

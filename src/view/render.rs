@@ -5,10 +5,10 @@ use std::path::Path;
 use opencv::{core, imgcodecs, imgproc, prelude::*};
 
 use crate::engine::gate::Reason;
-use crate::engine::score::ScoreMethod;
-use crate::error::{Error, Result};
 use crate::engine::image::Frame;
 use crate::engine::pipeline::Segmentation;
+use crate::engine::score::ScoreMethod;
+use crate::error::{Error, Result};
 
 fn mat_from(bytes: &[u8], w: usize, h: usize, channels: usize) -> Result<Mat> {
     let flat = Mat::new_rows_cols_with_data(h as i32, (w * channels) as i32, bytes)?;
@@ -43,7 +43,13 @@ pub fn overlay(frame: &Frame, seg: &Segmentation, caption: &str) -> Result<Vec<u
     };
     let mut out = Vec::with_capacity(input.len());
     for ((px, &m), &e) in input.chunks_exact(3).zip(&seg.mask).zip(&seg.entropy) {
-        let tint: Option<[f32; 3]> = if e > 0.5 { Some([255.0, 0.0, 255.0]) } else if m > 0 { Some([0.0, 255.0, 0.0]) } else { None };
+        let tint: Option<[f32; 3]> = if e > 0.5 {
+            Some([255.0, 0.0, 255.0])
+        } else if m > 0 {
+            Some([0.0, 255.0, 0.0])
+        } else {
+            None
+        };
         match tint {
             Some(t) => out.extend(px.iter().zip(t).map(|(&v, t)| (0.55 * v as f32 + 0.45 * t).round() as u8)),
             None => out.extend_from_slice(px),
@@ -53,7 +59,17 @@ pub fn overlay(frame: &Frame, seg: &Segmentation, caption: &str) -> Result<Vec<u
     let scale = (seg.width as f64 / 640.0).max(0.35);
     let origin = core::Point::new(6, (22.0 * scale).round() as i32 + 2);
     for (color, thickness) in [(core::Scalar::all(0.0), 4), (core::Scalar::all(255.0), 1)] {
-        imgproc::put_text(&mut img, caption, origin, imgproc::FONT_HERSHEY_SIMPLEX, 0.6 * scale, color, thickness, imgproc::LINE_AA, false)?;
+        imgproc::put_text(
+            &mut img,
+            caption,
+            origin,
+            imgproc::FONT_HERSHEY_SIMPLEX,
+            0.6 * scale,
+            color,
+            thickness,
+            imgproc::LINE_AA,
+            false,
+        )?;
     }
     Ok(img.data_bytes()?.to_vec())
 }

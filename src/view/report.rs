@@ -14,8 +14,9 @@ use std::path::Path;
 use opencv::{core, imgcodecs, imgproc, prelude::*};
 use plotters::prelude::*;
 
+use serde::Serialize;
+
 use crate::error::{Error, Result};
-use crate::eval::metrics::ReliabilityBin;
 
 /// Frames in the gallery by default.
 pub const GALLERY_FRAMES: usize = 8;
@@ -24,6 +25,21 @@ pub const THUMB_WIDTH: usize = 240;
 
 const PLOT_W: u32 = 900;
 const PLOT_H: u32 = 380;
+
+/// One bin of the reliability diagram (`eval::metrics::Accumulator::reliability`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct ReliabilityBin {
+    /// Lower confidence edge.
+    pub lo: f64,
+    /// Upper confidence edge.
+    pub hi: f64,
+    /// Pixels in the bin.
+    pub count: u64,
+    /// Mean confidence max(p, 1 − p) of its pixels.
+    pub confidence: f64,
+    /// Fraction of its pixels predicted right.
+    pub accuracy: f64,
+}
 
 /// One frame on the time axes.
 #[derive(Clone, Copy, Debug)]
@@ -150,7 +166,11 @@ pub fn thumbnail(pixels: &[u8], w: usize, h: usize, channels: usize, ext: &str) 
     let interp = if channels == 1 { imgproc::INTER_NEAREST } else { imgproc::INTER_AREA };
     imgproc::resize(&src, &mut dst, core::Size::new(tw as i32, th), 0.0, 0.0, interp)?;
     let mut buf = core::Vector::<u8>::new();
-    let params = if ext == ".jpg" { core::Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 85]) } else { core::Vector::new() };
+    let params = if ext == ".jpg" {
+        core::Vector::from_slice(&[imgcodecs::IMWRITE_JPEG_QUALITY, 85])
+    } else {
+        core::Vector::new()
+    };
     imgcodecs::imencode(ext, &dst, &mut buf, &params)?;
     Ok(buf.to_vec())
 }
@@ -225,7 +245,8 @@ fn svg(draw: impl FnOnce(&Svg) -> std::result::Result<(), Box<dyn std::error::Er
 }
 
 fn range(v: impl Iterator<Item = f64>, pad: f64) -> (f64, f64) {
-    let (lo, hi) = v.filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    let (lo, hi) =
+        v.filter(|x| x.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -240,88 +261,160 @@ const FLAG: RGBColor = RGBColor(214, 39, 40);
 const LINE: RGBColor = RGBColor(31, 119, 180);
 const UNSURE_BG: RGBColor = RGBColor(255, 214, 214);
 
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+type Drawn = std::result::Result<(), Box<dyn std::error::Error + 'static>>;
+
+/// What every plot has: caption, axes with their descriptions, and where the legend goes.
+struct Axes<'s> {
+    caption: String,
+    x: (f64, f64),
+    y: (f64, f64),
+    x_desc: &'s str,
+    y_desc: &'s str,
+    /// Room for the y labels [px].
+    y_area: u32,
+    legend: SeriesLabelPosition,
+}
+
+/// Axes with room for the usual y labels.
+fn axes<'s>(
+    caption: impl Into<String>,
+    x: (f64, f64),
+    y: (f64, f64),
+    desc: (&'s str, &'s str),
+    legend: SeriesLabelPosition,
+) -> Axes<'s> {
+    Axes { caption: caption.into(), x, y, x_desc: desc.0, y_desc: desc.1, y_area: 60, legend }
+}
+
+/// A plot: the axes, then what `series` draws, then the legend.
+fn plot(a: Axes, series: impl FnOnce(&mut Chart) -> Drawn) -> Result<String> {
+    svg(|root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(&a.caption, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(a.y_area)
+            .build_cartesian_2d(a.x.0..a.x.1, a.y.0..a.y.1)?;
+        chart
+            .configure_mesh()
+            .axis_desc_style(("sans-serif", 15))
+            .label_style(("sans-serif", 13))
+            .x_desc(a.x_desc)
+            .y_desc(a.y_desc)
+            .draw()?;
+        series(&mut chart)?;
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .position(a.legend)
+            .draw()?;
+        Ok(())
+    })
+}
+
+/// A line with its legend entry.
+fn line(chart: &mut Chart, pts: impl IntoIterator<Item = (f64, f64)>, style: ShapeStyle, label: String) -> Drawn {
+    chart
+        .draw_series(LineSeries::new(pts, style))?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], style));
+    Ok(())
+}
+
 fn score_plot(inp: &ReportInput) -> Result<String> {
     let f = inp.frames;
     let (x0, x1) = range(f.iter().map(|p| p.t), 0.02);
     let (y0, y1) = range(f.iter().filter_map(|p| p.score).chain([inp.threshold_high, inp.threshold_low]), 0.08);
-    svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Frame score over time (red band: gate not confident)", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, y0..y1)?;
-        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("time since first frame [s]").y_desc("frame score").draw()?;
+    let axes = axes(
+        "Frame score over time (red band: gate not confident)",
+        (x0, x1),
+        (y0, y1),
+        ("time since first frame [s]", "frame score"),
+        SeriesLabelPosition::UpperRight,
+    );
+    plot(axes, |chart| {
         // Gate state: a band over every not-confident frame (to the next frame's time).
         for (i, p) in f.iter().enumerate() {
             if !p.confident {
                 let next = f.get(i + 1).map(|n| n.t).unwrap_or(p.t + (x1 - x0) * 0.005);
-                chart.draw_series(std::iter::once(Rectangle::new([(p.t, y0), (next.max(p.t), y1)], UNSURE_BG.filled())))?;
+                chart.draw_series(std::iter::once(Rectangle::new(
+                    [(p.t, y0), (next.max(p.t), y1)],
+                    UNSURE_BG.filled(),
+                )))?;
             }
         }
+        let (high, low) = (inp.threshold_high, inp.threshold_low);
+        line(
+            chart,
+            [(x0, high), (x1, high)],
+            RGBColor(255, 127, 14).stroke_width(2),
+            format!("threshold_high = {high:.3}"),
+        )?;
+        line(
+            chart,
+            [(x0, low), (x1, low)],
+            RGBColor(44, 160, 44).stroke_width(2),
+            format!("threshold_low = {low:.3}"),
+        )?;
+        line(chart, f.iter().filter_map(|p| Some((p.t, p.score?))), LINE.stroke_width(2), "score".into())?;
         chart
-            .draw_series(LineSeries::new([(x0, inp.threshold_high), (x1, inp.threshold_high)], RGBColor(255, 127, 14).stroke_width(2)))?
-            .label(format!("threshold_high = {:.3}", inp.threshold_high))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(255, 127, 14).stroke_width(2)));
-        chart
-            .draw_series(LineSeries::new([(x0, inp.threshold_low), (x1, inp.threshold_low)], RGBColor(44, 160, 44).stroke_width(2)))?
-            .label(format!("threshold_low = {:.3}", inp.threshold_low))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], RGBColor(44, 160, 44).stroke_width(2)));
-        chart
-            .draw_series(LineSeries::new(f.iter().filter_map(|p| Some((p.t, p.score?))), LINE.stroke_width(2)))?
-            .label("score")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LINE.stroke_width(2)));
-        chart
-            .draw_series(f.iter().filter(|p| p.flagged).filter_map(|p| Some(TriangleMarker::new((p.t, p.score?), 7, FLAG.filled()))))?
+            .draw_series(
+                f.iter()
+                    .filter(|p| p.flagged)
+                    .filter_map(|p| Some(TriangleMarker::new((p.t, p.score?), 7, FLAG.filled()))),
+            )?
             .label("review requested (flagged)")
             .legend(|(x, y)| TriangleMarker::new((x + 10, y), 6, FLAG.filled()));
-        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperRight).draw()?;
         Ok(())
     })
 }
 
 fn iou_plot(inp: &ReportInput) -> Result<String> {
     let pts: Vec<(f64, f64)> = inp.frames.iter().filter_map(|p| Some((p.t, p.iou?))).collect();
-    let (x0, x1) = range(inp.frames.iter().map(|p| p.t), 0.02);
-    svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("IoU with the ground truth over time", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, 0.0..1.05)?;
-        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("time since first frame [s]").y_desc("IoU").draw()?;
-        chart.draw_series(LineSeries::new([(x0, 0.5), (x1, 0.5)], BLACK.mix(0.4)))?.label("bad frame below 0.5").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
-        chart.draw_series(LineSeries::new(pts.iter().copied(), LINE.stroke_width(2)))?.label("IoU").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LINE.stroke_width(2)));
+    let axes = axes(
+        "IoU with the ground truth over time",
+        range(inp.frames.iter().map(|p| p.t), 0.02),
+        (0.0, 1.05),
+        ("time since first frame [s]", "IoU"),
+        SeriesLabelPosition::LowerRight,
+    );
+    let (x0, x1) = axes.x;
+    plot(axes, |chart| {
+        line(chart, [(x0, 0.5), (x1, 0.5)], BLACK.mix(0.4).into(), "bad frame below 0.5".into())?;
+        line(chart, pts.iter().copied(), LINE.stroke_width(2), "IoU".into())?;
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, LINE.filled())))?;
-        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
         Ok(())
     })
 }
 
 fn reliability_plot(inp: &ReportInput) -> Result<String> {
-    svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption("Reliability diagram (all pixels with ground truth)", ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.5..1.0, 0.0..1.0)?;
-        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("confidence max(p, 1-p)").y_desc("accuracy").draw()?;
+    let axes = axes(
+        "Reliability diagram (all pixels with ground truth)",
+        (0.5, 1.0),
+        (0.0, 1.0),
+        ("confidence max(p, 1-p)", "accuracy"),
+        SeriesLabelPosition::UpperLeft,
+    );
+    plot(axes, |chart| {
         chart
-            .draw_series(inp.reliability.iter().map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.accuracy)], LINE.mix(0.6).filled())))?
+            .draw_series(
+                inp.reliability
+                    .iter()
+                    .map(|b| Rectangle::new([(b.lo, 0.0), (b.hi, b.accuracy)], LINE.mix(0.6).filled())),
+            )?
             .label("accuracy per ECE bin")
             .legend(|(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], LINE.mix(0.6).filled()));
         chart
             .draw_series(inp.reliability.iter().map(|b| Circle::new((b.confidence, b.accuracy), 4, FLAG.filled())))?
             .label("mean confidence vs accuracy")
             .legend(|(x, y)| Circle::new((x + 10, y), 4, FLAG.filled()));
-        chart
-            .draw_series(LineSeries::new([(0.5, 0.5), (1.0, 1.0)], BLACK.stroke_width(1)))?
-            .label("perfect calibration")
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK));
-        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperLeft).draw()?;
-        Ok(())
+        line(chart, [(0.5, 0.5), (1.0, 1.0)], BLACK.stroke_width(1), "perfect calibration".into())
     })
 }
 
@@ -331,39 +424,33 @@ fn fmt_opt(v: Option<f64>) -> String {
 
 fn risk_plot(inp: &ReportInput) -> Result<String> {
     let ymax = inp.risk_coverage.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.1;
-    svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("Risk-coverage (pixels kept by increasing entropy), AURC = {}", fmt_opt(inp.aurc)), ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..1.0, 0.0..ymax)?;
-        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("coverage (fraction of pixels kept)").y_desc("risk (error rate of kept pixels)").draw()?;
-        chart
-            .draw_series(LineSeries::new(inp.risk_coverage.iter().copied(), LINE.stroke_width(2)))?
-            .label(format!("entropy, AURC = {}", fmt_opt(inp.aurc)))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LINE.stroke_width(2)));
-        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::UpperLeft).draw()?;
-        Ok(())
+    let axes = Axes {
+        y_area: 70,
+        ..axes(
+            format!("Risk-coverage (pixels kept by increasing entropy), AURC = {}", fmt_opt(inp.aurc)),
+            (0.0, 1.0),
+            (0.0, ymax),
+            ("coverage (fraction of pixels kept)", "risk (error rate of kept pixels)"),
+            SeriesLabelPosition::UpperLeft,
+        )
+    };
+    plot(axes, |chart| {
+        let label = format!("entropy, AURC = {}", fmt_opt(inp.aurc));
+        line(chart, inp.risk_coverage.iter().copied(), LINE.stroke_width(2), label)
     })
 }
 
 fn roc_plot(inp: &ReportInput) -> Result<String> {
-    svg(|root| {
-        let mut chart = ChartBuilder::on(root)
-            .caption(format!("Error detection by pixel entropy (ROC), AUROC = {}", fmt_opt(inp.auroc)), ("sans-serif", 20))
-            .margin(12)
-            .x_label_area_size(45)
-            .y_label_area_size(60)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
-        chart.configure_mesh().axis_desc_style(("sans-serif", 15)).label_style(("sans-serif", 13)).x_desc("false positive rate (right pixels flagged)").y_desc("true positive rate (wrong pixels flagged)").draw()?;
-        chart
-            .draw_series(LineSeries::new(inp.roc.iter().copied(), LINE.stroke_width(2)))?
-            .label(format!("entropy, AUROC = {}", fmt_opt(inp.auroc)))
-            .legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], LINE.stroke_width(2)));
-        chart.draw_series(LineSeries::new([(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4)))?.label("chance").legend(|(x, y)| PathElement::new([(x, y), (x + 20, y)], BLACK.mix(0.4)));
-        chart.configure_series_labels().background_style(WHITE.mix(0.85)).border_style(BLACK).position(SeriesLabelPosition::LowerRight).draw()?;
-        Ok(())
+    let axes = axes(
+        format!("Error detection by pixel entropy (ROC), AUROC = {}", fmt_opt(inp.auroc)),
+        (0.0, 1.0),
+        (0.0, 1.0),
+        ("false positive rate (right pixels flagged)", "true positive rate (wrong pixels flagged)"),
+        SeriesLabelPosition::LowerRight,
+    );
+    plot(axes, |chart| {
+        line(chart, inp.roc.iter().copied(), LINE.stroke_width(2), format!("entropy, AUROC = {}", fmt_opt(inp.auroc)))?;
+        line(chart, [(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4).into(), "chance".into())
     })
 }
 
@@ -393,7 +480,9 @@ pub fn render_html(inp: &ReportInput) -> Result<String> {
          .gallery{display:grid;grid-template-columns:repeat(3,244px);gap:4px 8px;align-items:start}\
          .gallery img{width:240px;border:1px solid #888}.cap{grid-column:1/4;font-size:14px;margin-top:10px;font-weight:bold}\n",
     );
-    h.push_str("</style></head><body>\n<h1>pipeline_seg replay report</h1>\n<h2>Summary (metrics.json)</h2>\n<table>\n");
+    h.push_str(
+        "</style></head><body>\n<h1>pipeline_seg replay report</h1>\n<h2>Summary (metrics.json)</h2>\n<table>\n",
+    );
     let rows: [(&str, String); 14] = [
         ("model", json_cell(m.get("model"))),
         ("bag", json_cell(m.get("bag"))),
@@ -439,8 +528,18 @@ pub fn render_html(inp: &ReportInput) -> Result<String> {
     let has_gt = inp.frames.iter().any(|p| p.iou.is_some());
     section(&mut h, "Score over time", (!inp.frames.is_empty()).then(|| score_plot(inp)), "No frames.")?;
     section(&mut h, "IoU over time", has_gt.then(|| iou_plot(inp)), "No ground truth: IoU not available.")?;
-    section(&mut h, "Reliability diagram", (!inp.reliability.is_empty()).then(|| reliability_plot(inp)), "No ground truth: no reliability diagram.")?;
-    section(&mut h, "Risk-coverage curve", (!inp.risk_coverage.is_empty()).then(|| risk_plot(inp)), "No ground truth: no risk-coverage curve.")?;
+    section(
+        &mut h,
+        "Reliability diagram",
+        (!inp.reliability.is_empty()).then(|| reliability_plot(inp)),
+        "No ground truth: no reliability diagram.",
+    )?;
+    section(
+        &mut h,
+        "Risk-coverage curve",
+        (!inp.risk_coverage.is_empty()).then(|| risk_plot(inp)),
+        "No ground truth: no risk-coverage curve.",
+    )?;
     section(
         &mut h,
         "Error-detection ROC",
@@ -500,7 +599,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }

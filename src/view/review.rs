@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::engine::gate::Reason;
-use crate::engine::score::ScoreMethod;
-use crate::error::{Error, Result};
 use crate::engine::image::Frame;
 use crate::engine::pipeline::Segmentation;
+use crate::engine::score::ScoreMethod;
+use crate::error::{Error, Result};
 use crate::view::render;
 
 /// Writes `<dir>/<stamp_ns>_<reason>/` with input.png, mask.png, entropy.png, overlay.png and
@@ -44,7 +44,9 @@ pub fn save_bundle(
 
 fn dir_size(path: &Path) -> u64 {
     std::fs::read_dir(path)
-        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+        })
         .unwrap_or(0)
 }
 
@@ -58,7 +60,8 @@ pub fn prune(dir: &Path, max_bytes: u64) -> Result<usize> {
         .filter(|p| p.is_dir())
         .filter(|p| {
             let name = p.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            name.split_once('_').is_some_and(|(stamp, _)| !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit()))
+            name.split_once('_')
+                .is_some_and(|(stamp, _)| !stamp.is_empty() && stamp.bytes().all(|b| b.is_ascii_digit()))
         })
         .map(|p| {
             let size = dir_size(&p);
