@@ -1,5 +1,5 @@
 //! What the node publishes for a frame, in one place for the ROS node and `replay`
-//! (INTERFACES §4): the topic registry ([`Topic`]: name, type, QoS) and the messages of a
+//! (docs/interfaces.md §4): the topic registry ([`Topic`]: name, type, QoS) and the messages of a
 //! [`FrameResult`], in the library's message types ([`crate::msg`]); the node converts them to
 //! r2r types at the ROS boundary, `replay` writes them to a bag.
 
@@ -18,7 +18,7 @@ pub const REVIEW_STATUS: &str = "pipeline_seg/review";
 /// The node's default name: replayed topics are `/pipeline_seg_node/<name>`.
 pub const NODE_NAME: &str = "pipeline_seg_node";
 
-/// An output topic of the node (INTERFACES §4, all but `/diagnostics`).
+/// An output topic of the node (docs/interfaces.md §4, all but `/diagnostics`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Topic {
     /// `~/confident`, std_msgs/Bool, latched.

@@ -1,4 +1,4 @@
-//! Parameters from ROS 2 parameter files and their validation (INTERFACES §5).
+//! Parameters from ROS 2 parameter files and their validation (docs/interfaces.md §5).
 
 use std::path::PathBuf;
 

@@ -1,4 +1,4 @@
-//! Evaluation metrics (`eval`, INTERFACES §7) against the Python definitions they must match:
+//! Evaluation metrics (`eval`, docs/interfaces.md §7) against the Python definitions they must match:
 //! deterministic random and degenerate maps are written as `.npy`, run through
 //! `training/mcd.py`'s `Accumulator` and `spearman` by `python3` (the venv's, after
 //! `source scripts/env.sh`), and compared with the Rust results. Gate statistics are checked

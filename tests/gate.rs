@@ -1,4 +1,4 @@
-//! The confidence gate's hysteresis and reasons (INTERFACES §3).
+//! The confidence gate's hysteresis and reasons (docs/interfaces.md §3).
 
 use pipeline_seg::engine::gate::{Decision, Gate, GateParams, Observation, Reason};
 

@@ -1,4 +1,4 @@
-//! Resize/normalise into the model input and back (INTERFACES §1): letterbox placement and
+//! Resize/normalise into the model input and back (docs/interfaces.md §1): letterbox placement and
 //! padding, normalisation, crop of the content and resize to the input size.
 
 use pipeline_seg::engine::image::Frame;

@@ -61,7 +61,8 @@ CONFIDENCE_KEYS = ("score", "score_method", "threshold_high", "threshold_low", "
                    "pipeline_visible", "samples", "latency_ms")
 DIAGNOSTICS_KEYS = {"input_hz", "processed_hz", "dropped", "decode_errors", "latency_p50_ms", "latency_p95_ms",
                     "execution_provider", "samples", "model"}
-LEVEL = {"ok": 0, "recovering": 1, "uncertain": 1, "image_quality": 1, "stale": 2, "decode_error": 2}
+LEVEL = {"ok": 0, "recovering": 1, "uncertain": 1, "image_quality": 1,
+         "stale": 2, "decode_error": 2, "inference_error": 2}
 DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
 # Far above threshold_high (0.5878) at T = 4 (tests/data/frames/manifest.csv) and at T = 16;
 # open_water_00003 and overexposed_00012 sit near the threshold and are not used.

@@ -130,7 +130,7 @@ def test_output_bag_rosbags(runs):
         st = conf.status[0]
         assert st.name == "pipeline_seg/confidence"
         assert st.message == row["reason"]
-        want_level = {"ok": 0, "stale": 2, "decode_error": 2}.get(row["reason"], 1)
+        want_level = {"ok": 0, "stale": 2, "decode_error": 2, "inference_error": 2}.get(row["reason"], 1)
         assert st.level == want_level
         assert (st.level == 0) == (row["confident"] == "true") == ok.data
         v = values(conf)

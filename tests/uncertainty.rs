@@ -1,4 +1,4 @@
-//! Uncertainty maps and frame score (INTERFACES §2): properties of `aggregate` on random
+//! Uncertainty maps and frame score (docs/interfaces.md §2): properties of `aggregate` on random
 //! softmax samples, agreement with a plain f64 reference, `fast_ln` accuracy, and every score
 //! method on degenerate maps.
 
@@ -6,7 +6,7 @@ use pipeline_seg::engine::score::{frame_score, percentile95, ScoreMethod, ScoreP
 use pipeline_seg::engine::uncertainty::{aggregate, fast_ln, EPS};
 use proptest::prelude::*;
 
-/// INTERFACES §2 written out in f64: probs [T, C, hw] → (mean p_1, H, MI), normalised by ln C.
+/// docs/interfaces.md §2 written out in f64: probs [T, C, hw] → (mean p_1, H, MI), normalised by ln C.
 fn reference(probs: &[f32], t: usize, c: usize, hw: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let p = |s: usize, k: usize, i: usize| probs[(s * c + k) * hw + i] as f64;
     let plogp = |q: f64| {

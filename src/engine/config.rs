@@ -1,5 +1,5 @@
 //! Parameters: one set for the node and the CLI, read from a ROS 2 parameter file
-//! (INTERFACES §5). Precedence: flag > file > model metadata > built-in default.
+//! (docs/interfaces.md §5). Precedence: flag > file > model metadata > built-in default.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,7 @@ pub const PARAM_NAMES: &[&str] = &[
 /// start-up.
 pub const LOAD_PARAMS: &[&str] = PARAM_NAMES.split_at(6).0;
 
-/// Parameters whose default is the model's metadata (INTERFACES §5).
+/// Parameters whose default is the model's metadata (docs/interfaces.md §5).
 pub const FROM_MODEL: &[&str] =
     &["samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"];
 

@@ -1,4 +1,4 @@
-//! The confidence decision: sanity, staleness and score hysteresis (INTERFACES §3).
+//! The confidence decision: sanity, staleness and score hysteresis (docs/interfaces.md §3).
 
 /// Why a frame is (not) confident; the first that applies wins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

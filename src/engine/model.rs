@@ -92,7 +92,7 @@ impl Device {
     }
 }
 
-/// Gate defaults the model was calibrated with (INTERFACES §1 metadata).
+/// Gate defaults the model was calibrated with (docs/interfaces.md §1 metadata).
 #[derive(Clone, Debug, PartialEq)]
 pub struct GateDefaults {
     /// Metadata `score_method` (checked against the known methods when the settings are
@@ -289,7 +289,7 @@ fn fallback_or(
 
 fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
     let meta = session.metadata().map_err(|e| format!("cannot read metadata: {e}"))?;
-    let get = |key: &str| meta.custom(key).ok_or_else(|| format!("metadata '{key}' missing (INTERFACES §1)"));
+    let get = |key: &str| meta.custom(key).ok_or_else(|| format!("metadata '{key}' missing (docs/interfaces.md §1)"));
     fn num<T: FromStr>(key: &str, v: String) -> std::result::Result<T, String> {
         v.trim().parse().map_err(|_| format!("metadata '{key}' = '{v}' is not a number"))
     }
@@ -345,7 +345,7 @@ fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
     Ok(info)
 }
 
-/// Checks inputs/outputs against INTERFACES §1, naming the first difference.
+/// Checks inputs/outputs against docs/interfaces.md §1, naming the first difference.
 fn check_signature(session: &Session, info: &ModelInfo) -> std::result::Result<(), String> {
     let dims = |vt: &ValueType| -> Option<(TensorElementType, Vec<i64>)> {
         Some((vt.tensor_type()?, vt.tensor_shape()?.iter().copied().collect()))

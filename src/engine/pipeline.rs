@@ -53,7 +53,7 @@ pub struct Segmentation {
     pub mi: Vec<f32>,
     /// 255 where `prob` > 0.5, else 0.
     pub mask: Vec<u8>,
-    /// Frame score (INTERFACES §2) under the configured `score_method`, from the entropy at
+    /// Frame score (docs/interfaces.md §2) under the configured `score_method`, from the entropy at
     /// model resolution.
     pub score: f32,
     /// The entropy's frame score under every method (in [`ScoreMethod::ALL`] order), with the

@@ -1,5 +1,5 @@
 //! Resize and normalise a frame into the model's input, and map model-resolution maps back
-//! (INTERFACES §1).
+//! (docs/interfaces.md §1).
 
 use ndarray::Array4;
 use opencv::{core, imgproc, prelude::*};

@@ -1,5 +1,5 @@
 //! Input sanity: exposure and contrast of the decoded frame, checked before the model
-//! (INTERFACES §2). A frame that fails is unconfident with reason `image_quality`.
+//! (docs/interfaces.md §2). A frame that fails is unconfident with reason `image_quality`.
 
 /// Limits of the input sanity check.
 #[derive(Clone, Copy, Debug, PartialEq)]

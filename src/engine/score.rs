@@ -1,4 +1,4 @@
-//! The frame score: one number per frame from its entropy (or MI) map (INTERFACES §2).
+//! The frame score: one number per frame from its entropy (or MI) map (docs/interfaces.md §2).
 
 use std::str::FromStr;
 
@@ -72,7 +72,7 @@ pub fn percentile95(values: &[f32]) -> f32 {
     crate::num::percentile(values, 0.95).unwrap_or(0.0) as f32
 }
 
-/// The frame score of an entropy map `w`×`h` (INTERFACES §2); `prob` decides pipeline pixels.
+/// The frame score of an entropy map `w`×`h` (docs/interfaces.md §2); `prob` decides pipeline pixels.
 /// Defined for every frame: an empty prediction falls back to `p95`.
 pub fn frame_score(entropy: &[f32], prob: &[f32], w: usize, h: usize, params: &ScoreParams) -> Result<f32> {
     let n = entropy.len().max(1) as f32;

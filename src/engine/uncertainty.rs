@@ -1,4 +1,4 @@
-//! Per-pixel uncertainty maps from T softmax samples (INTERFACES §2).
+//! Per-pixel uncertainty maps from T softmax samples (docs/interfaces.md §2).
 
 /// Probabilities are clamped to [EPS, 1] before logs.
 pub const EPS: f32 = 1e-7;

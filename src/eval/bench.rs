@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::eval::Progress;
 use crate::num::percentile;
 
-/// What `bench` prints (INTERFACES §6).
+/// What `bench` prints (docs/interfaces.md §6).
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     /// Median latency [ms].

@@ -1,5 +1,5 @@
 //! `calibrate`: choose `score_method`, `threshold_high` and `threshold_low` from labelled frames
-//! so that the gate meets a target (INTERFACES §6, §7), and write them as a parameter file (§5).
+//! so that the gate meets a target (docs/interfaces.md §6, §7), and write them as a parameter file (§5).
 //!
 //! The frames come from the bags through the one frame loop, in a single pass: every
 //! segmentation carries the frame score of every method, so all four are swept from the same
@@ -25,7 +25,7 @@ use crate::num::{percentile, yaml_double};
 pub struct CalFrame {
     /// The frame score under the method.
     pub score: f32,
-    /// Bad per INTERFACES §7 (IoU < 0.5, or ground truth has pipeline and the mask none).
+    /// Bad per docs/interfaces.md §7 (IoU < 0.5, or ground truth has pipeline and the mask none).
     pub bad: bool,
     /// Failed the input sanity check (the gate flags it whatever its score).
     pub insane: bool,
@@ -128,7 +128,9 @@ fn pct(v: Option<f64>) -> String {
 
 /// The trade-off table (markdown) with the chosen row marked.
 pub fn table(rows: &[MethodRow], chosen: Option<usize>) -> String {
-    let mut s = String::from("| method | threshold_high | threshold_low | bad_flagged | good_flagged | meets target |\n|---|---|---|---|---|---|\n");
+    let mut s =
+        String::from("| method | threshold_high | threshold_low | bad_flagged | good_flagged | meets target |\n");
+    s += "|---|---|---|---|---|---|\n";
     for (i, r) in rows.iter().enumerate() {
         s += &format!(
             "| {}{} | {:.6} | {:.6} | {} | {} | {} |\n",
@@ -144,7 +146,7 @@ pub fn table(rows: &[MethodRow], chosen: Option<usize>) -> String {
     s
 }
 
-/// The parameter file (INTERFACES §5) `calibrate` writes; `header` lines become comments.
+/// The parameter file (docs/interfaces.md §5) `calibrate` writes; `header` lines become comments.
 pub fn parameter_file(header: &[String], row: &MethodRow, settings: &Settings) -> String {
     let (samples, recover_frames) = (settings.samples, settings.gate.recover_frames);
     let (pixel_threshold, band_px) = (settings.score.pixel_threshold, settings.score.band_px);
@@ -153,7 +155,7 @@ pub fn parameter_file(header: &[String], row: &MethodRow, settings: &Settings) -
         s += &format!("# {h}\n");
     }
     s += "pipeline_seg_node:\n  ros__parameters:\n";
-    // The thresholds hold for the T they were measured with (INTERFACES §5: written explicitly).
+    // The thresholds hold for the T they were measured with (docs/interfaces.md §5: written explicitly).
     s += &format!("    samples: {samples}\n");
     s += &format!("    score_method: {}\n", row.method.name());
     s += &format!("    pixel_threshold: {}\n", yaml_double(pixel_threshold));
@@ -296,7 +298,8 @@ fn file_header(cfg: &CalibrateConfig, cal: &Calibration) -> Vec<String> {
         cfg.bags.iter().map(|b| format!("bag: {} (topic {}, ground truth {})", b.display(), cfg.topic, cfg.gt_topic)),
     );
     header.push(format!(
-        "target: flag >= {} of bad frames, <= {} of good frames (score > threshold_high or insane; hysteresis not simulated): {}",
+        "target: flag >= {} of bad frames, <= {} of good frames \
+         (score > threshold_high or insane; hysteresis not simulated): {}",
         t.min_bad_flagged,
         t.max_good_flagged,
         met(row)

@@ -1,5 +1,5 @@
 //! `infer`: image files through the one frame loop, each judged on its own (no hysteresis),
-//! with mask, maps, overlay and `summary.json` written (INTERFACES §6).
+//! with mask, maps, overlay and `summary.json` written (docs/interfaces.md §6).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -136,7 +136,10 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
                     Ok(_) => String::new(),
                 };
                 // An I/O error already names its path.
-                let names_path = matches!(&r.outcome, Err(FrameFailure::Decode(e)) if matches!(e.downcast_ref::<Error>(), Some(Error::Io { .. })));
+                let names_path = match &r.outcome {
+                    Err(FrameFailure::Decode(e)) => matches!(e.downcast_ref(), Some(Error::Io { .. })),
+                    _ => false,
+                };
                 summary.failures.push(if names_path { error.clone() } else { format!("{}: {error}", input.display()) });
                 let (confident, reason) = (d.confident, d.reason.name());
                 InferFrame {

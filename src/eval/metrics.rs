@@ -1,4 +1,4 @@
-//! Streaming evaluation metrics of INTERFACES §7 over frames with ground truth, defined exactly
+//! Streaming evaluation metrics of docs/interfaces.md §7 over frames with ground truth, defined exactly
 //! as `training/mcd.py` (`Accumulator`, `spearman`) and `training/evaluate.py` (gate summary).
 //!
 //! Memory is O(bins): 1,000-bin histograms of entropy and mutual information split by
@@ -63,7 +63,7 @@ struct EceBin {
     correct: u64,
 }
 
-/// Streaming accumulator of INTERFACES §7 pixel metrics (`mcd.Accumulator`).
+/// Streaming accumulator of docs/interfaces.md §7 pixel metrics (`mcd.Accumulator`).
 #[derive(Clone, Debug)]
 pub struct Accumulator {
     inter: u64,
@@ -360,13 +360,13 @@ fn ranks(v: &[f64]) -> Vec<f64> {
     r
 }
 
-/// Whether a frame is bad for the gate (INTERFACES §7): IoU < 0.5, or the ground truth has
+/// Whether a frame is bad for the gate (docs/interfaces.md §7): IoU < 0.5, or the ground truth has
 /// pipeline and the mask has none.
 pub fn is_bad(iou: f64, gt_has_pipe: bool, pred_has_pipe: bool) -> bool {
     iou < 0.5 || (gt_has_pipe && !pred_has_pipe)
 }
 
-/// Gate statistics of INTERFACES §7: how often bad frames and good frames were flagged
+/// Gate statistics of docs/interfaces.md §7: how often bad frames and good frames were flagged
 /// (confident = false).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GateStats {

@@ -1,7 +1,7 @@
 //! `replay`: every frame of a bag topic through the one frame loop
 //! ([`crate::engine::processor`]), in time order, with the gate's full hysteresis (no staleness:
 //! time is the bag's), the node's output messages written to an MCAP bag, `frames.csv` and the
-//! metrics of INTERFACES §7 in `metrics.json`.
+//! metrics of docs/interfaces.md §7 in `metrics.json`.
 //!
 //! [`BagFrames`] reads the camera topic and matches ground truth (a mono8 0/255 mask topic) to
 //! frames by header stamp in the same pass, through small bounded buffers ([`MATCH_WINDOW`]):
@@ -83,7 +83,10 @@ pub enum Warning {
         detail: String,
     },
     /// Ground truth whose size is not the frame's.
-    #[error("{pos}: ground truth {}x{} does not match the frame {}x{}; frame evaluated without it", gt.0, gt.1, frame.0, frame.1)]
+    #[error(
+        "{pos}: ground truth {}x{} does not match the frame {}x{}; frame evaluated without it",
+        gt.0, gt.1, frame.0, frame.1
+    )]
     GroundTruthSize {
         /// The frame's message.
         pos: MessagePos,
@@ -177,7 +180,8 @@ impl BagFrame {
             Ok(m) => Source::Msg(m),
             Err(e) => Source::Unreadable {
                 header: Header { stamp: Time::from_nanos(self.log_time_ns), frame_id: String::new() },
-                error: Box::new(BagErrorText(e.to_string())),
+                // The failure is reported under this frame's position: the text without it.
+                error: Box::new(BagErrorText(e.to_string().trim_start_matches(&format!("{}: ", self.pos)).to_string())),
             },
         }
     }
@@ -324,7 +328,7 @@ pub struct FrameRow {
     pub metrics: Option<FrameMetrics>,
 }
 
-/// `metrics.json`: INTERFACES §7 over the frames with ground truth, and what ran.
+/// `metrics.json`: docs/interfaces.md §7 over the frames with ground truth, and what ran.
 #[derive(Clone, Debug, Serialize)]
 pub struct ReplayMetrics {
     /// Σ|∩| / Σ|∪|; `None` without ground truth.

@@ -1,5 +1,5 @@
 //! `pipeline_seg_node`: camera frames in; mask, uncertainty maps, confidence, review requests
-//! and diagnostics out (INTERFACES §3–4).
+//! and diagnostics out (docs/interfaces.md §3–4).
 //!
 //! Threads: the spin thread only moves messages (`spin_once`); a tokio task drains the input
 //! stream into a one-frame slot (older frames are dropped and counted); the inference thread

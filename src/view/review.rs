@@ -32,7 +32,8 @@ pub fn save_bundle(
     render::write_png(&bundle.join("overlay.png"), &render::overlay(frame, seg, &caption)?, w, h, 3)?;
     let mut sidecar = serde_json::json!({
         "stamp_ns": stamp_ns, "reason": reason.name(), "score": seg.score,
-        "pipeline_fraction": seg.pipeline_fraction, "samples": seg.samples, "sanity": seg.sanity.as_ref().err().map(|e| e.to_string()),
+        "pipeline_fraction": seg.pipeline_fraction, "samples": seg.samples,
+        "sanity": seg.sanity.as_ref().err().map(|e| e.to_string()),
     });
     if let (Some(obj), serde_json::Value::Object(extra)) = (sidecar.as_object_mut(), meta) {
         obj.extend(extra);
