@@ -136,7 +136,11 @@ def test_rewrite_from_messages_is_byte_identical(messages, tmp_path):
 
 
 def test_frames_match_scenegen(messages):
-    """One frame of each kind re-rendered from scenegen: identical JPEG bytes and mask."""
+    """One frame of each kind re-rendered from scenegen: the same pixels (to JPEG rounding) and mask.
+
+    Not the same JPEG bytes: numpy's vectorised exp/log differ in the last bit between CPUs
+    (seen: AMD EPYC vs Intel Xeon, both AVX-512), which moves a few pixels by one level and the
+    JPEG bytes with them. The mask is exact."""
     rows = msb.layout()
     firsts = {}
     for row in rows:
@@ -144,7 +148,10 @@ def test_frames_match_scenegen(messages):
     for frame, label, split, kind, idx in firsts.values():
         _, mask, meta, jpeg = scenegen.render(msb.SEED, split, idx)
         assert meta["kind"] == kind
-        assert bytes(messages[msb.IMAGE_TOPIC][frame][1].data) == jpeg, (frame, label)
+        got = cv2.imdecode(np.frombuffer(bytes(messages[msb.IMAGE_TOPIC][frame][1].data), np.uint8), cv2.IMREAD_COLOR)
+        want = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        diff = np.abs(got.astype(int) - want.astype(int))
+        assert diff.mean() < 0.05 and diff.max() <= 8, (frame, label, diff.mean(), diff.max())
         assert np.array_equal(messages[msb.MASK_TOPIC][frame][1].data.reshape(480, 640), mask)
 
 
