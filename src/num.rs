@@ -21,6 +21,11 @@ pub fn short(v: f32) -> f64 {
     v.to_string().parse().unwrap_or(v as f64)
 }
 
+/// A value with `decimals` digits after the point, or `n/a` when there is none (tables, plots).
+pub fn fixed(v: Option<f64>, decimals: usize) -> String {
+    v.map_or_else(|| "n/a".into(), |v| format!("{v:.decimals$}"))
+}
+
 /// An `f32` as a YAML double: the shortest decimal, always with a decimal point.
 pub fn yaml_double(v: f32) -> String {
     let s = format!("{v}");
@@ -52,5 +57,7 @@ mod tests {
         assert_eq!(short(0.5878), 0.5878);
         assert_eq!(yaml_double(1.0), "1.0");
         assert_eq!(yaml_double(0.25), "0.25");
+        assert_eq!(fixed(Some(0.12345), 3), "0.123");
+        assert_eq!(fixed(None, 3), "n/a");
     }
 }

@@ -124,6 +124,39 @@ impl Topic {
     }
 }
 
+/// A set of output topics: what the node publishes, what `replay` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TopicSet(u16);
+
+impl TopicSet {
+    /// Every topic.
+    pub const ALL: TopicSet = TopicSet((1 << Topic::ALL.len()) - 1);
+
+    /// The set of these topics.
+    pub fn of(topics: impl IntoIterator<Item = Topic>) -> TopicSet {
+        TopicSet(topics.into_iter().fold(0, |bits, t| bits | 1 << t as u16))
+    }
+
+    /// Whether `t` is in the set.
+    pub fn contains(self, t: Topic) -> bool {
+        self.0 & 1 << t as u16 != 0
+    }
+
+    /// The set with `t` in it or not.
+    pub fn with(self, t: Topic, on: bool) -> TopicSet {
+        if on {
+            TopicSet(self.0 | 1 << t as u16)
+        } else {
+            TopicSet(self.0 & !(1 << t as u16))
+        }
+    }
+
+    /// The topics in the set, in [`Topic::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Topic> {
+        Topic::ALL.into_iter().filter(move |&t| self.contains(t))
+    }
+}
+
 /// One output message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message {
@@ -302,5 +335,10 @@ mod tests {
         assert_eq!(Topic::Confident.full(), "/pipeline_seg_node/confident");
         assert_eq!(Topic::ReviewImage.private(), "~/review/image");
         assert_eq!(Topic::Confident.qos(), Qos::LATCHED);
+        let set = TopicSet::of(got);
+        assert!(set.contains(Topic::Mask) && set.contains(Topic::ReviewImage) && !set.contains(Topic::Overlay));
+        assert_eq!(set.iter().collect::<Vec<_>>(), [Topic::Confidence, Topic::Mask, Topic::ReviewImage]);
+        assert_eq!(TopicSet::ALL.with(Topic::Overlay, false).iter().count(), Topic::ALL.len() - 1);
+        assert_eq!(TopicSet::ALL.with(Topic::Overlay, false).with(Topic::Overlay, true), TopicSet::ALL);
     }
 }

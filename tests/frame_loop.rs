@@ -13,7 +13,7 @@ use pipeline_seg::eval::replay::{self, ReplayConfig};
 use pipeline_seg::io::bag_read;
 use pipeline_seg::msg::cdr::CdrMessage;
 use pipeline_seg::msg::{DiagnosticArray, FrameMsg};
-use pipeline_seg::outputs::{self, Message, Topic};
+use pipeline_seg::outputs::{self, Message, Topic, TopicSet};
 use pipeline_seg::{Params, Pipeline};
 
 const TOPIC: &str = "/camera/image_raw/compressed";
@@ -43,13 +43,8 @@ fn without_latency(type_name: &str, data: &[u8]) -> Vec<u8> {
 
 fn replayed(out: &Path) -> Vec<(String, Vec<u8>)> {
     let mut p = FrameProcessor::new(Pipeline::new(&params()).unwrap(), LoopOptions::default());
-    let cfg = ReplayConfig {
-        bag: sample_bag(),
-        topic: TOPIC.into(),
-        gt_topic: None,
-        write: Topic::ALL.to_vec(),
-        out: out.into(),
-    };
+    let cfg =
+        ReplayConfig { bag: sample_bag(), topic: TOPIC.into(), gt_topic: None, write: TopicSet::ALL, out: out.into() };
     let outcome = replay::run(&mut p, &cfg, &mut |_| {}).unwrap();
     assert!(outcome.error().is_none() && outcome.failures.is_empty(), "{:?}", outcome.error());
     let bag = bag_read::open(&out.join("output")).unwrap();

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pipeline_seg::engine::processor::{FrameProcessor, LoopOptions};
 use pipeline_seg::eval::{bench, calibrate, infer, replay, select, Problem, Progress};
-use pipeline_seg::outputs::Topic;
+use pipeline_seg::outputs::{Topic, TopicSet};
 use pipeline_seg::{Params, Pipeline, Resolution};
 
 /// Pipeline segmentation with Monte-Carlo-Dropout uncertainty (see README.md).
@@ -248,7 +248,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Fatal> {
 
 fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
     let params = params(&args.shared)?;
-    let write = args.write.as_deref().map_or(Ok(Topic::ALL.to_vec()), Topic::parse_list)?;
+    let write = args.write.as_deref().map_or(Ok(TopicSet::ALL), |l| Topic::parse_list(l).map(TopicSet::of))?;
     let cfg = replay::ReplayConfig { bag: args.bag, topic: args.topic, gt_topic: args.gt_topic, write, out: args.out };
     // Fail on a missing or unreadable bag before loading the model.
     replay::BagFrames::open(&cfg.bag, &cfg.topic, cfg.gt_topic.as_deref())?;

@@ -18,7 +18,7 @@ use crate::engine::score::ScoreMethod;
 use crate::eval::metrics::{is_bad, Accumulator};
 use crate::eval::replay::{self, BagFrames, ReplayError};
 use crate::eval::{Problem, Progress};
-use crate::num::{percentile, yaml_double};
+use crate::num::{fixed, percentile, yaml_double};
 
 /// One labelled frame under one score method.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -122,10 +122,6 @@ pub fn choose(rows: &[MethodRow]) -> Option<usize> {
     (0..rows.len()).min_by(|&a, &b| score(&rows[a]).partial_cmp(&score(&rows[b])).unwrap_or(std::cmp::Ordering::Equal))
 }
 
-fn pct(v: Option<f64>) -> String {
-    v.map_or_else(|| "n/a".into(), |v| format!("{:.3}", v))
-}
-
 /// The trade-off table (markdown) with the chosen row marked.
 pub fn table(rows: &[MethodRow], chosen: Option<usize>) -> String {
     let mut s =
@@ -138,8 +134,8 @@ pub fn table(rows: &[MethodRow], chosen: Option<usize>) -> String {
             if Some(i) == chosen { " (chosen)" } else { "" },
             r.threshold_high,
             r.threshold_low,
-            pct(r.bad_flagged),
-            pct(r.good_flagged),
+            fixed(r.bad_flagged, 3),
+            fixed(r.good_flagged, 3),
             if r.meets { "yes" } else { "no" }
         );
     }
@@ -306,8 +302,8 @@ fn file_header(cfg: &CalibrateConfig, cal: &Calibration) -> Vec<String> {
     ));
     header.push(format!(
         "bad_flagged {}, good_flagged {}, samples {}, seed {}",
-        row.bad_flagged.map_or("n/a".into(), |v| format!("{v:.3}")),
-        row.good_flagged.map_or("n/a".into(), |v| format!("{v:.3}")),
+        fixed(row.bad_flagged, 3),
+        fixed(row.good_flagged, 3),
         s.samples,
         s.seed
     ));

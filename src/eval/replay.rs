@@ -24,7 +24,7 @@ use crate::io::bag_write::{BagWriteError, BagWriter, TopicId};
 use crate::msg::cdr::CdrMessage;
 use crate::msg::{FrameMsg, Header, Image, Time};
 use crate::num::short;
-use crate::outputs::{self, Message, Topic};
+use crate::outputs::{self, Message, Topic, TopicSet};
 use crate::view::render;
 use crate::view::report::{self, FramePoint, Gallery, GalleryItem, ReportInput};
 
@@ -306,7 +306,7 @@ pub struct ReplayConfig {
     /// The ground-truth mask topic (mono8, 0/255), if any.
     pub gt_topic: Option<String>,
     /// Output topics to write.
-    pub write: Vec<Topic>,
+    pub write: TopicSet,
     /// Output directory: `output/`, `frames.csv`, `metrics.json`, `report.html`.
     pub out: PathBuf,
 }
@@ -554,7 +554,7 @@ pub fn run(
     std::fs::create_dir_all(&cfg.out).map_err(|source| ReplayError::Output { path: cfg.out.clone(), source })?;
     let mut bag = BagWriter::create(&cfg.out.join("output"))?;
     let mut ids = Vec::new();
-    for t in Topic::ALL.into_iter().filter(|t| cfg.write.contains(t)) {
+    for t in cfg.write.iter() {
         ids.push((t, bag.add_topic_with_qos(&t.full(), t.type_name(), t.qos())?));
     }
     let mut sink = BagSink { bag, ids };

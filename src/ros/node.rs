@@ -26,7 +26,7 @@ use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, LoopOptions, Source};
 use crate::msg::{FrameMsg, Header};
 use crate::num::{percentile, short};
-use crate::outputs::{self, diagnostic, Message, Topic};
+use crate::outputs::{self, diagnostic, Message, Topic, TopicSet};
 use crate::view::review;
 
 const NODE: &str = "pipeline_seg_node";
@@ -106,7 +106,8 @@ struct State {
     last_stale_publish: Option<Instant>,
     settings: Settings,
     node: NodeSettings,
-    publish: [bool; 5],
+    /// The topics the `publish_*` parameters leave on.
+    publish: TopicSet,
 }
 
 struct Shared {
@@ -206,13 +207,7 @@ fn run() -> Result<(), String> {
             last_stale_publish: None,
             settings: settings.clone(),
             node: node_settings.clone(),
-            publish: [
-                p.publish_probability,
-                p.publish_entropy,
-                p.publish_mutual_information,
-                p.publish_entropy_color,
-                p.publish_overlay,
-            ],
+            publish: p.publish_topics(),
         }),
         shutdown: AtomicBool::new(false),
         pending_settings: Mutex::new(None),
@@ -450,14 +445,9 @@ fn publish_frame(shared: &Shared, r: &FrameResult, input: &FrameMsg) {
     };
     let bundle = if r.review { save_bundle(shared, &node, r) } else { None };
     let out = lock(&shared.out);
-    let wanted = |t: Topic| match t {
-        Topic::Probability => publish[0],
-        Topic::Entropy => publish[1],
-        Topic::MutualInformation => publish[2],
-        Topic::EntropyColor => publish[3] && out.subscribed(t),
-        Topic::Overlay => publish[4] && out.subscribed(t),
-        _ => true,
-    };
+    // Colour maps and overlays cost rendering time: only while someone listens.
+    let rendered = [Topic::EntropyColor, Topic::Overlay];
+    let wanted = |t: Topic| publish.contains(t) && (!rendered.contains(&t) || out.subscribed(t));
     match outputs::frame_messages(r, Some(input), &wanted, bundle.as_deref()) {
         Ok(msgs) => out.publish_all(msgs),
         Err(e) => r2r::log_warn!(NODE, "cannot render the outputs of frame {} ns: {e}", r.header.stamp.nanos()),
@@ -594,13 +584,7 @@ fn apply(shared: &Shared, settings: Settings, node: NodeSettings, p: &NodeParams
     let mut st = lock(&shared.state);
     st.settings = settings.clone();
     st.node = node;
-    st.publish = [
-        p.publish_probability,
-        p.publish_entropy,
-        p.publish_mutual_information,
-        p.publish_entropy_color,
-        p.publish_overlay,
-    ];
+    st.publish = p.publish_topics();
     drop(st);
     *lock(&shared.pending_settings) = Some((settings, options));
 }

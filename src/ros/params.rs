@@ -171,6 +171,17 @@ impl NodeParams {
         Ok(params)
     }
 
+    /// The output topics the `publish_*` parameters leave on.
+    pub fn publish_topics(&self) -> crate::outputs::TopicSet {
+        use crate::outputs::{Topic, TopicSet};
+        TopicSet::ALL
+            .with(Topic::Probability, self.publish_probability)
+            .with(Topic::Entropy, self.publish_entropy)
+            .with(Topic::MutualInformation, self.publish_mutual_information)
+            .with(Topic::EntropyColor, self.publish_entropy_color)
+            .with(Topic::Overlay, self.publish_overlay)
+    }
+
     /// Checks the node-only parameters.
     pub fn node_settings(&self) -> Result<NodeSettings> {
         let compressed = match self.input_transport.as_str() {

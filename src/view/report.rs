@@ -17,6 +17,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
+use crate::num::fixed;
 
 /// Frames in the gallery by default.
 pub const GALLERY_FRAMES: usize = 8;
@@ -418,16 +419,12 @@ fn reliability_plot(inp: &ReportInput) -> Result<String> {
     })
 }
 
-fn fmt_opt(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "n/a".into())
-}
-
 fn risk_plot(inp: &ReportInput) -> Result<String> {
     let ymax = inp.risk_coverage.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.1;
     let axes = Axes {
         y_area: 70,
         ..axes(
-            format!("Risk-coverage (pixels kept by increasing entropy), AURC = {}", fmt_opt(inp.aurc)),
+            format!("Risk-coverage (pixels kept by increasing entropy), AURC = {}", fixed(inp.aurc, 4)),
             (0.0, 1.0),
             (0.0, ymax),
             ("coverage (fraction of pixels kept)", "risk (error rate of kept pixels)"),
@@ -435,21 +432,26 @@ fn risk_plot(inp: &ReportInput) -> Result<String> {
         )
     };
     plot(axes, |chart| {
-        let label = format!("entropy, AURC = {}", fmt_opt(inp.aurc));
+        let label = format!("entropy, AURC = {}", fixed(inp.aurc, 4));
         line(chart, inp.risk_coverage.iter().copied(), LINE.stroke_width(2), label)
     })
 }
 
 fn roc_plot(inp: &ReportInput) -> Result<String> {
     let axes = axes(
-        format!("Error detection by pixel entropy (ROC), AUROC = {}", fmt_opt(inp.auroc)),
+        format!("Error detection by pixel entropy (ROC), AUROC = {}", fixed(inp.auroc, 4)),
         (0.0, 1.0),
         (0.0, 1.0),
         ("false positive rate (right pixels flagged)", "true positive rate (wrong pixels flagged)"),
         SeriesLabelPosition::LowerRight,
     );
     plot(axes, |chart| {
-        line(chart, inp.roc.iter().copied(), LINE.stroke_width(2), format!("entropy, AUROC = {}", fmt_opt(inp.auroc)))?;
+        line(
+            chart,
+            inp.roc.iter().copied(),
+            LINE.stroke_width(2),
+            format!("entropy, AUROC = {}", fixed(inp.auroc, 4)),
+        )?;
         line(chart, [(0.0, 0.0), (1.0, 1.0)], BLACK.mix(0.4).into(), "chance".into())
     })
 }
