@@ -19,12 +19,25 @@ import cv2
 sys.path.insert(0, os.path.dirname(__file__))
 import scenegen  # noqa: E402
 
-COUNTS = {"train": 2400, "val": 200, "shift_clear": 100, "shift_turbid": 100, "ood": 160}
+import altgen  # noqa: E402
+
+# Randomised training data (train_dr, val_dr = own validation, nopipe_dr = own no-pipe scenes),
+# held-out families (ho_*: rendered by scenegen with one family training never sees), the
+# second renderer (xr: altgen.py, never trained on), and the legacy splits of the first
+# generator (val, shift_*, ood), kept so the card compares with the earlier model.
+COUNTS = {"train_dr": 2400, "val_dr": 200, "nopipe_dr": 120, "ho_water": 100, "ho_seabed": 100,
+          "ho_coating": 100, "ho_light": 100, "xr": 200,
+          "val": 200, "shift_clear": 100, "shift_turbid": 100, "ood": 160}
+# Old name kept for scripts that generate the first generator's training split.
+LEGACY = {"train": 2400}
 
 
 def _one(args):
     seed, split, i, out = args
-    rgb, mask, meta, jpeg = scenegen.render(seed, split, i)
+    if split == "xr":
+        rgb, mask, meta, jpeg = altgen.render(seed, i)
+    else:
+        rgb, mask, meta, jpeg = scenegen.render(seed, split, i)
     d = Path(out) / split
     (d / "image" / f"{i:05d}.jpg").write_bytes(jpeg)
     ok, png = cv2.imencode(".png", mask)
@@ -48,17 +61,20 @@ def main():
     ap.add_argument("--check", help="digest file to compare against (fails on mismatch)")
     ap.add_argument("--write-digest", help="write the digests to this file")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the frame counts")
+    ap.add_argument("--splits", help="comma-separated subset of the splits (default: all of COUNTS)")
     args = ap.parse_args()
+    counts = {**COUNTS, **LEGACY}
+    counts = {k: counts[k] for k in args.splits.split(",")} if args.splits else COUNTS
     digests = {}
     t0 = time.time()
     with Pool(args.jobs) as pool:
-        for split, n in COUNTS.items():
+        for split, n in counts.items():
             n = max(1, int(round(n * args.scale)))
             d = Path(args.out) / split
             (d / "image").mkdir(parents=True, exist_ok=True)
             (d / "mask").mkdir(parents=True, exist_ok=True)
             metas = [None] * n
-            for i, meta in pool.imap_unordered(_one, [(args.seed, split, i, args.out) for i in range(n)], chunksize=4):
+            for i, meta in pool.imap_unordered(_one, [(args.seed, split, i, args.out) for i in range(n)], chunksize=2):
                 metas[i] = meta
             with open(d / "meta.jsonl", "w") as f:
                 for m in metas:
