@@ -18,8 +18,10 @@ SHEETS = CARD.parent / "card"
 
 
 def contact_sheet(split, n=8, cols=4):
-    """Frames with their mask outline, one JPEG per split."""
+    """Frames with their mask outline, one JPEG per split (kept as it is if the data is absent)."""
     d = DATA / split
+    if not (d / "image").is_dir():
+        return f"card/{split}.jpg"
     files = sorted((d / "image").glob("*.jpg"))[:n]
     tiles = []
     for f in files:
@@ -38,6 +40,10 @@ def contact_sheet(split, n=8, cols=4):
 
 
 def split_summary(split):
+    if not (DATA / split / "meta.jsonl").exists():  # train_dr keeps no per-frame metadata (make_data.NO_META)
+        n = len(list((DATA / split / "image").glob("*.jpg"))) if (DATA / split).exists() else 0
+        return {"frames": n, "kinds": "see the generator's weights", "water": "all but the held-out families",
+                "altitude": "–", "pitch": "–", "diameter": "–", "pipe_fraction": "–"}
     metas = [json.loads(line) for line in (DATA / split / "meta.jsonl").read_text().splitlines()]
     kinds = {}
     for m in metas:
@@ -246,6 +252,12 @@ def main():
     out += ["## Time of `make model` on this machine", "",
             f"{tm['cpus']} CPU cores, no GPU. Total **{tm['total'] / 60:.1f} min**.", "",
             "| step | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in tm.items() if k not in ("total", "cpus")]
+    extra = RUN / "timings_extra.json"
+    if extra.exists():
+        x = json.loads(extra.read_text())
+        out += ["", f"Not in the total above: a first data step of {x['data_first_attempt_killed_s']:.0f} s, stopped: "
+                f"{x['why']}. The machine's 2 cores were shared with other builds and test runs during this run, "
+                "so these times are upper bounds of a standalone run."]
     CARD.write_text("\n".join(out) + "\n")
     print(f"wrote {CARD}")
 

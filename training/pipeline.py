@@ -18,7 +18,7 @@ RUN = Path(os.environ.get("RUN_DIR", HERE / "runs" / "shipped"))
 MODEL = ROOT / "models" / "pipeline_seg_unet.onnx"
 # The shipped recipe (chosen by the placement study, see MODEL_CARD.md).
 PLACEMENT = os.environ.get("PLACEMENT", "last_block")
-STEPS = os.environ.get("STEPS", "4800")
+STEPS = os.environ.get("STEPS", "4000")
 P = os.environ.get("DROPOUT_P", "0.2")
 
 
@@ -42,7 +42,7 @@ def main():
         shutil.rmtree(HERE / "data")
     RUN.mkdir(parents=True, exist_ok=True)
     steps = [
-        ("data", [py, HERE / "make_data.py", "--seed", "7", "--out", HERE / "data", *digest_args()]),
+        ("data", [py, HERE / "make_data.py", "--seed", "7", "--out", HERE / "data", "--resume", *digest_args()]),
         ("train", [py, HERE / "train.py", "--placement", PLACEMENT, "--steps", STEPS, "--p", P, "--lcn",
                    "--split", "train_dr", "--out", RUN]),
         ("export", [py, HERE / "export.py", RUN / "model.pt", "--out", MODEL, "--report", RUN / "export.json",
