@@ -121,6 +121,10 @@ def main():
     ap.add_argument("--steps", type=int, default=150)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=str(HERE / "runs" / "al_study"))
+    ap.add_argument("--data", default=str(HERE / "data"), help="where make_data.py left the splits")
+    ap.add_argument("--val-frames", type=int, default=100, help="own-validation frames for the forgetting check")
+    ap.add_argument("--budget-check", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time `make finetune` defaults on 50 labelled frames")
     ap.add_argument("--card-png", default=str(ROOT / "models" / "card" / "al_study.png"))
     a = ap.parse_args()
     t_start = time.time()
@@ -146,11 +150,11 @@ def main():
     rgb_of = {msb.stamp_ns(i): cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
               for i, (j, _) in enumerate(rendered)}
     # Target test frames (seed 7: the held-out split of make model), and own validation.
-    test_dir = HERE / "data" / fam
+    test_dir = Path(a.data) / fam
     if not test_dir.is_dir():
         sys.exit(f"{test_dir} missing: run `make model` (or make_data.py --splits {fam},val_dr) first")
     test = frames_of(test_dir)
-    val = frames_of(HERE / "data" / "val_dr")[:100]
+    val = frames_of(Path(a.data) / "val_dr")[: a.val_frames]
     base_t = evaluate(a.base, test)
     base_v = evaluate(a.base, val)
     print(f"base: target pooled IoU {base_t['pooled_iou']:.3f}, own val {base_v['pooled_iou']:.3f}", flush=True)
@@ -202,15 +206,33 @@ def main():
                                                 "results": results}, indent=1))
                 for ext in (".onnx", ".pt"):  # keep the records and cards, not 27 models
                     model.with_suffix(ext).unlink()
+    # `make finetune` with its defaults on 50 labelled frames: the time budget (≤ 15 min on 2 cores).
+    budget = None
+    if a.budget_check:
+        lab = out / "labels_budget50"
+        if lab.exists():
+            shutil.rmtree(lab)
+        pick = list(np.random.default_rng(77).permutation(sorted(gt_of)))[:50]
+        L.write_label_dir(lab, [(st, rgb_of[st], gt_of[st]) for st in pick], bag=str(bag), topic=TOPIC)
+        model = out / "ft_budget50.onnx"
+        t0 = time.time()
+        rc = finetune.main(["--labels", str(lab), "--out", str(model), "--base", a.base, "--threads", str(a.threads),
+                            "--record", str(out / "budget50.json")])
+        if rc:
+            sys.exit("finetune failed for the 50-frame budget check")
+        budget = {"seconds": round(time.time() - t0, 1), "target": evaluate(model, test), "own_val": evaluate(model, val),
+                  "record": json.loads((out / "budget50.json").read_text())}
+        budget["record"].pop("log", None)
+        print(f"budget check: 50 frames, defaults, {budget['seconds']:.0f} s; target {budget['target']['pooled_iou']:.3f}")
     total = time.time() - t_start
-    rec = {"family": fam, "held_out": scenegen.HELD_OUT[fam], "pool": a.pool, "budgets": budgets, "seeds": seeds,
+    rec = {"budget50": budget, "family": fam, "held_out": scenegen.HELD_OUT[fam], "pool": a.pool, "test_frames": len(test), "val_frames": len(val), "budgets": budgets, "seeds": seeds,
            "methods": methods, "steps": a.steps, "base_target": base_t, "base_own_val": base_v,
            "results": results, "total_seconds": round(total, 1)}
     rec_file.write_text(json.dumps(rec, indent=1))
     png = Path(a.card_png)
     png.parent.mkdir(parents=True, exist_ok=True)
     plot(results, budgets, methods, png, base_t["pooled_iou"])
-    (HERE / "runs" / "al_study.md").write_text(card_section(rec, os.path.relpath(png, ROOT / "models")))
+    (out / "card_section.md").write_text(card_section(rec, os.path.relpath(png, ROOT / "models")))
     print(f"al-study done in {total / 60:.1f} min: {rec_file}, {png}")
 
 
@@ -226,7 +248,7 @@ def card_section(rec, png_rel):
              f"Pool: {rec['pool']} unlabelled frames (scenegen seed {POOL_SEED}) in a rosbag2 bag; selection by the "
              "real `pipeline_seg select` (T = 16, `--min-gap 0`, the run's seed) or at random; each label set "
              f"fine-tuned from the shipped model for {rec['steps']} steps (`finetune.py`, same recipe for all); target-test "
-             f"pooled IoU at T = 16 on the family's {rec['family']} split. Base: target IoU "
+             f"pooled IoU at T = 16 on the {rec['test_frames']} frames of the `{rec['family']}` split (seed 7). Base: target IoU "
              f"{rec['base_target']['pooled_iou']:.3f}, own val {rec['base_own_val']['pooled_iou']:.3f}. "
              f"Seeds {rec['seeds']}; total {rec['total_seconds'] / 60:.0f} min on this machine.", "",
              f"![active-learning study]({png_rel})", "",
@@ -234,7 +256,7 @@ def card_section(rec, png_rel):
     for meth in methods:
         lines.append(f"| {meth} | " + " | ".join("{:.3f} ± {:.3f} (n={})".format(*cell(meth, k)) for k in budgets) + " |")
     kmax = max(budgets)
-    lines += ["", f"Own validation (`val_dr`, 100 frames) after fine-tuning on K = {kmax}: " + ", ".join(
+    lines += ["", f"Own validation (`val_dr`, {rec['val_frames']} frames) after fine-tuning on K = {kmax}: " + ", ".join(
         "{} {:.3f} ± {:.3f}".format(meth, *cell(meth, kmax, "own_val")[:2]) for meth in methods) +
         f" (base {rec['base_own_val']['pooled_iou']:.3f}).", ""]
     # Plain verdict, computed.
@@ -247,13 +269,31 @@ def card_section(rec, png_rel):
         b = cell(best, k)
         spread = max(b[1], cell("random", k)[1])
         if b[0] > r + spread:
-            word = "beats"
+            word = "beats random"
         elif b[0] < r - spread:
-            word = "is worse than"
+            word = "is worse than random"
         else:
-            word = "does not clearly beat (difference within one seed standard deviation of)"
-        verdict.append(f"K = {k}: best uncertainty method `{best}` {b[0]:.3f} {word} random {r:.3f}")
+            word = f"is within the seed spread (± {spread:.3f}) of random"
+        verdict.append(f"K = {k}: the better uncertainty method, `{best}` ({b[0]:.3f}), {word} ({r:.3f})")
     lines += ["**Verdict:** " + "; ".join(verdict) + ".", ""]
+    # Issue 9: 40 labels of a held-out family raise its IoU by >= 0.10 (or to >= 0.85), own val drops <= 0.02.
+    bt, bv = rec["base_target"]["pooled_iou"], rec["base_own_val"]["pooled_iou"]
+    rows = []
+    for meth in methods:
+        t40, v40 = cell(meth, kmax)[0], cell(meth, kmax, "own_val")[0]
+        ok = (t40 - bt >= 0.10 or t40 >= 0.85) and bv - v40 <= 0.02
+        rows.append(f"| {meth} | {t40:.3f} ({t40 - bt:+.3f}) | {v40:.3f} ({v40 - bv:+.3f}) | {'yes' if ok else '**no**'} |")
+    lines += [f"Fine-tuning on K = {kmax} labelled frames of the held-out family (mean over seeds) — issue 9 asks for "
+              "target IoU +0.10 (or ≥ 0.85) with own-val IoU down by at most 0.02:", "",
+              "| selection | target IoU (Δ vs base) | own-val IoU (Δ) | holds |", "|---|---|---|---|"] + rows + [""]
+    b50 = rec.get("budget50")
+    if b50:
+        r = b50["record"]
+        lines += [f"`make finetune` with its defaults on 50 labelled frames of this family ({r['trained_on']} trained on, "
+                  f"{r['held_out']} held out, {r['steps']} steps, {r['threads']} threads): **{b50['seconds'] / 60:.1f} min** "
+                  f"(budget 15 min); target IoU {b50['target']['pooled_iou']:.3f}, own val {b50['own_val']['pooled_iou']:.3f}; "
+                  f"held-out labels before → after: {r['before'].get('pooled_iou', float('nan')):.3f} → "
+                  f"{r['after'].get('pooled_iou', float('nan')):.3f}; gate defaults {r['gate_source']}.", ""]
     fgs = {m: float(np.mean([r["fg_fraction"] for r in res if r["method"] == m])) for m in methods}
     emp = {m: float(np.mean([r["empty_frames"] / r["k"] for r in res if r["method"] == m])) for m in methods}
     lines += ["What the selections contain (mean over budgets and seeds): pipeline pixel fraction " +
