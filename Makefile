@@ -23,7 +23,7 @@ help:
 	@echo "make study  - the dropout-placement study behind the shipped choice"
 	@echo "make finetune LABELS=\"DIR...\" OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] - fine-tune on labelled frames"
 	@echo "make test-training - a few-step fine-tune with PyTorch, checked against the model contract"
-	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes, ~40 min, CPU)"
+	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes, ~30-40 min on 2 CPU cores)"
 	@echo "make adapt-demo - record -> replay -> select -> label -> finetune -> calibrate on the sample bag"
 
 setup:
