@@ -6,7 +6,13 @@ ENV := . scripts/env.sh &&
 CARGO_RELEASE := cargo build --release --locked
 DEMO_OUT := demo_out
 
-.PHONY: help setup build lint demo test bench model study
+PIPELINE_SEG ?= target/release/pipeline_seg
+# Targets that run the Rust CLI build it first, unless PIPELINE_SEG points at another binary.
+BIN_DEP := $(if $(filter target/release/pipeline_seg,$(PIPELINE_SEG)),build,)
+BASE ?= models/pipeline_seg_unet.onnx
+ADAPT_OUT := adapt_out
+
+.PHONY: help setup build lint demo test bench model study finetune test-training al-study adapt-demo
 
 help:
 	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ and replay tests/data/sample_bag"
@@ -16,6 +22,10 @@ help:
 	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent"
 	@echo "make model  - rebuild data, train, export, calibrate and evaluate the shipped model (~30 min, CPU)"
 	@echo "make study  - the dropout-placement study behind the shipped choice"
+	@echo "make finetune LABELS=\"DIR...\" OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] - fine-tune on labelled frames"
+	@echo "make test-training - a few-step fine-tune with PyTorch, checked against the model contract"
+	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes, ~30-40 min on 2 CPU cores)"
+	@echo "make adapt-demo - record -> replay -> select -> label -> finetune -> calibrate on the sample bag"
 
 setup:
 	@bash scripts/setup.sh
@@ -62,3 +72,22 @@ study: $(TRAIN_VENV)/.ok
 	for p in bottleneck bottleneck+decoder last_block head; do \
 	  $(TRAIN_VENV)/bin/python training/study.py --placement $$p --steps 1400 --threads 2 || exit 1; done
 	$(TRAIN_VENV)/bin/python training/study.py --table
+
+finetune: $(TRAIN_VENV)/.ok
+	@test -n "$(LABELS)" -a -n "$(OUT)" || { echo 'usage: make finetune LABELS="DIR..." OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] [FINETUNE_ARGS="--steps 400"]' >&2; exit 2; }
+	$(TRAIN_VENV)/bin/python training/finetune.py --labels $(LABELS) --out $(OUT) --base $(BASE) $(FINETUNE_ARGS)
+
+test-training: $(TRAIN_VENV)/.ok
+	$(TRAIN_VENV)/bin/python -m pytest -q training/tests_torch
+
+# The frames the study and the fine-tunes need, if `make model` has not left them in training/data.
+training/data/val_dr/meta.jsonl: | $(TRAIN_VENV)/.ok
+	$(TRAIN_VENV)/bin/python training/make_data.py --seed 7 --out training/data --splits val_dr,ho_water,ho_seabed,ho_coating,ho_light
+	$(TRAIN_VENV)/bin/python training/make_data.py --seed 7 --out training/data --splits train_dr --max 200
+
+al-study: $(TRAIN_VENV)/.ok $(BIN_DEP) training/data/val_dr/meta.jsonl
+	$(ENV) $(TRAIN_VENV)/bin/python training/al_study.py --bin $(PIPELINE_SEG) --base $(BASE) $(AL_ARGS)
+	$(TRAIN_VENV)/bin/python training/card.py
+
+adapt-demo: $(TRAIN_VENV)/.ok $(BIN_DEP) training/data/val_dr/meta.jsonl
+	$(ENV) bash training/adapt_demo.sh $(PIPELINE_SEG) $(ADAPT_OUT) $(TRAIN_VENV)/bin/python

@@ -21,7 +21,10 @@ import mcd  # noqa: E402
 
 PIXEL_THRESHOLDS = [0.1, 0.2, 0.3, 0.5, 0.7]
 BANDS = [0, 2, 4, 8]
-SPLITS = ["val", "shift_clear", "shift_turbid", "ood"]
+# Own validation first (calibration), then held-out families, the second renderer, no-pipe
+# scenes, and the first generator's legacy splits.
+SPLITS = ["val_dr", "ho_water", "ho_seabed", "ho_coating", "ho_light", "xr", "nopipe_dr",
+          "val", "shift_clear", "shift_turbid", "ood"]
 
 
 def candidate_scores(entropy, prob):
@@ -80,6 +83,11 @@ def evaluate_split(sess, meta, split_dir: Path, samples: int, seed: int, limit=N
     met["det_pooled_iou"] = acc_det.metrics()["pooled_iou"]
     met["det_mean_iou"] = acc_det.metrics()["mean_iou"]
     met["frames"] = len(frames)
+    empty = [fr["pipeline_fraction"] for fr in frames if not fr["gt_pipe"]]
+    met["nopipe_frames"] = len(empty)
+    met["nopipe_median_fraction"] = float(np.median(empty)) if empty else float("nan")
+    met["nopipe_mean_fraction"] = float(np.mean(empty)) if empty else float("nan")
+    met["nopipe_p90_fraction"] = float(np.quantile(empty, 0.9)) if empty else float("nan")
     return met, frames
 
 
@@ -117,7 +125,8 @@ def gate_summary(met, frames, props):
 COLS = [("pooled_iou", "pooled IoU"), ("mean_iou", "mean IoU"), ("dice", "Dice"), ("det_pooled_iou", "det. IoU"),
         ("auroc_entropy", "AUROC H"), ("auroc_mi", "AUROC MI"), ("ece", "ECE"), ("ece_pipe", "ECE pipe"),
         ("aurc", "AURC"), ("mean_score", "mean score"), ("sane_above_high", "sane > high"),
-        ("clear_above_high", "clear > high")]
+        ("clear_above_high", "clear > high"), ("nopipe_median_fraction", "no-pipe median frac."),
+        ("nopipe_p90_fraction", "no-pipe p90 frac.")]
 
 
 def table(results):
@@ -143,6 +152,7 @@ def main():
     ap.add_argument("--json", help="write metrics and per-frame records here")
     ap.add_argument("--calibrate", metavar="JSON", help="calibrate the gate on `val` first, store it in the model, "
                     "and write the calibration record here")
+    ap.add_argument("--calibrate-split", default="val", help="the split the gate is calibrated on")
     a = ap.parse_args()
     sess, meta = mcd.load(a.model)
     t = a.samples or meta.default_samples
@@ -150,7 +160,7 @@ def main():
     t0 = time.time()
     for split in a.splits.split(","):
         met, frames = evaluate_split(sess, meta, Path(a.data) / split, t, a.seed, a.limit)
-        if split == "val" and a.calibrate:
+        if split == a.calibrate_split and a.calibrate:
             import calibrate
             cal = calibrate.calibrate(a.model, frames)
             Path(a.calibrate).write_text(json.dumps(cal, indent=1))
@@ -166,7 +176,8 @@ def main():
             for k, v in met["by_kind"].items():
                 print(f"  {split}/{k}: {v}")
     if a.json:
-        Path(a.json).write_text(json.dumps({"samples": t, "seed": a.seed, "metrics": results, "frames": per_frame}, indent=1))
+        Path(a.json).write_text(json.dumps({"samples": t, "seed": a.seed, "calibrate_split": a.calibrate_split,
+                                            "metrics": results, "frames": per_frame}, indent=1))
 
 
 if __name__ == "__main__":

@@ -33,12 +33,12 @@ def fix_output_shape(m: onnx.ModelProto):
         d.dim_value = v
 
 
-def fit_temperature(net, data_dir, frames=120, t=8):
+def fit_temperature(net, data_dir, frames=120, t=8, split="val"):
     """Temperature for the logits that minimises the NLL of the MC-mean probability on `val`
     pixels near the pipeline (predicted or true, dilated), where calibration matters."""
     import cv2
     from train import load_split
-    imgs, masks = load_split(Path(data_dir), "val", frames)
+    imgs, masks = load_split(Path(data_dir), split, frames)
     cfg_mean = torch.tensor(net.norm_mean).view(1, 3, 1, 1)
     cfg_std = torch.tensor(net.norm_std).view(1, 3, 1, 1)
     g = torch.Generator().manual_seed(0)
@@ -63,15 +63,21 @@ def fit_temperature(net, data_dir, frames=120, t=8):
     return best
 
 
-def export(ckpt_path: str, out: str, data_dir=None):
+def weights_path(onnx_path) -> Path:
+    """`models/x.onnx` -> `models/x.pt`: the state dict that fine-tuning starts from."""
+    return Path(onnx_path).with_suffix(".pt")
+
+
+def export(ckpt_path: str, out: str, data_dir=None, temperature_split="val"):
     ckpt = torch.load(ckpt_path, map_location="cpu")
     cfg = ckpt["config"]
     net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"], lcn=cfg.get("lcn", False))
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
     net.norm_mean, net.norm_std = cfg["mean"], cfg["std"]
+    net.temperature = float(ckpt.get("temperature", 1.0))
     if data_dir:
-        net.temperature = fit_temperature(net, data_dir)
+        net.temperature = fit_temperature(net, data_dir, split=temperature_split)
     k = len(net.sites)
     x = torch.randn(1, 3, M.INPUT_H, M.INPUT_W)
     masks = M.random_masks(net, 1, 2, torch.Generator().manual_seed(0))
@@ -95,6 +101,10 @@ def export(ckpt_path: str, out: str, data_dir=None):
     })
     onnx.checker.check_model(m)
     onnx.save(m, out)
+    # The weights beside the graph (float32 state dict, ~3.4 MB), so `make finetune` can start
+    # from exactly what ships (BatchNorm is folded into the convolutions in the ONNX graph).
+    torch.save({"state_dict": net.state_dict(), "config": cfg, "temperature": net.temperature},
+               weights_path(out))
 
     # Equivalence: all-ones masks with T = 1 in ONNX Runtime == PyTorch eval() without dropout.
     sess = ort.InferenceSession(out, providers=["CPUExecutionProvider"])
@@ -122,7 +132,7 @@ def export(ckpt_path: str, out: str, data_dir=None):
               "macs_T16_shipped": once + 16 * per, "macs_T16_whole_network": 16 * (once + per),
               "file_bytes": os.path.getsize(out), "ir_version": m.ir_version,
               "opset": m.opset_import[0].version, "placement": cfg["placement"], "temperature": net.temperature,
-              "lcn": cfg.get("lcn", False)}
+              "lcn": cfg.get("lcn", False), "weights_bytes": os.path.getsize(weights_path(out))}
     print(json.dumps(report, indent=1))
     if worst > 1e-5 or worst_mc > 1e-5:
         sys.exit(f"ONNX differs from PyTorch by {max(worst, worst_mc):.2e} (limit 1e-5)")
@@ -135,8 +145,9 @@ if __name__ == "__main__":
     ap.add_argument("--out", required=True)
     ap.add_argument("--report", help="write the check report (JSON) here")
     ap.add_argument("--fit-temperature", metavar="DATA", help="fit the logit temperature on DATA/val first")
+    ap.add_argument("--temperature-split", default="val", help="split of DATA the temperature is fitted on")
     a = ap.parse_args()
-    r = export(a.checkpoint, a.out, a.fit_temperature)
+    r = export(a.checkpoint, a.out, a.fit_temperature, a.temperature_split)
     if a.report:
         with open(a.report, "w") as f:
             json.dump(r, f, indent=1)

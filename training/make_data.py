@@ -19,17 +19,53 @@ import cv2
 sys.path.insert(0, os.path.dirname(__file__))
 import scenegen  # noqa: E402
 
-COUNTS = {"train": 2400, "val": 200, "shift_clear": 100, "shift_turbid": 100, "ood": 160}
+import altgen  # noqa: E402
+
+# Randomised training data (train_dr, val_dr = own validation, nopipe_dr = own no-pipe scenes),
+# held-out families (ho_*: rendered by scenegen with one family training never sees), the
+# second renderer (xr: altgen.py, never trained on), and the legacy splits of the first
+# generator (val, shift_*, ood), kept so the card compares with the earlier model.
+COUNTS = {"train_dr": 1600, "val_dr": 160, "nopipe_dr": 100, "ho_water": 80, "ho_seabed": 80,
+          "ho_coating": 80, "ho_light": 80, "xr": 160, "ood": 160, "val": 100}
+# Splits whose per-frame metadata is not kept (training only needs images and masks), so an
+# interrupted run can resume them frame by frame (--resume) with the same bytes as a fresh one.
+NO_META = {"train_dr"}
+# Old name kept for scripts that generate the first generator's training split.
+LEGACY = {"train": 2400}
+
+
+def _complete(d: Path, i: int) -> bool:
+    """Both files of frame i exist and decode (a killed run may leave a truncated one)."""
+    import numpy as np
+    jpg, png = d / "image" / f"{i:05d}.jpg", d / "mask" / f"{i:05d}.png"
+    if not (jpg.is_file() and png.is_file()):
+        return False
+    b = jpg.read_bytes()
+    ok = b.endswith(b"\xff\xd9") and cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_COLOR) is not None
+    return ok and cv2.imdecode(np.frombuffer(png.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE) is not None
 
 
 def _one(args):
     seed, split, i, out = args
-    rgb, mask, meta, jpeg = scenegen.render(seed, split, i)
+    if split in NO_META and RESUME and _complete(Path(out) / split, i):
+        return i, None
+    if split == "xr":
+        rgb, mask, meta, jpeg = altgen.render(seed, i)
+    else:
+        rgb, mask, meta, jpeg = scenegen.render(seed, split, i)
     d = Path(out) / split
     (d / "image" / f"{i:05d}.jpg").write_bytes(jpeg)
     ok, png = cv2.imencode(".png", mask)
     (d / "mask" / f"{i:05d}.png").write_bytes(png.tobytes())
     return i, meta
+
+
+RESUME = False
+
+
+def _set_resume(v):
+    global RESUME
+    RESUME = v
 
 
 def split_digest(d: Path) -> str:
@@ -48,21 +84,31 @@ def main():
     ap.add_argument("--check", help="digest file to compare against (fails on mismatch)")
     ap.add_argument("--write-digest", help="write the digests to this file")
     ap.add_argument("--scale", type=float, default=1.0, help="fraction of the frame counts")
+    ap.add_argument("--splits", help="comma-separated subset of the splits (default: all of COUNTS)")
+    ap.add_argument("--max", type=int, help="at most this many frames per split (the first ones: same bytes)")
+    ap.add_argument("--resume", action="store_true", help=f"keep complete frames of {sorted(NO_META)} already on disk")
     args = ap.parse_args()
+    global RESUME
+    RESUME = args.resume
+    counts = {**COUNTS, **LEGACY}
+    counts = {k: counts[k] for k in args.splits.split(",")} if args.splits else COUNTS
     digests = {}
     t0 = time.time()
-    with Pool(args.jobs) as pool:
-        for split, n in COUNTS.items():
+    with Pool(args.jobs, initializer=_set_resume, initargs=(args.resume,)) as pool:
+        for split, n in counts.items():
             n = max(1, int(round(n * args.scale)))
+            if args.max:
+                n = min(n, args.max)
             d = Path(args.out) / split
             (d / "image").mkdir(parents=True, exist_ok=True)
             (d / "mask").mkdir(parents=True, exist_ok=True)
             metas = [None] * n
-            for i, meta in pool.imap_unordered(_one, [(args.seed, split, i, args.out) for i in range(n)], chunksize=4):
+            for i, meta in pool.imap_unordered(_one, [(args.seed, split, i, args.out) for i in range(n)], chunksize=2):
                 metas[i] = meta
-            with open(d / "meta.jsonl", "w") as f:
-                for m in metas:
-                    f.write(json.dumps(m, sort_keys=True) + "\n")
+            if split not in NO_META:
+                with open(d / "meta.jsonl", "w") as f:
+                    for m in metas:
+                        f.write(json.dumps(m, sort_keys=True) + "\n")
             digests[split] = {"frames": n, "sha256": split_digest(d)}
             print(f"{split}: {n} frames, sha256 {digests[split]['sha256'][:16]}…  ({time.time() - t0:.0f} s)", flush=True)
     result = {"seed": args.seed, "splits": digests}

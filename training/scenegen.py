@@ -40,8 +40,57 @@ SPLITS = {
     "shift_clear": {"pipe": 0.8, "negative": 0.2},
     "shift_turbid": {"pipe": 0.8, "negative": 0.2},
     "ood": {"open_water": 0.25, "plume": 0.25, "wall": 0.25, "overexposed": 0.25},
+    # Domain-randomised splits (`make model` since issue 9). Legacy splits above keep their
+    # bytes: their code path never touches a style.
+    "train_dr": {"pipe": 0.66, "negative": 0.14, "open_water": 0.04, "plume": 0.05, "wall": 0.06, "overexposed": 0.05},
+    "val_dr": {"pipe": 0.66, "negative": 0.14, "open_water": 0.04, "plume": 0.05, "wall": 0.06, "overexposed": 0.05},
+    "nopipe_dr": {"negative": 0.25, "open_water": 0.2, "plume": 0.2, "wall": 0.2, "overexposed": 0.15},
+    "ho_water": {"pipe": 0.85, "negative": 0.15},
+    "ho_seabed": {"pipe": 0.85, "negative": 0.15},
+    "ho_coating": {"pipe": 1.0},
+    "ho_light": {"pipe": 0.85, "negative": 0.15},
 }
 SPLIT_CODE = {name: i for i, name in enumerate(SPLITS)}
+
+# Families of the randomised generator. One family of each axis is held out of training and
+# rendered only in its `ho_*` split (MODEL_CARD.md reports each).
+DR_WATERS = ["oceanic", "coastal", "green", "turbid"]          # held out: "murky" (Jerlov 9C x1-1.6, dim)
+DR_SEABEDS = ["sand", "mud", "gravel", "rock", "shell"]         # held out: "weed" (vegetated)
+DR_COATINGS = ["concrete", "steel", "growth", "fbe", "rust", "wrap"]  # held out: "fouled" (full cover)
+DR_LIGHTS = ["lamps"]                                           # 1-4 lamps in random rigs; held out: "daylight" (no lamps, caustics)
+HELD_OUT = {"ho_water": ("water", "murky"), "ho_seabed": ("seabed", "weed"),
+            "ho_coating": ("coating", "fouled"), "ho_light": ("light", "daylight")}
+DR_SPLITS = {"train_dr", "val_dr", "nopipe_dr", *HELD_OUT}
+
+
+@dataclass
+class Style:
+    """What the randomised generator varies per frame (drawn from its own RNG stream)."""
+    water: str
+    seabed: str
+    coating: str
+    light: str
+    bed_mix: np.ndarray   # 3x3 colour mixing of seabed albedo (style perturbation)
+    pipe_mix: np.ndarray  # the same for the pipe
+
+
+def near_identity_mix(rng, amount):
+    m = np.eye(3, dtype=np.float32) + rng.normal(0, amount, (3, 3)).astype(np.float32)
+    return m / m.sum(1, keepdims=True)
+
+
+def draw_style(seed: int, split: str, index: int) -> Style:
+    srng = np.random.default_rng([seed, SPLIT_CODE[split], index, 99])
+    st = Style(water=str(srng.choice(DR_WATERS, p=[0.2, 0.35, 0.2, 0.25])),
+               seabed=str(srng.choice(DR_SEABEDS, p=[0.35, 0.2, 0.15, 0.15, 0.15])),
+               coating=str(srng.choice(DR_COATINGS, p=[0.3, 0.2, 0.2, 0.1, 0.1, 0.1])),
+               light="lamps",
+               bed_mix=near_identity_mix(srng, srng.uniform(0.0, 0.25)),
+               pipe_mix=near_identity_mix(srng, srng.uniform(0.0, 0.25)))
+    if split in HELD_OUT:
+        axis, fam = HELD_OUT[split]
+        setattr(st, axis, fam)
+    return st
 
 
 def frame_rng(seed: int, split: str, index: int) -> np.random.Generator:
@@ -175,9 +224,9 @@ def smooth_profile(rng, s, scale, lo, hi):
 class Pipe:
     """A pipeline as a chain of straight cylinder segments along a gently curved centreline."""
 
-    def __init__(self, rng, cam: Camera, material: str):
+    def __init__(self, rng, cam: Camera, material: str, r_range=(0.15, 0.6), burial_p=0.55):
         # Keep the vehicle clear of the pipe: its top stays >= 0.5 m below the camera.
-        self.r = min(rng.uniform(0.15, 0.6), (cam.altitude - 0.5) / 2)
+        self.r = min(rng.uniform(*r_range), (cam.altitude - 0.5) / 2)
         self.material = material
         heading = rng.uniform(0, np.pi)
         # Footprint of the optical axis on the seabed; the pipe passes near it.
@@ -196,7 +245,7 @@ class Pipe:
         xy = centre + s[:, None] * along + lat[:, None] * normal
         # Burial fraction of the diameter (>=1: fully buried) and free spans above the seabed.
         burial = np.zeros_like(s)
-        if rng.random() < 0.55:
+        if rng.random() < burial_p:
             burial = smooth_profile(rng, s, 15.0, rng.uniform(-0.3, 0.3), rng.uniform(0.3, 1.2))
             burial = np.clip(burial, 0, 1.2)
         lift = np.zeros_like(s)
@@ -321,8 +370,35 @@ def water_for(rng, split):
     return beta, name, (tint / tint.max() * level).astype(np.float32)
 
 
+def water_dr(rng, st: Style):
+    """Attenuation, name and veiling light for the randomised generator's water families."""
+    fam = st.water
+    if fam == "oceanic":
+        a, b = np.array(JERLOV["I"]), np.array(JERLOV["1C"])
+    elif fam == "coastal":
+        a, b = np.array(JERLOV["1C"]), np.array(JERLOV["5C"])
+    elif fam == "green":  # yellow substance: blue absorbed, green clearest
+        a, b = np.array((0.42, 0.10, 0.30)), np.array((0.6, 0.22, 0.6))
+    elif fam == "turbid":
+        a, b = np.array(JERLOV["5C"]), np.array(JERLOV["7C"]) * 1.25
+    else:  # murky: held out
+        a, b = np.array(JERLOV["9C"]), np.array(JERLOV["9C"]) * 1.6
+    beta = (a + rng.random() * (b - a)) * rng.uniform(0.75, 1.3, 3)
+    beta = beta.astype(np.float32)
+    tint = (beta.min() / beta) ** rng.uniform(0.4, 1.2) * rng.uniform(0.75, 1.25, 3)
+    level = rng.uniform(0.03, 0.45) * (1.8 if fam == "murky" else 1.0)
+    return beta, fam, (tint / tint.max() * level).astype(np.float32)
+
+
+SEABEDS_DR = {
+    "rock": ((0.25, 0.45), (0.24, 0.42), (0.2, 0.38)),
+    "shell": ((0.6, 0.85), (0.58, 0.8), (0.5, 0.72)),
+    "weed": ((0.4, 0.6), (0.38, 0.55), (0.28, 0.42)),
+}
+
+
 def seabed_albedo(rng, x, y, kind):
-    base = uniform3(rng, SEABEDS[kind])
+    base = uniform3(rng, SEABEDS[kind] if kind in SEABEDS else SEABEDS_DR[kind])
     coarse = fractal_noise(rng, (128, 128), octaves=4, base=2)
     fine = fractal_noise(rng, (128, 128), octaves=4, base=4)
     c_scale, f_scale = 128 / rng.uniform(10, 30), 128 / rng.uniform(0.8, 2.5)
@@ -338,6 +414,15 @@ def seabed_albedo(rng, x, y, kind):
     # A little colour variation: shells, algae film, sediment.
     hue = sample_tex(coarse[::-1].copy(), x * c_scale * 0.7, y * c_scale * 0.7)
     alb = alb * (1 + 0.12 * (hue[..., None] - 0.5) * np.array([1.0, -0.3, -0.8], np.float32))
+    if kind == "shell":  # pale shell hash with bright fragments
+        frag = sample_tex((rng.random((128, 128)) < 0.15).astype(np.float32), x * 128 / 0.6, y * 128 / 0.6)
+        alb = alb * (0.85 + 0.4 * frag[..., None])
+    elif kind == "weed":  # vegetated patches: dark green-brown fronds over sand
+        patch = sample_tex(fractal_noise(rng, (128, 128), 4, 3), x * 128 / rng.uniform(3, 8), y * 128 / rng.uniform(3, 8))
+        fr = sample_tex(fractal_noise(rng, (128, 128), 3, 16), x * 128 / 0.5, y * 128 / 0.5)
+        cover = np.clip((patch - rng.uniform(0.3, 0.6)) * 5, 0, 1) * (0.6 + 0.4 * fr)
+        wcol = uniform3(rng, ((0.06, 0.2), (0.12, 0.3), (0.03, 0.12)))
+        alb = alb * (1 - cover[..., None]) + wcol * (0.6 + 0.8 * fr[..., None]) * cover[..., None]
     return np.clip(alb, 0.02, 0.95).astype(np.float32)
 
 
@@ -368,6 +453,27 @@ def pipe_albedo(rng, pipe, s, phi):
         # Field-joint gaps between concrete sections every ~12 m.
         joint = np.abs(((s / rng.uniform(11, 13)) % 1.0) - 0.5) > 0.49
         alb = np.where(joint[..., None], alb * 0.45, alb)
+    elif mat == "fbe":  # fusion-bonded epoxy: dark green / red-brown / blue, smooth
+        colours = [(0.12, 0.3, 0.15), (0.35, 0.12, 0.08), (0.1, 0.15, 0.35), (0.25, 0.25, 0.22)]
+        base = np.array(colours[rng.integers(len(colours))], np.float32) * rng.uniform(0.7, 1.3)
+        alb = base * (0.92 + 0.12 * tex)[..., None]
+    elif mat == "rust":  # bare corroding steel: mottled orange-brown
+        rust = sample_tex(fractal_noise(rng, (128, 128), 5, 8), (u * 2.3) % 128, v)
+        alb = np.array([0.45, 0.22, 0.1], np.float32) * (0.5 + 0.8 * rust[..., None]) + \
+            np.array([0.2, 0.2, 0.2], np.float32) * (1 - rust[..., None]) * 0.5
+    elif mat == "wrap":  # wrapped / insulated line with helical tape seams
+        base = uniform3(rng, ((0.1, 0.9), (0.1, 0.9), (0.1, 0.9)))
+        helix = np.abs(((u / rng.uniform(3, 10) + v / 128.0) % 1.0) - 0.5) > 0.46
+        alb = base * (0.85 + 0.2 * tex)[..., None]
+        alb = np.where(helix[..., None], alb * 0.6, alb)
+    elif mat == "fouled":  # held out: growth covers the pipe, soft coral / anemone spots
+        g = sample_tex(fractal_noise(rng, (128, 128), 5, 6), (u * 1.3) % 128, v)
+        gcol = uniform3(rng, ((0.2, 0.5), (0.25, 0.5), (0.1, 0.3)))
+        alb = gcol * (0.5 + 0.8 * g[..., None])
+        spots = sample_tex((rng.random((128, 128)) < 0.06).astype(np.float32), (u * 3.1) % 128, (v * 2.0) % 128)
+        scol = np.array([0.9, 0.85, 0.75] if rng.random() < 0.5 else [0.9, 0.45, 0.2], np.float32)
+        alb = alb * (1 - spots[..., None]) + scol * spots[..., None]
+        return np.clip(alb, 0.02, 0.95).astype(np.float32), 0.02
     else:  # painted steel
         colours = [(0.85, 0.65, 0.1), (0.8, 0.35, 0.08), (0.08, 0.08, 0.08), (0.5, 0.5, 0.48), (0.7, 0.7, 0.65)]
         base = np.array(colours[rng.integers(len(colours))], np.float32) * rng.uniform(0.8, 1.1)
@@ -411,6 +517,34 @@ def make_lamps(rng, cam):
     return lamps
 
 
+def make_lamps_dr(rng, cam, st: Style):
+    """1-4 lamps in random rigs (side pairs, top bar, single strobe), random cones, colours."""
+    if st.light == "daylight":
+        return []
+    lamps = []
+    up = -cam.down
+    n = int(rng.choice([1, 2, 3, 4], p=[0.25, 0.45, 0.15, 0.15]))
+    warm = rng.uniform(-0.15, 0.15)
+    for i in range(n):
+        side = rng.uniform(-0.8, 0.8)
+        pos = cam.origin + cam.right * side + up * rng.uniform(-0.2, 0.6) + cam.fwd * rng.uniform(-0.3, 0.3)
+        axis = cam.fwd + cam.right * rng.uniform(-0.3, 0.3) + cam.down * rng.uniform(-0.2, 0.3)
+        axis = axis / np.linalg.norm(axis)
+        power = rng.uniform(0.3, 2.0) * np.array([1.0 + warm, rng.uniform(0.9, 1.0), 1.0 - warm], np.float32)
+        lamps.append(Lamp(pos.astype(np.float32), axis.astype(np.float32),
+                          math.cos(math.radians(rng.uniform(20, 75))), power))
+    return lamps
+
+
+def caustics(rng, x, y):
+    """Sunlight focused by surface waves: bright cells of a warped noise, in world coords."""
+    a = fractal_noise(rng, (128, 128), 3, 4)
+    b = fractal_noise(rng, (128, 128), 3, 4)
+    sc = 128 / rng.uniform(0.8, 3.0)
+    c = np.abs(sample_tex(a, x * sc, y * sc) - sample_tex(b, x * sc * 1.1 + 17, y * sc * 0.9 + 5))
+    return (1 - np.clip(c * rng.uniform(4, 9), 0, 1)) ** 3
+
+
 def irradiance(lamps, p, n, beta, shadow_fn=None):
     """Lamp light arriving at points p with normals n, attenuated by the water on the way."""
     e = np.zeros(p.shape, np.float32)
@@ -433,14 +567,15 @@ def render(seed: int, split: str, index: int):
     rng = frame_rng(seed, split, index)
     kinds = SPLITS[split]
     kind = str(rng.choice(list(kinds), p=list(kinds.values())))
-    beta, water, backscatter = water_for(rng, split)
+    st = draw_style(seed, split, index) if split in DR_SPLITS else None
+    beta, water, backscatter = water_for(rng, split) if st is None else water_dr(rng, st)
     wall = kind == "wall"
-    altitude = rng.uniform(1.0, 5.0)
-    pitch = math.radians(rng.uniform(0, 25) if wall else rng.uniform(30, 90))
+    altitude = rng.uniform(1.0, 5.0) if st is None else rng.uniform(0.8, 7.0)
+    pitch = math.radians(rng.uniform(0, 25) if wall else rng.uniform(30, 90) if st is None else rng.uniform(22, 90))
     if kind == "open_water":
         altitude = rng.uniform(40, 200)
     cam = Camera(altitude, pitch)
-    lamps = make_lamps(rng, cam)
+    lamps = make_lamps(rng, cam) if st is None else make_lamps_dr(rng, cam, st)
     d = cam.dirs
     o = cam.origin
     meta = {"split": split, "index": index, "kind": kind, "water": water,
@@ -452,6 +587,9 @@ def render(seed: int, split: str, index: int):
     t_bed[t_bed > MAX_RANGE] = np.inf
     surf_t = [t_bed]
     bed_kind = str(rng.choice(list(SEABEDS), p=[0.5, 0.3, 0.2]))
+    if st is not None:
+        bed_kind = st.seabed
+        meta.update(style={"water": st.water, "seabed": st.seabed, "coating": st.coating, "light": st.light})
     meta["seabed"] = bed_kind
 
     # Vertical wall (ship hull / harbour wall) in front of the camera.
@@ -468,11 +606,17 @@ def render(seed: int, split: str, index: int):
 
     # Pipe.
     has_pipe = kind == "pipe" or (kind == "overexposed" and rng.random() < 0.7)
+    if st is not None and split == "nopipe_dr":
+        has_pipe = False
     pipe = None
     t_pipe = np.full((H, W), np.inf, np.float32)
     if has_pipe:
         mat = str(rng.choice(["concrete", "steel", "growth"], p=[0.45, 0.3, 0.25]))
-        pipe = Pipe(rng, cam, mat)
+        if st is None:
+            pipe = Pipe(rng, cam, mat)
+        else:
+            mat = st.coating
+            pipe = Pipe(rng, cam, mat, r_range=(0.05, 0.7), burial_p=0.6)
         t_pipe, n_pipe, s_pipe, phi_pipe = intersect_pipe(cam, pipe)
         meta.update(pipe_material=mat, pipe_diameter_m=round(2 * pipe.r, 3))
     surf_t.append(t_pipe)
@@ -481,6 +625,8 @@ def render(seed: int, split: str, index: int):
     t_rock = np.full((H, W), np.inf, np.float32)
     n_rock = np.zeros((H, W, 3), np.float32)
     n_rocks = 0 if kind == "open_water" else int(rng.integers(0, 8 if bed_kind != "gravel" else 25))
+    if st is not None and kind != "open_water":
+        n_rocks = int(rng.integers(0, {"rock": 60, "gravel": 30}.get(bed_kind, 12)))
     for _ in range(n_rocks):
         py, px = int(rng.integers(0, H)), int(rng.integers(0, W))
         if not np.isfinite(t_bed[py, px]) or t_bed[py, px] > 25:
@@ -504,8 +650,10 @@ def render(seed: int, split: str, index: int):
     t_cable = np.full((H, W), np.inf, np.float32)
     n_cable = np.zeros((H, W, 3), np.float32)
     want_cable = kind in ("pipe", "negative") and rng.random() < (0.35 if kind == "negative" else 0.15)
+    if st is not None:
+        want_cable = kind in ("pipe", "negative") and rng.random() < (0.45 if kind == "negative" else 0.25)
     if want_cable:
-        rc = rng.uniform(0.012, 0.05)
+        rc = rng.uniform(0.012, 0.05) if st is None else rng.uniform(0.008, 0.09)
         reach = altitude / max(math.tan(pitch), 0.25)
         hd = rng.uniform(0, np.pi)
         al = np.array([math.cos(hd), math.sin(hd)])
@@ -549,7 +697,7 @@ def render(seed: int, split: str, index: int):
     if kind != "open_water":
         bed_alb = seabed_albedo(rng, x, y, bed_kind)
         bed_n = ripple_normals(rng, x, y)
-        if kind == "negative" and rng.random() < 0.5 or (kind == "pipe" and rng.random() < 0.15):
+        if kind == "negative" and rng.random() < 0.5 or (kind == "pipe" and rng.random() < (0.15 if st is None else 0.3)):
             # Sand ridge or trench: a linear albedo/shading feature, not a pipeline.
             hd = rng.uniform(0, np.pi)
             reach = altitude / max(math.tan(pitch), 0.25)
@@ -589,9 +737,13 @@ def render(seed: int, split: str, index: int):
             meta["wall"] = "harbour"
         alb[m] = np.clip(a, 0, 0.95)[m]
         nrm[m] = wn
+    if st is not None:  # style perturbation of the seabed's colours
+        alb = np.clip(alb @ st.bed_mix.T, 0.02, 0.95)
     if pipe is not None:
         m = nearest == PIPE
         pa, ks = pipe_albedo(rng, pipe, s_pipe, phi_pipe)
+        if st is not None:
+            pa = np.clip(pa @ st.pipe_mix.T * rng.uniform(0.7, 1.3), 0.02, 0.95)
         alb[m], nrm[m], spec_k[m] = pa[m], n_pipe[m], ks
     m = nearest == ROCK
     rock_tex = sample_tex(fractal_noise(rng, (64, 64), 4, 4), x * 60, y * 60)
@@ -599,6 +751,12 @@ def render(seed: int, split: str, index: int):
     nrm[m] = n_rock[m]
     m = nearest == CABLE
     alb[m] = uniform3(rng, ((0.03, 0.25), (0.03, 0.25), (0.03, 0.2)))
+    if st is not None:
+        if rng.random() < 0.4:  # ropes and cables in bright jackets, the look-alikes that matter
+            alb[m] = uniform3(rng, ((0.3, 0.9), (0.2, 0.9), (0.05, 0.9)))
+        if rng.random() < 0.5:  # debris and rocks of any colour
+            mr = nearest == ROCK
+            alb[mr] = np.clip(alb[mr] * uniform3(rng, ((0.5, 2.0), (0.5, 2.0), (0.5, 2.0))), 0.02, 0.95)
     nrm[m] = n_cable[m]
     if want_cable:
         spec_k[m] = 0.3
@@ -624,7 +782,16 @@ def render(seed: int, split: str, index: int):
         idx2 = np.nonzero(hit & (nearest == BED) & (t_near < 30))
         sky = p[idx2] + np.array([0, 0, 1e-3], np.float32)
         amb_shadow[idx2] = occluded_by_pipe(sky, sky + np.array([0, 0, 50.0], np.float32), pipe)
-    e += ambient * (np.clip(0.5 + 0.5 * nrm[..., 2], 0, 1) * (1 - 0.8 * amb_shadow))[..., None]
+    if st is not None and st.light == "daylight":
+        # Shallow water, no lamps: downwelling sunlight with caustics is the only light.
+        ambient = rng.uniform(0.5, 2.0) * np.exp(-beta * rng.uniform(2, 12))
+        caus = caustics(rng, x, y) if rng.random() < 0.85 else np.zeros((H, W), np.float32)
+        amb_gain = (0.5 + 1.8 * caus)[..., None]
+    else:
+        amb_gain = 1.0
+        if st is not None:
+            ambient = ambient * rng.uniform(0.0, 3.0)
+    e += ambient * amb_gain * (np.clip(0.5 + 0.5 * nrm[..., 2], 0, 1) * (1 - 0.8 * amb_shadow))[..., None]
     j = alb * e
     # Specular streak from the lamps (Blinn-Phong).
     if spec_k.any():
@@ -643,7 +810,7 @@ def render(seed: int, split: str, index: int):
     glow = np.zeros((H, W), np.float32)
     for lamp in lamps:
         glow += np.clip((d @ lamp.axis - lamp.cos_half) / (1 - lamp.cos_half), 0, 1)
-    if kind == "open_water":  # downwelling: lighter towards the surface
+    if kind == "open_water" or (st is not None and st.light == "daylight"):  # downwelling: lighter towards the surface
         glow = glow + 1.5 * np.clip(d[..., 2] + 0.3, 0, 1)
     # Veiling light level relative to the lit scene, so haze never drowns it entirely.
     scene_ref = float(np.percentile((j * trans).mean(-1), 95)) + 1e-6
@@ -708,20 +875,46 @@ def render(seed: int, split: str, index: int):
         al = cv2.GaussianBlur(al, (0, 0), rng.uniform(0.5, 1.5))
         composite(np.full((H, W, 3), ref * rng.uniform(0.8, 1.6), np.float32), al, occludes=False)
 
+    if st is not None and rng.random() < 0.15:  # the vehicle's own frame or skid in view
+        al = np.zeros((H, W), np.float32)
+        edge = int(rng.integers(4))
+        th = int(rng.uniform(15, 70))
+        a0, a1 = rng.uniform(0, 1, 2)
+        pts = {0: [(a0 * W, 0), (a1 * W, th * 3)], 1: [(a0 * W, H), (a1 * W, H - th * 3)],
+               2: [(0, a0 * H), (th * 3, a1 * H)], 3: [(W, a0 * H), (W - th * 3, a1 * H)]}[edge]
+        cv2.line(al, tuple(int(v) for v in pts[0]), tuple(int(v) for v in pts[1]), 1.0, th)
+        al = cv2.GaussianBlur(al, (0, 0), rng.uniform(1, 4))
+        col = uniform3(rng, ((0.02, 0.9), (0.02, 0.8), (0.02, 0.3))) * ref
+        composite(np.broadcast_to(col, (H, W, 3)).astype(np.float32), al)
+        meta["vehicle_frame"] = True
+    if st is not None and rng.random() < 0.1:  # a lamp of the vehicle itself in view: glare
+        al = np.zeros((H, W), np.float32)
+        cx, cy = (rng.uniform(0, W), rng.choice([0.0, H * 1.0])) if rng.random() < 0.5 else (rng.choice([0.0, W * 1.0]), rng.uniform(0, H))
+        cv2.circle(al, (int(cx), int(cy)), int(rng.uniform(15, 60)), 1.0, -1)
+        al = np.clip(cv2.GaussianBlur(al, (0, 0), rng.uniform(10, 40)) * 2.5, 0, 1)
+        composite(np.full((H, W, 3), ref * rng.uniform(2, 5), np.float32), al, occludes=False)
+        meta["lamp_in_view"] = True
+
     # Vignetting (cos^4 law) and auto-exposure.
     cos_off = d @ cam.fwd
-    img = img * (cos_off**4)[..., None]
+    img = img * (cos_off**(4 if st is None else rng.uniform(0, 6)))[..., None]
     lum = img @ np.array([0.299, 0.587, 0.114], np.float32)
     exposure = rng.uniform(0.55, 0.95) / max(float(np.percentile(lum, 98)), 1e-6)
     if kind == "overexposed":
         exposure *= rng.uniform(2.0, 6.0)
     if split == "shift_turbid":
         exposure *= rng.uniform(0.35, 0.8)  # dark: the camera runs out of gain
+    if st is not None:
+        exposure *= float(np.exp(rng.normal(0, 0.35)))
+        if st.water == "murky":
+            exposure *= rng.uniform(0.35, 0.8)
     img = img * exposure
     # Partial auto white balance, as many subsea cameras apply.
     wb = rng.uniform(0.0, 0.8)
     gains = (img.reshape(-1, 3).mean(0) + 1e-6) ** -wb
     img = img * (gains / (gains @ np.array([0.299, 0.587, 0.114], np.float32)))
+    if st is not None:  # colour cast of the camera's white balance setting
+        img = img * np.exp(rng.normal(0, 0.18, 3)).astype(np.float32)
 
     visible = (nearest == PIPE) & hit & (occ_alpha < 0.5)
     mask = visible.astype(np.float32)
@@ -737,15 +930,26 @@ def render(seed: int, split: str, index: int):
         mask = cv2.filter2D(mask, -1, k)
         meta["motion_blur_px"] = ln
 
+    if st is not None and rng.random() < 0.4:  # defocus (the label stays the geometry)
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 2.5))
+        meta["defocus"] = True
+
     # Sensor: shot + read noise, gamma, 8 bit, JPEG.
     img = np.clip(img, 0, None)
     shot = rng.uniform(0.002, 0.02)
     read = rng.uniform(0.002, 0.012) * (2.5 if split == "shift_turbid" else 1)
+    if st is not None:
+        shot, read = shot * rng.uniform(0.5, 2.5), read * rng.uniform(0.5, 3.0) * (2.0 if st.water == "murky" else 1.0)
     img = img + np.sqrt(img * shot) * rng.standard_normal(img.shape, dtype=np.float32) \
         + read * rng.standard_normal(img.shape, dtype=np.float32)
-    img = np.clip(img, 0, 1) ** (1 / 2.2)
+    if st is None:
+        img = np.clip(img, 0, 1) ** (1 / 2.2)
+    else:  # camera response: gamma and an S-shaped tone curve of random strength
+        img = np.clip(img, 0, 1) ** (1 / rng.uniform(1.6, 2.8))
+        k = rng.uniform(0, 0.6)
+        img = (1 - k) * img + k * (0.5 - 0.5 * np.cos(np.pi * img))
     rgb = np.round(img * 255).astype(np.uint8)
-    quality = int(rng.integers(55, 96))
+    quality = int(rng.integers(55, 96)) if st is None else int(rng.integers(25, 96))
     ok, buf = cv2.imencode(".jpg", rgb[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
     rgb = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1].copy()
     meta["jpeg_quality"] = quality

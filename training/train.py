@@ -33,9 +33,46 @@ def load_split(root: Path, split: str, limit: int | None = None):
     return imgs, masks
 
 
-def augment(x, g):
-    """Photometric jitter on [B,3,h,w] in 0..1 and horizontal flips (returned flag)."""
+def amplitude_mix(x, g, p=0.5, band=0.09):
+    """Amplitude-spectrum mixing between renders (Fourier domain adaptation, Yang & Soatto
+    2020): the low-frequency amplitude of each image is blended with another image's of the
+    batch, phase kept. It swaps global colour, illumination and haze "style" while the
+    structure (and so the label) stays."""
+    b, _, h, w = x.shape
+    f = torch.fft.fft2(x)
+    amp, pha = f.abs(), f.angle()
+    other = amp[torch.randperm(b, generator=g)]
+    fy = torch.fft.fftfreq(h).abs().view(h, 1)
+    fx = torch.fft.fftfreq(w).abs().view(1, w)
+    low = ((fy <= band) & (fx <= band)).float()
+    lam = torch.rand(b, 1, 1, 1, generator=g) * (torch.rand(b, 1, 1, 1, generator=g) < p).float()
+    amp = amp * (1 - lam * low) + other * lam * low
+    return torch.fft.ifft2(torch.polar(amp, pha)).real.clamp(0, 1)
+
+
+def blur(x, g, p=0.3):
+    """Gaussian blur of random strength on a random part of the batch."""
     b = x.shape[0]
+    sig = float(torch.rand(1, generator=g)) * 1.5 + 0.3
+    r = 3
+    k = torch.exp(-(torch.arange(-r, r + 1).float() ** 2) / (2 * sig * sig))
+    k = k / k.sum()
+    xb = torch.nn.functional.conv2d(x.reshape(-1, 1, *x.shape[2:]), k.view(1, 1, 1, -1), padding=(0, r))
+    xb = torch.nn.functional.conv2d(xb, k.view(1, 1, -1, 1), padding=(r, 0)).reshape(x.shape)
+    sel = (torch.rand(b, 1, 1, 1, generator=g) < p).float()
+    return x * (1 - sel) + xb * sel
+
+
+def augment(x, g, strong=False):
+    """Photometric jitter on [B,3,h,w] in 0..1 (strong: also amplitude mixing, blur, hue)."""
+    b = x.shape[0]
+    if strong:
+        x = amplitude_mix(x, g)
+        x = blur(x, g)
+        # random colour mixing near identity (hue shift / channel leakage)
+        mix = torch.eye(3) + torch.randn(b, 3, 3, generator=g) * 0.12
+        mix = mix / mix.sum(2, keepdim=True)
+        x = torch.einsum("bij,bjhw->bihw", mix, x).clamp(0, 1)
     gain = torch.exp(torch.randn(b, 3, 1, 1, generator=g) * 0.15)
     bright = torch.exp(torch.randn(b, 1, 1, 1, generator=g) * 0.3)
     gamma = torch.exp(torch.randn(b, 1, 1, 1, generator=g) * 0.2)
@@ -70,6 +107,9 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--split", default="train", help="training split under --data")
+    ap.add_argument("--strong-aug", action=argparse.BooleanOptionalAction, default=True,
+                    help="amplitude-spectrum mixing, blur and colour mixing on top of the jitter")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -79,7 +119,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.time()
-    imgs, masks = load_split(Path(args.data), "train")
+    imgs, masks = load_split(Path(args.data), args.split)
     mean = (imgs.reshape(len(imgs), 3, -1).mean((0, 2)) / 255.0).round(4)
     std = (imgs.reshape(len(imgs), 3, -1).astype(np.float32).std((0, 2)) / 255.0).round(4)
     print(f"loaded {len(imgs)} frames in {time.time() - t0:.0f} s; mean {mean} std {std}", flush=True)
@@ -96,7 +136,7 @@ def main():
     t1 = time.time()
     for step in range(args.steps):
         idx = torch.randint(0, len(imgs_t), (args.batch,), generator=g)
-        x = augment(imgs_t[idx].float() / 255.0, g)
+        x = augment(imgs_t[idx].float() / 255.0, g, args.strong_aug)
         y = masks_t[idx]
         flip = torch.rand(args.batch, generator=g) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -116,7 +156,7 @@ def main():
             print(f"step {step}/{args.steps} loss {loss.item():.4f} (ce {ce:.4f} dice {dice:.4f}) {el:.0f} s", flush=True)
     cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
-           "train_frames": len(imgs), "train_seconds": round(time.time() - t1, 1)}
+           "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "train_seconds": round(time.time() - t1, 1)}
     net = net.to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg}, out / "model.pt")
     (out / "train_log.json").write_text(json.dumps({"config": cfg, "log": log}, indent=1))

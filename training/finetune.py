@@ -1,0 +1,330 @@
+"""`make finetune`: labelled frames -> a fine-tuned model with the shipped contract (INTERFACES §8).
+
+Usage: python finetune.py --labels DIR [DIR ...] --out FILE.onnx [--base models/pipeline_seg_unet.onnx]
+                          [--steps 400] [--holdout 0.2] [--seed 0] [--threads N]
+
+1. The labels are checked first (training/labels.py): a missing frame, a size mismatch, mask
+   values other than 0/255, an unreadable file or an empty set stop it here, with each file
+   and problem named, before anything is trained or written.
+2. The base's weights come from the state dict beside it (`models/pipeline_seg_unet.pt`, written
+   by export.py; a fine-tuned FILE.onnx gets its FILE.pt, so it can be a base in turn). They are
+   checked against the base graph before training.
+3. A seeded part of the labelled frames (`--holdout`, default 20 %) is held out; the rest is
+   trained on for `--steps` steps, each batch mixing labelled frames with synthetic ones from
+   the randomised generator (against forgetting). BatchNorm statistics stay frozen.
+4. The result is exported with the same inputs, outputs and metadata as the base. Gate defaults
+   are recalibrated on the held-out labels when there are at least `--min-calibration` of them
+   with good frames among them; otherwise the base's are kept. FILE.md says which.
+5. FILE.onnx, FILE.pt and FILE.md are written only at the end; the base is never overwritten.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import labels as L  # noqa: E402  (torch-free; checked before torch is even imported)
+
+DEFAULT_BASE = ROOT / "models" / "pipeline_seg_unet.onnx"
+GATE_KEYS = ["score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"]
+
+
+def progress(i, n, t0, extra=""):
+    w = 30
+    done = int(w * i / max(n, 1))
+    el = time.time() - t0
+    eta = el / max(i, 1) * (n - i)
+    print(f"\r  [{'#' * done}{'.' * (w - done)}] {i}/{n} steps, {el:.0f} s, ETA {eta:.0f} s {extra}   ",
+          end="", file=sys.stderr, flush=True)
+
+
+def to_model_res(rgb, mask, w, h):
+    import cv2
+    x = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA).transpose(2, 0, 1)
+    y = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA)
+    return x, y
+
+
+def synthetic_pool(n, threads, seed, w, h):
+    """n frames of the randomised training distribution: from training/data/train_dr if it is
+    there, else rendered now (scenegen, seed `seed`, ~0.4 s a frame and core)."""
+    import cv2
+    d = HERE / "data" / "train_dr"
+    xs, ys = [], []
+    if (d / "image").is_dir() and len(list((d / "image").glob("*.jpg"))) >= n:
+        files = sorted((d / "image").glob("*.jpg"))
+        pick = np.random.default_rng(seed).choice(len(files), n, replace=False)
+        for i in pick:
+            rgb = cv2.imread(str(files[i]))[..., ::-1]
+            m = cv2.imread(str(d / "mask" / (files[i].stem + ".png")), cv2.IMREAD_GRAYSCALE) > 127
+            x, y = to_model_res(rgb, m, w, h)
+            xs.append(x)
+            ys.append(y)
+        return np.stack(xs), np.stack(ys), f"{n} frames of training/data/train_dr"
+    from multiprocessing import Pool
+    import scenegen
+    with Pool(max(1, threads)) as pool:
+        for rgb, m, _, _ in pool.starmap(scenegen.render, [(1000 + seed, "train_dr", i) for i in range(n)]):
+            x, y = to_model_res(rgb, m > 127, w, h)
+            xs.append(x)
+            ys.append(y)
+    return np.stack(xs), np.stack(ys), f"{n} frames rendered by scenegen (train_dr, seed {1000 + seed})"
+
+
+def evaluate_frames(model_path, frames, samples, seed, calibrate_too=False):
+    """Metrics (INTERFACES §7) and per-frame records of a model on labelled frames (onnxruntime)."""
+    import mcd
+    from evaluate import candidate_scores
+    sess, meta = mcd.load(str(model_path))
+    acc = mcd.Accumulator()
+    recs = []
+    for i, f in enumerate(frames):
+        gt = np.where(f.mask, 255, 0).astype(np.uint8)
+        r = mcd.infer(sess, meta, f.rgb, samples, np.random.default_rng([seed, i]))
+        iou = acc.add(r.prob_in, r.entropy_in, r.mi_in, gt)
+        ok, _ = mcd.sanity(f.rgb)
+        gt_pipe, pred_pipe = bool(f.mask.any()), bool((r.prob_in > 0.5).any())
+        recs.append({"name": f.frame.name, "iou": iou, "sane": ok, "gt_pipe": gt_pipe,
+                     "bad": iou < 0.5 or (gt_pipe and not pred_pipe),
+                     "pipeline_fraction": float((r.prob_in > 0.5).mean()),
+                     "scores": candidate_scores(r.entropy_model, r.prob_model)})
+    met = acc.metrics() if frames else {}
+    met["frames"] = len(frames)
+    return met, recs
+
+
+def base_weights(base: Path):
+    import torch
+    import export as E
+    import model as M
+    wp = E.weights_path(base)
+    if not wp.is_file():
+        sys.exit(f"error: base weights {wp} not found. Fine-tuning starts from the state dict beside the base "
+                 f"graph (export.py writes it; `make model` ships models/pipeline_seg_unet.pt).")
+    ck = torch.load(wp, map_location="cpu")
+    cfg = ck["config"]
+    net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"], lcn=cfg.get("lcn", False))
+    net.load_state_dict(ck["state_dict"])
+    net.temperature = float(ck.get("temperature", 1.0))
+    net.eval()
+    # The weights must be the graph's: same output for the same input (deterministic network).
+    import onnxruntime as ort
+    sess = ort.InferenceSession(str(base), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((1, 3, M.INPUT_H, M.INPUT_W)).astype(np.float32)
+    ones = [np.ones((1, 1, c), np.float32) for c in net.site_channels()]
+    feeds = {"image": x, **{f"dropout_mask_{k}": o for k, o in enumerate(ones)}}
+    got = sess.run(["probs"], feeds)[0]
+    with torch.no_grad():
+        want = net(torch.from_numpy(x), *[torch.from_numpy(o) for o in ones]).numpy()
+    diff = float(np.abs(got - want).max())
+    if diff > 1e-4:
+        sys.exit(f"error: {wp} does not hold the weights of {base} (outputs differ by {diff:.2e}); "
+                 "pass the base whose .pt was written with it")
+    return net, ck, wp
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--labels", nargs="+", required=True, help="label directories (select's output + masks)")
+    ap.add_argument("--out", required=True, help="FILE.onnx to write (FILE.pt and FILE.md beside it)")
+    ap.add_argument("--base", default=str(DEFAULT_BASE))
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--synthetic-per-batch", type=int, default=3, help="synthetic frames in each batch")
+    ap.add_argument("--synthetic-frames", type=int, default=96, help="size of the synthetic pool")
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--holdout", type=float, default=0.2, help="fraction of labelled frames held out")
+    ap.add_argument("--min-calibration", type=int, default=8, help="held-out frames needed to recalibrate the gate")
+    ap.add_argument("--samples", type=int, default=16, help="T for the before/after metrics")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--record", help="also write the run's record (JSON) here")
+    a = ap.parse_args(argv)
+    t_start = time.time()
+
+    # 1. Labels and paths, before anything else.
+    try:
+        ls = L.check_label_dirs(a.labels)
+    except L.LabelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    base, out = Path(a.base), Path(a.out)
+    if out.suffix != ".onnx":
+        print(f"error: --out {out} must end in .onnx", file=sys.stderr)
+        return 2
+    if not base.is_file():
+        print(f"error: base model {base} not found", file=sys.stderr)
+        return 2
+    if out.resolve() == base.resolve() or out.with_suffix(".pt").resolve() == base.with_suffix(".pt").resolve():
+        print(f"error: --out {out} would overwrite the base {base}; choose another file", file=sys.stderr)
+        return 2
+    if not out.parent.is_dir():
+        print(f"error: output directory {out.parent} does not exist", file=sys.stderr)
+        return 2
+    n = len(ls.frames)
+    print(f"labels: {n} labelled frames, {ls.unlabelled} unlabelled (ignored) in {len(a.labels)} dir(s)")
+
+    import onnx
+    import torch
+    import calibrate
+    import export as E
+    import model as M
+    from train import augment, loss_fn
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(a.seed)
+    g = torch.Generator().manual_seed(a.seed)
+    net, ck, base_pt = base_weights(base)
+    base_props = {p.key: p.value for p in onnx.load(str(base)).metadata_props}
+    cfg = dict(ck["config"])
+
+    # 2. Held-out split of the labels.
+    order = np.random.default_rng(a.seed).permutation(n)
+    n_hold = int(round(a.holdout * n))
+    if n - n_hold < 1:
+        n_hold = n - 1
+    hold = [ls.frames[i] for i in order[:n_hold]]
+    train = [ls.frames[i] for i in order[n_hold:]]
+    print(f"training on {len(train)} labelled frames, {len(hold)} held out")
+
+    t0 = time.time()
+    before, before_recs = evaluate_frames(base, hold, a.samples, a.seed) if hold else ({}, [])
+    t_eval = time.time() - t0
+
+    # 3. Training data at model resolution.
+    lx, ly = zip(*(to_model_res(f.rgb, f.mask, M.INPUT_W, M.INPUT_H) for f in train))
+    lx, ly = torch.from_numpy(np.stack(lx)), torch.from_numpy(np.stack(ly).astype(np.float32))
+    n_syn = min(a.synthetic_per_batch, a.batch - 1) if a.synthetic_per_batch > 0 else 0
+    if n_syn:
+        sx, sy, syn_src = synthetic_pool(a.synthetic_frames, a.threads, a.seed, M.INPUT_W, M.INPUT_H)
+        sx, sy = torch.from_numpy(sx), torch.from_numpy(sy.astype(np.float32))
+    else:
+        syn_src = "none"
+    mean_t = torch.tensor(cfg["mean"]).view(1, 3, 1, 1).float()
+    std_t = torch.tensor(cfg["std"]).view(1, 3, 1, 1).float()
+
+    net.train()
+    for m in net.modules():  # few labels: keep the base's BatchNorm statistics
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
+    warm = max(1, a.steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / max(a.steps, 1))))
+    n_lab = a.batch - n_syn
+    t1 = time.time()
+    log = []
+    for step in range(a.steps):
+        idx = torch.randint(0, len(lx), (n_lab,), generator=g)
+        x, y = lx[idx].float() / 255.0, ly[idx]
+        if n_syn:
+            j = torch.randint(0, len(sx), (n_syn,), generator=g)
+            x, y = torch.cat([x, sx[j].float() / 255.0]), torch.cat([y, sy[j]])
+        x = augment(x, g, True)
+        flip = torch.rand(len(x), generator=g) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+        y = torch.where(flip[:, None, None], y.flip(-1), y)
+        x = ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            probs = net(x, *M.random_masks(net, len(x), 1, g))
+        loss, ce, dice = loss_fn(probs.float(), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        if step % 10 == 0 or step == a.steps - 1:
+            log.append({"step": step, "loss": round(loss.item(), 4)})
+            progress(step + 1, a.steps, t1, f"loss {loss.item():.3f}")
+    print(file=sys.stderr)
+    t_train = time.time() - t1
+    net.eval()
+
+    # 4. Export with the base's contract, then the gate defaults.
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".finetune-") as tmp:
+        tmp = Path(tmp)
+        ck_path = tmp / "ckpt.pt"
+        torch.save({"state_dict": net.state_dict(), "config": cfg, "temperature": net.temperature}, ck_path)
+        tmp_onnx = tmp / "model.onnx"
+        E.export(str(ck_path), str(tmp_onnx))
+        after, after_recs = evaluate_frames(tmp_onnx, hold, a.samples, a.seed) if hold else ({}, [])
+        good_hold = sum(1 for r in after_recs if not r["bad"] and r["sane"])
+        if len(hold) >= a.min_calibration and good_hold >= 3:
+            cal = calibrate.choose(after_recs)[0][0]
+            method, _, param = cal["key"].partition(":")
+            gate = {"score_method": method,
+                    "pixel_threshold": param if method == "fraction_above" else "0.5",
+                    "band_px": param if method == "pipeline_mean" else "2",
+                    "threshold_high": f"{cal['threshold_high']:.4f}", "threshold_low": f"{cal['threshold_low']:.4f}",
+                    "recover_frames": base_props.get("recover_frames", "3")}
+            gate_src = f"recalibrated on the {len(hold)} held-out labelled frames ({good_hold} good)"
+        else:
+            gate = {k: base_props[k] for k in GATE_KEYS if k in base_props}
+            gate_src = (f"the base's (only {len(hold)} held-out frames, {good_hold} good; "
+                        f"recalibration needs ≥ {a.min_calibration} with ≥ 3 good)")
+        m = onnx.load(str(tmp_onnx))
+        keep = {k: v for k, v in base_props.items() if k not in GATE_KEYS}
+        keep.update(gate)
+        keep.update({"finetuned_from": Path(base).name, "finetune_labels": str(n),
+                     "producer_note": "pipeline_seg training/finetune.py (base + labelled frames)"})
+        calibrate.set_props(m, keep)
+        onnx.checker.check_model(m)
+        onnx.save(m, str(tmp_onnx))
+        record = {"base": str(base), "base_weights": str(base_pt), "labels": a.labels, "per_dir": ls.per_dir,
+                  "labelled": n, "unlabelled": ls.unlabelled, "trained_on": len(train), "held_out": len(hold),
+                  "synthetic": syn_src, "synthetic_per_batch": n_syn, "steps": a.steps, "batch": a.batch, "lr": a.lr,
+                  "seed": a.seed, "threads": a.threads, "samples": a.samples, "gate": gate, "gate_source": gate_src,
+                  "before": before, "after": after, "train_seconds": round(t_train, 1),
+                  "total_seconds": round(time.time() - t_start, 1), "eval_seconds_before": round(t_eval, 1),
+                  "log": log}
+        card = card_text(out, record)
+        # 5. Only now write the outputs (never the base).
+        shutil.move(str(tmp_onnx), out)
+        shutil.move(str(E.weights_path(tmp_onnx)), out.with_suffix(".pt"))
+        out.with_suffix(".md").write_text(card)
+        if a.record:
+            Path(a.record).write_text(json.dumps(record, indent=1))
+    print(f"wrote {out}, {out.with_suffix('.pt')}, {out.with_suffix('.md')} in {time.time() - t_start:.0f} s; "
+          f"gate defaults: {gate_src}")
+    return 0
+
+
+def card_text(out: Path, r: dict) -> str:
+    def f(v):
+        return "–" if v is None or v != v else f"{v:.3f}"
+    b, a = r["before"], r["after"]
+    lines = [f"# Model card: `{out.name}` (fine-tuned)", "",
+             "_Written by `training/finetune.py` (`make finetune`) from this run; do not edit by hand._", "",
+             f"- base: `{r['base']}` (weights `{r['base_weights']}`)",
+             f"- label directories: {', '.join(f'`{d}`' for d in r['labels'])}",
+             f"- labelled frames: {r['labelled']} ({r['trained_on']} trained on, {r['held_out']} held out); "
+             f"unlabelled frames ignored: {r['unlabelled']}",
+             "- per directory: " + "; ".join(f"`{d}` {v['labelled']} labelled / {v['unlabelled']} unlabelled"
+                                              for d, v in r["per_dir"].items()),
+             f"- synthetic frames mixed in: {r['synthetic']}, {r['synthetic_per_batch']} of each batch of {r['batch']}",
+             f"- {r['steps']} steps, lr {r['lr']}, seed {r['seed']}, {r['threads']} threads; training "
+             f"{r['train_seconds']:.0f} s, whole run {r['total_seconds']:.0f} s",
+             f"- gate defaults: {r['gate_source']}: " + ", ".join(f"`{k}` {v}" for k, v in r["gate"].items()),
+             "- contract: same inputs, outputs and metadata keys as the base (INTERFACES §1); checked against "
+             "PyTorch at export (|Δ| ≤ 1e-5)", "",
+             f"## Held-out labelled frames (T = {r['samples']}, {r['held_out']} frames)", ""]
+    if r["held_out"]:
+        lines += ["| metric | base | fine-tuned |", "|---|---|---|"]
+        for k in ("pooled_iou", "mean_iou", "auroc_entropy", "auroc_mi", "ece_pipe"):
+            lines.append(f"| {k} | {f(b.get(k))} | {f(a.get(k))} |")
+    else:
+        lines.append("No frame held out (too few labels): no before/after metrics.")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""`make test-training` (needs PyTorch, .venv-train): a few-step fine-tune on real label
+directories gives a model that honours the shipped contract, its card and weights, and leaves
+the base untouched; bad labels are refused with nothing written."""
+import hashlib
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "training"))
+import contract  # noqa: E402
+import finetune  # noqa: E402
+import labels as L  # noqa: E402
+import scenegen  # noqa: E402
+
+BASE = ROOT / "models" / "pipeline_seg_unet.onnx"
+STAMP0 = 1_700_000_000_000_000_000
+
+
+def sha(p):
+    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def label_dirs(tmp_path_factory):
+    """Two label directories of held-out-family renders (fouled pipe), one frame unlabelled."""
+    root = tmp_path_factory.mktemp("labels")
+    dirs = []
+    for j in range(2):
+        items = []
+        for i in range(6):
+            rgb, mask, meta, _ = scenegen.render(21, "ho_coating", 6 * j + i)
+            items.append((STAMP0 + (6 * j + i) * 10**9, rgb, mask if (j, i) != (1, 5) else None))
+        d = root / f"d{j}"
+        L.write_label_dir(d, items)
+        dirs.append(d)
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def finetuned(label_dirs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out") / "ft.onnx"
+    before = sha(BASE), sha(BASE.with_suffix(".pt"))
+    rc = finetune.main(["--labels", *map(str, label_dirs), "--out", str(out), "--steps", "4",
+                        "--synthetic-frames", "8", "--holdout", "0.2", "--samples", "2", "--threads", "2",
+                        "--min-calibration", "2"])
+    assert rc == 0
+    assert (sha(BASE), sha(BASE.with_suffix(".pt"))) == before, "the base must never change"
+    return out
+
+
+def test_result_honours_the_contract_of_the_base(finetuned):
+    assert contract.violations(finetuned, like=BASE) == []
+
+
+def test_metadata_and_card(finetuned):
+    props = {p.key: p.value for p in onnx.load(str(finetuned)).metadata_props}
+    base = {p.key: p.value for p in onnx.load(str(BASE)).metadata_props}
+    assert set(base) <= set(props)
+    assert props["finetuned_from"] == BASE.name and props["finetune_labels"] == "11"
+    card = finetuned.with_suffix(".md").read_text()
+    for needle in ("11 (9 trained on, 2 held out)", "unlabelled frames ignored: 1", "4 steps", "gate defaults",
+                   "| pooled_iou |"):
+        assert needle in card, needle
+    assert finetuned.with_suffix(".pt").stat().st_size <= 5 * 1024 * 1024
+
+
+def test_finetuned_model_is_a_base_in_turn(finetuned, label_dirs, tmp_path):
+    out = tmp_path / "ft2.onnx"
+    assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(out), "--base", str(finetuned),
+                          "--steps", "2", "--synthetic-frames", "4", "--samples", "2"]) == 0
+    assert contract.violations(out, like=BASE) == []
+
+
+def test_bad_labels_refused_nothing_written(label_dirs, tmp_path, capsys):
+    bad = tmp_path / "bad"
+    rgb, mask, _, _ = scenegen.render(21, "ho_coating", 0)
+    L.write_label_dir(bad, [(STAMP0, rgb, mask)])
+    cv2.imwrite(str(bad / f"{STAMP0}_mask.png"), cv2.resize(mask, (320, 240)))
+    out = tmp_path / "o" / "ft.onnx"
+    out.parent.mkdir()
+    assert finetune.main(["--labels", str(label_dirs[0]), str(bad), "--out", str(out)]) == 2
+    assert "320x240" in capsys.readouterr().err
+    assert list(out.parent.iterdir()) == []
+
+
+def test_refuses_to_overwrite_the_base(label_dirs, capsys):
+    assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(BASE)]) == 2
+    assert "overwrite the base" in capsys.readouterr().err
