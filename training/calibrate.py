@@ -1,4 +1,4 @@
-"""Calibrate the gate defaults on `val` and store them in the ONNX metadata (INTERFACES §2-3).
+"""Calibrate the gate defaults on `val` and store them in the ONNX metadata (docs/interfaces.md §2-3).
 
 Clear frames should stay confident and wrong frames be flagged: for every score variant the
 high threshold is the 95th percentile of the good frames' scores (≤ 5 % of good frames

@@ -168,7 +168,7 @@ def main():
         out.append(f"| {r['key']} | {r['threshold_high']:.4f} | {fmt(r['good_flagged'])} | {fmt(r['bad_flagged'])} | "
                    f"{fmt(r['auroc_bad'])} | {fmt(r['spearman_1-iou'])} |")
     out += ["", f"## Evaluation (ONNX Runtime, T = {ev['samples']}, seed {ev['seed']}, `training/evaluate.py`)", "",
-            "Pixel metrics at input resolution (640×480), definitions in `training/mcd.py` (INTERFACES §7). "
+            "Pixel metrics at input resolution (640×480), definitions in `training/mcd.py` (docs/interfaces.md §7). "
             "`sane > high`: fraction of frames passing the input sanity checks whose score is above "
             "`threshold_high`; `clear > high`: the same for frames with IoU ≥ 0.8.", "",
             evaluate.table(ev["metrics"]), ""]

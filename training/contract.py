@@ -1,4 +1,4 @@
-"""The model contract of INTERFACES §1, as a checker (onnx + onnxruntime, no PyTorch).
+"""The model contract of docs/interfaces.md §1, as a checker (onnx + onnxruntime, no PyTorch).
 
 Usage: python contract.py MODEL.onnx [--like BASE.onnx]
 Exit 0 when the file honours the contract (and, with --like, has the base's inputs, outputs,
@@ -148,7 +148,7 @@ def main():
     v = violations(a.model, a.like)
     for line in v:
         print(f"contract: {line}")
-    print(f"{a.model}: {'honours' if not v else 'BREAKS'} the model contract (INTERFACES §1)")
+    print(f"{a.model}: {'honours' if not v else 'BREAKS'} the model contract (docs/interfaces.md §1)")
     return 1 if v else 0
 
 

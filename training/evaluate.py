@@ -1,4 +1,4 @@
-"""Evaluate the exported ONNX model with onnxruntime on the generated splits (INTERFACES §7).
+"""Evaluate the exported ONNX model with onnxruntime on the generated splits (docs/interfaces.md §7).
 
 Usage: python evaluate.py ../models/pipeline_seg_unet.onnx [--splits val,shift_clear,...]
        [--samples 16] [--seed 0] [--json out.json]

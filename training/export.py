@@ -1,4 +1,4 @@
-"""Export a trained checkpoint to ONNX (INTERFACES §1) and check it against PyTorch.
+"""Export a trained checkpoint to ONNX (docs/interfaces.md §1) and check it against PyTorch.
 
 Usage: python export.py runs/NAME/model.pt --out ../models/pipeline_seg_unet.onnx
 The gate defaults are added later by calibrate.py (they are measured on the exported file).

@@ -1,4 +1,4 @@
-"""`make finetune`: labelled frames -> a fine-tuned model with the shipped contract (INTERFACES §8).
+"""`make finetune`: labelled frames -> a fine-tuned model with the shipped contract (docs/interfaces.md §8).
 
 Usage: python finetune.py --labels DIR [DIR ...] --out FILE.onnx [--base models/pipeline_seg_unet.onnx]
                           [--steps 400] [--holdout 0.2] [--seed 0] [--threads N]
@@ -83,7 +83,7 @@ def synthetic_pool(n, threads, seed, w, h):
 
 
 def evaluate_frames(model_path, frames, samples, seed, calibrate_too=False):
-    """Metrics (INTERFACES §7) and per-frame records of a model on labelled frames (onnxruntime)."""
+    """Metrics (docs/interfaces.md §7) and per-frame records of a model on labelled frames (onnxruntime)."""
     import mcd
     from evaluate import candidate_scores
     sess, meta = mcd.load(str(model_path))
@@ -314,7 +314,7 @@ def card_text(out: Path, r: dict) -> str:
              f"- {r['steps']} steps, lr {r['lr']}, seed {r['seed']}, {r['threads']} threads; training "
              f"{r['train_seconds']:.0f} s, whole run {r['total_seconds']:.0f} s",
              f"- gate defaults: {r['gate_source']}: " + ", ".join(f"`{k}` {v}" for k, v in r["gate"].items()),
-             "- contract: same inputs, outputs and metadata keys as the base (INTERFACES §1); checked against "
+             "- contract: same inputs, outputs and metadata keys as the base (docs/interfaces.md §1); checked against "
              "PyTorch at export (|Δ| ≤ 1e-5)", "",
              f"## Held-out labelled frames (T = {r['samples']}, {r['held_out']} frames)", ""]
     if r["held_out"]:

@@ -1,4 +1,4 @@
-"""Label directories for fine-tuning (INTERFACES §8), checked without PyTorch (numpy + OpenCV).
+"""Label directories for fine-tuning (docs/interfaces.md §8), checked without PyTorch (numpy + OpenCV).
 
 A label directory is what `pipeline_seg select` writes — `<stamp_ns>.png` frames and
 `manifest.csv` (`bag, topic, stamp_ns, score`) — plus a mask beside each labelled frame,

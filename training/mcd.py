@@ -1,4 +1,4 @@
-"""MC-Dropout inference and metrics with onnxruntime + numpy (no PyTorch), per INTERFACES §1-3, §7.
+"""MC-Dropout inference and metrics with onnxruntime + numpy (no PyTorch), per docs/interfaces.md §1-3, §7.
 
 Shared by calibrate.py, evaluate.py and the contract tests.
 """
@@ -45,7 +45,7 @@ def load(path: str, threads: int = 0):
 
 
 def resize(img, w, h):
-    """Area when shrinking, bilinear when enlarging (INTERFACES §1)."""
+    """Area when shrinking, bilinear when enlarging (docs/interfaces.md §1)."""
     shrink = w < img.shape[1] and h < img.shape[0]
     return cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
@@ -84,7 +84,7 @@ def uncertainty(probs: np.ndarray):
 
 
 def frame_score(entropy, prob, method, pixel_threshold=0.5, band_px=2):
-    """Frame score on the entropy map at model resolution (INTERFACES §2)."""
+    """Frame score on the entropy map at model resolution (docs/interfaces.md §2)."""
     if method == "mean":
         return float(entropy.mean())
     if method == "p95":
@@ -103,7 +103,7 @@ def frame_score(entropy, prob, method, pixel_threshold=0.5, band_px=2):
 
 
 def sanity(rgb: np.ndarray, min_luma=8.0, max_luma=247.0, min_contrast=3.0, max_saturated=0.6):
-    """INTERFACES §2 input sanity; returns (ok, reason detail)."""
+    """docs/interfaces.md §2 input sanity; returns (ok, reason detail)."""
     y = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     m, s = float(y.mean()), float(y.std())
     sat = float((rgb >= 250).any(-1).mean())
@@ -137,7 +137,7 @@ def infer(sess, meta: Meta, rgb: np.ndarray, t: int, rng: np.random.Generator | 
 
 
 class Accumulator:
-    """Streaming pixel metrics of INTERFACES §7 over frames with ground truth."""
+    """Streaming pixel metrics of docs/interfaces.md §7 over frames with ground truth."""
 
     def __init__(self):
         self.inter = self.union = self.pred_sum = self.gt_sum = 0

@@ -1,4 +1,4 @@
-"""U-Net with channel-wise Monte-Carlo dropout whose masks are model inputs (INTERFACES §1).
+"""U-Net with channel-wise Monte-Carlo dropout whose masks are model inputs (docs/interfaces.md §1).
 
 The encoder (and the decoder up to the first dropout site) runs once per image; the first mask
 multiplication broadcasts the features to T samples, after which the rest runs on N*T images.

@@ -1,4 +1,4 @@
-"""Label directories for `make finetune` (INTERFACES §8): bad labels are refused before any
+"""Label directories for `make finetune` (docs/interfaces.md §8): bad labels are refused before any
 training, with the file and the problem named, and nothing is written (no PyTorch needed)."""
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""The shipped ONNX model honours INTERFACES §1 (onnxruntime only, no PyTorch)."""
+"""The shipped ONNX model honours docs/interfaces.md §1 (onnxruntime only, no PyTorch)."""
 import sys
 from pathlib import Path
 
