@@ -90,4 +90,4 @@ al-study: $(TRAIN_VENV)/.ok $(BIN_DEP) training/data/val_dr/meta.jsonl
 	$(TRAIN_VENV)/bin/python training/card.py
 
 adapt-demo: $(TRAIN_VENV)/.ok $(BIN_DEP) training/data/val_dr/meta.jsonl
-	$(ENV) bash training/adapt_demo.sh $(PIPELINE_SEG) $(ADAPT_OUT) $(TRAIN_VENV)/bin/python
+	$(ENV) BASE=$(BASE) bash training/adapt_demo.sh $(PIPELINE_SEG) $(ADAPT_OUT) $(TRAIN_VENV)/bin/python

@@ -4,23 +4,24 @@
 # The sample bag's ground-truth topic /camera/mask stands in for a human labeller.
 set -euo pipefail
 BIN=$1; OUT=$2; PY=$3
+BASE=${BASE:-models/pipeline_seg_unet.onnx}
 BAG=tests/data/sample_bag
 TOPIC=/camera/image_raw/compressed
 rm -rf "$OUT"; mkdir -p "$OUT/model"
 step() { echo; echo "== $*"; }
 
 step "1. record: on the vehicle, 'ros2 bag record $TOPIC' (here: $BAG stands in for that recording)"
-step "2. replay with the shipped model (metrics need the ground-truth topic; a fresh recording has none)"
-"$BIN" replay "$BAG" --topic "$TOPIC" --gt-topic /camera/mask --write confidence --out "$OUT/replay_before"
+step "2. replay with the base model (metrics need the ground-truth topic; a fresh recording has none)"
+"$BIN" replay "$BAG" --topic "$TOPIC" --gt-topic /camera/mask --model "$BASE" --write confidence --out "$OUT/replay_before"
 step "3. select the 12 frames the model is least sure of (mutual information)"
-"$BIN" select "$BAG" --topic "$TOPIC" --top-k 12 --min-gap 0.4 --by mi --out "$OUT/labels"
+"$BIN" select "$BAG" --topic "$TOPIC" --top-k 12 --min-gap 0.4 --by mi --model "$BASE" --out "$OUT/labels"
 step "4. label: <stamp_ns>_mask.png (mono8, 0/255) beside each frame; here from /camera/mask"
 "$PY" training/bag_labels.py --labels "$OUT/labels" --gt-topic /camera/mask
 step "5. fine-tune (make finetune LABELS=$OUT/labels OUT=$OUT/model/adapted.onnx)"
 t0=$(date +%s)
-"$PY" training/finetune.py --labels "$OUT/labels" --out "$OUT/model/adapted.onnx" ${FINETUNE_ARGS:-}
+"$PY" training/finetune.py --labels "$OUT/labels" --out "$OUT/model/adapted.onnx" --base "$BASE" ${FINETUNE_ARGS:-}
 echo "fine-tune took $(( $(date +%s) - t0 )) s; card: $OUT/model/adapted.md"
-"$PY" training/contract.py "$OUT/model/adapted.onnx" --like models/pipeline_seg_unet.onnx
+"$PY" training/contract.py "$OUT/model/adapted.onnx" --like "$BASE"
 step "6. calibrate the gate of the new model (here on the same bag; on a vehicle use a separate labelled bag)"
 "$BIN" calibrate "$BAG" --topic "$TOPIC" --gt-topic /camera/mask --model "$OUT/model/adapted.onnx" --out "$OUT/adapted.yaml"
 step "7. replay with the adapted model and its parameter file"
@@ -30,7 +31,7 @@ step "7. replay with the adapted model and its parameter file"
 import json, sys
 out = sys.argv[1]
 b, a = (json.load(open(f"{out}/replay_{w}/metrics.json")) for w in ("before", "after"))
-print("| metric | shipped model | adapted model + calibrated params |")
+print("| metric | base model | adapted model + calibrated params |")
 print("|---|---|---|")
 for k in ("pooled_iou", "mean_iou", "auroc_entropy", "bad_flagged", "good_flagged"):
     print(f"| {k} | {b[k]:.3f} | {a[k]:.3f} |")

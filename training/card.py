@@ -199,7 +199,7 @@ def main():
                     "| split | previous pooled IoU | this pooled IoU | previous AUROC H | this AUROC H | previous no-pipe median | this no-pipe median |",
                     "|---|---|---|---|---|---|---|"]
             for sname, mm in ev["metrics"].items():
-                if sname in bm:
+                if sname in bm and bm[sname].get("frames") and mm.get("frames"):
                     b = bm[sname]
                     out.append(f"| `{sname}` | {fmt(b['pooled_iou'])} | {fmt(mm['pooled_iou'])} | {fmt(b['auroc_entropy'])} | "
                                f"{fmt(mm['auroc_entropy'])} | {fmt(100 * b.get('nopipe_median_fraction', float('nan')), 2)} % | "

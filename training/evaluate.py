@@ -24,7 +24,7 @@ BANDS = [0, 2, 4, 8]
 # Own validation first (calibration), then held-out families, the second renderer, no-pipe
 # scenes, and the first generator's legacy splits.
 SPLITS = ["val_dr", "ho_water", "ho_seabed", "ho_coating", "ho_light", "xr", "nopipe_dr",
-          "val", "shift_clear", "shift_turbid", "ood"]
+          "val", "ood"]
 
 
 def candidate_scores(entropy, prob):
