@@ -17,8 +17,6 @@ def test_shipped_model_honours_the_contract():
     assert contract.violations(MODEL, like=MODEL) == []
 
 
-@pytest.mark.xfail(strict=True, reason="the shipped model predates the state dict: `make model` writes "
-                   "models/pipeline_seg_unet.pt, and no model of the new recipe is shipped yet (README)")
 def test_shipped_weights_for_finetuning_are_small():
     """`make finetune` starts from the state dict beside the graph (≤ 5 MB)."""
     pt = MODEL.with_suffix(".pt")
