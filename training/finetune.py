@@ -6,9 +6,10 @@ Usage: python finetune.py --labels DIR [DIR ...] --out FILE.onnx [--base models/
 1. The labels are checked first (training/labels.py): a missing frame, a size mismatch, mask
    values other than 0/255, an unreadable file or an empty set stop it here, with each file
    and problem named, before anything is trained or written.
-2. The base's weights come from the state dict beside it (`models/pipeline_seg_unet.pt`, written
-   by export.py; a fine-tuned FILE.onnx gets its FILE.pt, so it can be a base in turn). They are
-   checked against the base graph before training.
+2. The base's weights come from the state dict beside it (FILE.pt, written by export.py; a
+   fine-tuned FILE.onnx gets its FILE.pt, so it can be a base in turn) or, where there is none
+   (the shipped model), from the graph's own initialisers (training/onnx_weights.py: BatchNorm
+   folded into the convolutions). They are checked against the base graph before training.
 3. A seeded part of the labelled frames (`--holdout`, default 20 %) is held out; the rest is
    trained on for `--steps` steps, each batch mixing labelled frames with synthetic ones from
    the randomised generator (against forgetting). BatchNorm statistics stay frozen.
@@ -109,10 +110,16 @@ def base_weights(base: Path):
     import export as E
     import model as M
     wp = E.weights_path(base)
-    if not wp.is_file():
-        sys.exit(f"error: base weights {wp} not found. Fine-tuning starts from the state dict beside the base "
-                 f"graph (export.py writes it; `make model` ships models/pipeline_seg_unet.pt).")
-    ck = torch.load(wp, map_location="cpu")
+    if wp.is_file():
+        ck = torch.load(wp, map_location="cpu")
+    else:  # no state dict beside the graph (e.g. the shipped model): its folded weights
+        import onnx_weights
+        try:
+            ck = onnx_weights.checkpoint_from_onnx(base)
+        except onnx_weights.WeightsError as e:
+            sys.exit(f"error: no {wp.name} beside {base} and its graph's weights cannot be read: {e}")
+        ck["state_dict"] = {k: torch.from_numpy(v) for k, v in ck["state_dict"].items()}
+        wp = ck["config"]["source"]
     cfg = ck["config"]
     net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"], lcn=cfg.get("lcn", False))
     net.load_state_dict(ck["state_dict"])

@@ -22,7 +22,8 @@ STAMP0 = 1_700_000_000_000_000_000
 
 
 def sha(p):
-    return hashlib.sha256(Path(p).read_bytes()).hexdigest()
+    p = Path(p)
+    return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
 
 
 @pytest.fixture(scope="module")
