@@ -616,7 +616,9 @@ def render(seed: int, split: str, index: int):
             pipe = Pipe(rng, cam, mat)
         else:
             mat = st.coating
-            pipe = Pipe(rng, cam, mat, r_range=(0.05, 0.7), burial_p=0.6)
+            # A pipe is never drawn thinner than a cable could be, nor so far off that it is a
+            # few pixels wide: such labels cannot be learned, only guessed (cable or pipe?).
+            pipe = Pipe(rng, cam, mat, r_range=(max(0.1, 0.035 * altitude), 0.7), burial_p=0.6)
         t_pipe, n_pipe, s_pipe, phi_pipe = intersect_pipe(cam, pipe)
         meta.update(pipe_material=mat, pipe_diameter_m=round(2 * pipe.r, 3))
     surf_t.append(t_pipe)
@@ -653,7 +655,9 @@ def render(seed: int, split: str, index: int):
     if st is not None:
         want_cable = kind in ("pipe", "negative") and rng.random() < (0.45 if kind == "negative" else 0.25)
     if want_cable:
-        rc = rng.uniform(0.012, 0.05) if st is None else rng.uniform(0.008, 0.09)
+        rc = rng.uniform(0.012, 0.05) if st is None else rng.uniform(0.008, 0.06)
+        if st is not None and pipe is not None:  # a cable stays clearly thinner than the pipe it crosses
+            rc = min(rc, 0.45 * pipe.r)
         reach = altitude / max(math.tan(pitch), 0.25)
         hd = rng.uniform(0, np.pi)
         al = np.array([math.cos(hd), math.sin(hd)])
