@@ -85,6 +85,18 @@ def augment(x, g, strong=False):
     return x.clamp(0, 1)
 
 
+def random_crops(x, y, size, g):
+    """One random H x W crop per frame. Crops give ~3x the steps per CPU-second of whole frames
+    at the same pixel throughput: more updates early, and the last steps see whole frames so
+    BatchNorm's statistics are those of the frames the model runs on."""
+    h, w = size
+    ys = torch.randint(0, x.shape[2] - h + 1, (len(x),), generator=g).tolist()
+    xs = torch.randint(0, x.shape[3] - w + 1, (len(x),), generator=g).tolist()
+    xc = torch.stack([x[i, :, a:a + h, b:b + w] for i, (a, b) in enumerate(zip(ys, xs))])
+    yc = torch.stack([y[i, a:a + h, b:b + w] for i, (a, b) in enumerate(zip(ys, xs))])
+    return xc, yc
+
+
 def loss_fn(probs, target):
     """Soft cross-entropy + soft Dice on the pipeline class. probs [B,1,2,h,w]."""
     p = probs[:, 0].clamp(1e-6, 1 - 1e-6)
@@ -110,6 +122,9 @@ def main():
     ap.add_argument("--split", default="train", help="training split under --data")
     ap.add_argument("--strong-aug", action=argparse.BooleanOptionalAction, default=True,
                     help="amplitude-spectrum mixing, blur and colour mixing on top of the jitter")
+    ap.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
+                    help="train on random H x W crops (multiples of 32) for all but the last --full-steps steps")
+    ap.add_argument("--full-steps", type=int, default=0, help="last steps on whole frames (with --crop)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -136,8 +151,10 @@ def main():
     t1 = time.time()
     for step in range(args.steps):
         idx = torch.randint(0, len(imgs_t), (args.batch,), generator=g)
-        x = augment(imgs_t[idx].float() / 255.0, g, args.strong_aug)
-        y = masks_t[idx]
+        x, y = imgs_t[idx], masks_t[idx]
+        if args.crop and step < args.steps - args.full_steps:
+            x, y = random_crops(x, y, args.crop, g)
+        x = augment(x.float() / 255.0, g, args.strong_aug)
         flip = torch.rand(args.batch, generator=g) < 0.5
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         y = torch.where(flip[:, None, None], y.flip(-1), y)
@@ -156,7 +173,8 @@ def main():
             print(f"step {step}/{args.steps} loss {loss.item():.4f} (ce {ce:.4f} dice {dice:.4f}) {el:.0f} s", flush=True)
     cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
-           "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "train_seconds": round(time.time() - t1, 1)}
+           "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug,
+           "crop": args.crop, "full_steps": args.full_steps, "train_seconds": round(time.time() - t1, 1)}
     net = net.to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg}, out / "model.pt")
     (out / "train_log.json").write_text(json.dumps({"config": cfg, "log": log}, indent=1))
