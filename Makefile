@@ -24,7 +24,7 @@ help:
 	@echo "make study  - the dropout-placement study behind the shipped choice"
 	@echo "make finetune LABELS=\"DIR...\" OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] - fine-tune on labelled frames"
 	@echo "make test-training - a few-step fine-tune with PyTorch, checked against the model contract"
-	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes, ~30-40 min on 2 CPU cores)"
+	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes of ~4 min each: ~2 h on 2 CPU cores; AL_ARGS='--seeds 0 --budgets 10,40' for a quick one)"
 	@echo "make adapt-demo - record -> replay -> select -> label -> finetune -> calibrate on the sample bag"
 
 setup:
@@ -74,7 +74,7 @@ study: $(TRAIN_VENV)/.ok
 	$(TRAIN_VENV)/bin/python training/study.py --table
 
 finetune: $(TRAIN_VENV)/.ok
-	@test -n "$(LABELS)" -a -n "$(OUT)" || { echo 'usage: make finetune LABELS="DIR..." OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] [FINETUNE_ARGS="--steps 400"]' >&2; exit 2; }
+	@test -n "$(LABELS)" -a -n "$(OUT)" || { echo 'usage: make finetune LABELS="DIR..." OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] [FINETUNE_ARGS="--steps 200"]' >&2; exit 2; }
 	$(TRAIN_VENV)/bin/python training/finetune.py --labels $(LABELS) --out $(OUT) --base $(BASE) $(FINETUNE_ARGS)
 
 test-training: $(TRAIN_VENV)/.ok
