@@ -24,10 +24,6 @@ class WeightsError(ValueError):
     pass
 
 
-def _props(m: onnx.ModelProto) -> dict:
-    return {p.key: p.value for p in m.metadata_props}
-
-
 def _temperature(m: onnx.ModelProto) -> float:
     """The logit temperature: the Div by a scalar constant right before the Softmax (absent at 1.0)."""
     consts = {n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in m.graph.node
@@ -47,7 +43,7 @@ def checkpoint_from_onnx(path) -> dict:
     """{"state_dict": {name: np.ndarray}, "config": ..., "temperature": ...} in the layout
     export.py's `.pt` has, from the graph's Conv initialisers and metadata."""
     m = onnx.load(str(path))
-    props = _props(m)
+    props = {p.key: p.value for p in m.metadata_props}
     for k in ("dropout_placement", "dropout_p", "mean", "std"):
         if k not in props:
             raise WeightsError(f"{Path(path).name}: metadata lacks '{k}', so its network cannot be rebuilt")
