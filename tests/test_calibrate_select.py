@@ -23,6 +23,18 @@ from conftest import BAG, GT, NODE_BIN, ROOT, TOPIC, run
 
 SAMPLES = "4"
 METHODS = {"mean", "p95", "fraction_above", "pipeline_mean"}
+COLUMNS = ["method", "threshold_high", "threshold_low", "bad_flagged", "good_flagged", "coverage", "confident frames",
+           "effective trials", "bad trials", "observed risk", "risk bound", "meets"]
+
+
+def table_rows(stdout):
+    """The printed table as {method: {column: cell}}."""
+    lines = [l for l in stdout.splitlines() if l.startswith("| ")][1:]
+    rows = {}
+    for l in lines:
+        cells = [c.strip() for c in l.split("|")[1:-1]]
+        rows[cells[0].replace(" (chosen)", "")] = dict(zip(COLUMNS, cells), chosen="(chosen)" in cells[0])
+    return rows
 
 
 def bag_frames():
@@ -42,8 +54,7 @@ def test_calibrate_writes_a_parameter_file_replay_accepts(tmp_path):
     proc = run("calibrate", BAG, "--topic", TOPIC, "--gt-topic", GT, "--samples", SAMPLES, "--out", out)
     assert proc.returncode == 0, proc.stderr
     table = [l for l in proc.stdout.splitlines() if l.startswith("| ")]
-    assert table[0].split("|")[1:-1] == [" method ", " threshold_high ", " threshold_low ", " bad_flagged ",
-                                         " good_flagged ", " meets target "]
+    assert [c.strip() for c in table[0].split("|")[1:-1]] == COLUMNS
     assert {l.split("|")[1].split()[0] for l in table[1:]} == METHODS
     assert sum("(chosen)" in l for l in table) == 1
     text = out.read_text()
@@ -71,6 +82,54 @@ def test_calibrate_writes_a_parameter_file_replay_accepts(tmp_path):
     finally:
         node.send_signal(2)
         assert node.wait(timeout=15) == 0
+
+
+def test_calibrate_with_a_risk_bound(tmp_path):
+    """--max-risk: the bound per method; on 12 s of bag (6 trials of 2 s) no bound can reach 0.05,
+    which it says, exiting 1 with its best written; counting every frame as a trial, 0.1 is met."""
+    out = tmp_path / "risk.yaml"
+    proc = run("calibrate", BAG, "--topic", TOPIC, "--gt-topic", GT, "--samples", SAMPLES, "--max-risk", "--out", out)
+    assert proc.returncode == 1, proc.stderr
+    assert "too few frames" in proc.stdout and ">= 45 effective trials" in proc.stdout, proc.stdout
+    rows = table_rows(proc.stdout)
+    assert set(rows) == METHODS and sum(r["chosen"] for r in rows.values()) == 1
+    for r in rows.values():
+        assert r["meets"] == "no" and int(r["effective trials"]) <= 7
+        n, k = int(r["effective trials"]), int(r["bad trials"])
+        if k == 0 and n > 0:  # the closed form of the Clopper-Pearson bound without errors
+            assert abs(float(r["risk bound"]) - (1 - 0.1 ** (1 / n))) < 1e-4, r
+    params = yaml.safe_load(out.read_text())["pipeline_seg_node"]["ros__parameters"]
+    assert params["score_method"] in METHODS
+    rep = run("replay", BAG, "--topic", TOPIC, "--samples", SAMPLES, "--config", out, "--write", "confidence",
+              "--out", tmp_path / "replay")
+    assert rep.returncode == 0, rep.stderr
+
+    proc = run("calibrate", BAG, "--topic", TOPIC, "--gt-topic", GT, "--samples", SAMPLES, "--max-risk", "0.1",
+               "--min-gap", "0", "--out", out)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    chosen = next(r for r in table_rows(proc.stdout).values() if r["chosen"])
+    assert chosen["meets"] == "yes" and float(chosen["risk bound"]) <= 0.1
+    assert int(chosen["effective trials"]) == int(chosen["confident frames"]) >= 22
+    # The chosen thresholds, replayed, give exactly the confident frames the table says.
+    rep = run("replay", BAG, "--topic", TOPIC, "--gt-topic", GT, "--samples", SAMPLES, "--config", out,
+              "--write", "confidence", "--out", tmp_path / "replay2")
+    assert rep.returncode == 0, rep.stderr
+    with open(tmp_path / "replay2" / "frames.csv", newline="") as f:
+        frames = list(csv.DictReader(f))
+    confident = [r for r in frames if r["confident"] in ("true", "1", "True")]
+    assert len(confident) == int(chosen["confident frames"])
+    bad = [r for r in confident if float(r["iou"]) < 0.5]
+    assert len(bad) == int(chosen["bad trials"])
+
+
+def test_calibrate_refuses_out_of_range_risk(tmp_path):
+    for flags, name in ((["--max-risk", "0"], "--max-risk"), (["--max-risk", "1.5"], "--max-risk"),
+                        (["--max-risk", "0.05", "--delta", "1"], "--delta"),
+                        (["--max-risk", "0.05", "--min-gap=-1"], "--min-gap")):
+        proc = run("calibrate", BAG, "--topic", TOPIC, "--gt-topic", GT, "--samples", SAMPLES, *flags,
+                   "--out", tmp_path / "c.yaml")
+        assert proc.returncode == 2 and name in proc.stderr, (flags, proc.stderr)
+        assert not (tmp_path / "c.yaml").exists()
 
 
 @pytest.mark.parametrize("by", ["mi", "entropy"])

@@ -139,6 +139,16 @@ struct CalibrateArgs {
     /// Smallest acceptable fraction of bad frames flagged.
     #[arg(long, default_value_t = 0.9)]
     min_bad_flagged: f64,
+    /// Choose by a bound instead of the flagging target: the loosest threshold_high whose
+    /// Clopper-Pearson upper bound on P(bad | confident) is <= this (alone: 0.05).
+    #[arg(long, num_args = 0..=1, default_missing_value = "0.05")]
+    max_risk: Option<f64>,
+    /// With --max-risk: the bound holds with confidence 1 - delta.
+    #[arg(long, default_value_t = 0.1)]
+    delta: f64,
+    /// With --max-risk: frames of a bag closer than this [s] count as one trial of the bound.
+    #[arg(long, default_value_t = 2.0)]
+    min_gap: f64,
     /// Parameter file to write (ROS 2 format, docs/interfaces.md §5).
     #[arg(long)]
     out: PathBuf,
@@ -269,19 +279,30 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
 }
 
 fn calibrate(args: CalibrateArgs) -> Result<ExitCode, Fatal> {
-    let target = calibrate::Target { max_good_flagged: args.max_good_flagged, min_bad_flagged: args.min_bad_flagged };
+    let rule = match args.max_risk {
+        Some(max_risk) => {
+            calibrate::Rule::Risk(calibrate::RiskTarget { max_risk, delta: args.delta, min_gap_s: args.min_gap })
+        }
+        None => calibrate::Rule::Target(calibrate::Target {
+            max_good_flagged: args.max_good_flagged,
+            min_bad_flagged: args.min_bad_flagged,
+        }),
+    };
     let cfg = calibrate::CalibrateConfig {
         bags: args.bags.bags,
         topic: args.bags.topic,
         gt_topic: args.gt_topic,
-        target,
+        rule,
         out: args.out,
     };
     let cal = calibrate::run(&params(&args.shared)?, &cfg, &mut Bar::default())?;
     eprintln!("{} frames with ground truth: {} bad, {} good", cal.frames, cal.bad, cal.frames - cal.bad);
     println!("{cal}");
     eprintln!("parameter file: {}", cfg.out.display());
-    Ok(report(&cal.problems))
+    let code = report(&cal.problems);
+    // A bound that is not met is a failed calibration (docs/interfaces.md §9): exit 1, file written.
+    let unmet = matches!(cfg.rule, calibrate::Rule::Risk(_)) && !cal.met();
+    Ok(if unmet { ExitCode::from(1) } else { code })
 }
 
 fn select(args: SelectArgs) -> Result<ExitCode, Fatal> {

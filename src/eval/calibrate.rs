@@ -1,38 +1,57 @@
 //! `calibrate`: choose `score_method`, `threshold_high` and `threshold_low` from labelled frames
-//! so that the gate meets a target (docs/interfaces.md §6, §7), and write them as a parameter file (§5).
+//! (docs/interfaces.md §6, §7, §9), and write them as a parameter file (§5).
 //!
 //! The frames come from the bags through the one frame loop, in a single pass: every
-//! segmentation carries the frame score of every method, so all four are swept from the same
-//! frames. A frame counts as flagged in the sweep when it failed the
-//! sanity check or its score is above `threshold_high` — the hysteresis (`threshold_low`,
-//! `recover_frames`) is **not** simulated, so on a bag the gate flags somewhat more frames than
-//! the sweep predicts (the frames after a flagged one until it recovers).
+//! segmentation carries the frame score of every method, so every method and candidate
+//! threshold is judged on the same frames. Each candidate is judged by replaying the gate as
+//! the node runs it — hysteresis included (`threshold_low`, `recover_frames`, restarting per
+//! bag) — over the recorded sequence, so a frame counts as confident exactly when the node
+//! would have called it so.
+//!
+//! Two rules choose among the candidates:
+//! - a flagging target (`--max-good-flagged`, `--min-bad-flagged`), the default;
+//! - a risk bound (`--max-risk A --delta D`): the loosest `threshold_high` whose one-sided
+//!   Clopper–Pearson upper bound on P(bad | confident) at confidence 1 − D is ≤ A, counting
+//!   effective frames (one window of `--min-gap` seconds per trial, [`risk::effective_counts`]).
+//!   The candidates are tested in a fixed sequence from the strictest threshold with enough
+//!   frames to pass at all towards looser ones, stopping at the first that fails (fixed-sequence
+//!   testing: the chosen threshold's bound holds at 1 − D without a correction over thresholds).
+//!   The bound holds per method; choosing among M methods is covered at 1 − M·D (Bonferroni).
 
 use std::path::PathBuf;
 
 use crate::engine::config::{Params, Settings};
-use crate::engine::gate::Reason;
+use crate::engine::gate::{Gate, GateParams, Observation};
 use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{FrameProcessor, LoopOptions};
 use crate::engine::score::ScoreMethod;
 use crate::eval::metrics::{is_bad, Accumulator};
 use crate::eval::replay::{self, BagFrames, ReplayError};
+use crate::eval::risk;
 use crate::eval::{Problem, Progress};
 use crate::num::{fixed, percentile, yaml_double};
 
-/// One labelled frame under one score method.
+/// Score methods calibrated.
+const METHODS: usize = ScoreMethod::ALL.len();
+/// At most this many candidate thresholds per method (quantiles of the scores).
+const MAX_CANDIDATES: usize = 256;
+
+/// One frame of a calibration bag, in bag order, as the gate and the bound see it.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CalFrame {
-    /// The frame score under the method.
-    pub score: f32,
-    /// Bad per docs/interfaces.md §7 (IoU < 0.5, or ground truth has pipeline and the mask none).
-    pub bad: bool,
-    /// Failed the input sanity check (the gate flags it whatever its score).
-    pub insane: bool,
+pub struct SeqFrame {
+    /// Index of the bag (the gate restarts at each bag).
+    pub bag: usize,
+    /// Header stamp [ns].
+    pub stamp_ns: i64,
+    /// The frame score of every method ([`ScoreMethod::index`] order), or what the gate sees
+    /// instead (a decode or inference failure, a failed sanity check).
+    pub obs: Result<[f32; METHODS], Observation>,
+    /// Bad per docs/interfaces.md §7; `None` without ground truth (the frame still moves the gate).
+    pub bad: Option<bool>,
 }
 
-/// The target: flag at least `min_bad_flagged` of bad frames and at most `max_good_flagged` of
-/// good ones.
+/// The flagging target: flag at least `min_bad_flagged` of bad frames and at most
+/// `max_good_flagged` of good ones.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Target {
     /// Largest acceptable fraction of good frames flagged.
@@ -41,101 +60,274 @@ pub struct Target {
     pub min_bad_flagged: f64,
 }
 
-/// The best thresholds of one score method.
+/// The risk bound: P(bad | confident) ≤ `max_risk` with confidence 1 − `delta`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RiskTarget {
+    /// A: the largest acceptable rate of bad frames among confident ones.
+    pub max_risk: f64,
+    /// D: the bound may fail with at most this probability.
+    pub delta: f64,
+    /// Frames of a bag closer than this [s] count as one trial.
+    pub min_gap_s: f64,
+}
+
+/// How the thresholds are chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Rule {
+    /// Meet a flagging target with the fewest good frames flagged.
+    Target(Target),
+    /// The loosest threshold whose bound on P(bad | confident) is ≤ the target.
+    Risk(RiskTarget),
+}
+
+impl Rule {
+    fn delta(&self) -> f64 {
+        match self {
+            Rule::Target(_) => 0.1,
+            Rule::Risk(r) => r.delta,
+        }
+    }
+
+    fn gap_ns(&self) -> i64 {
+        match self {
+            Rule::Target(_) => 2_000_000_000,
+            Rule::Risk(r) => (r.min_gap_s * 1e9).round() as i64,
+        }
+    }
+}
+
+/// What the gate, replayed over the bags with one method and pair of thresholds, did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Judged {
+    /// The high threshold.
+    pub threshold_high: f32,
+    /// The low threshold.
+    pub threshold_low: f32,
+    /// Good frames (with ground truth).
+    pub good: usize,
+    /// Bad frames.
+    pub bad: usize,
+    /// Good frames the gate called confident.
+    pub good_confident: usize,
+    /// Bad frames the gate called confident.
+    pub bad_confident: usize,
+    /// Effective trials behind the bound: windows with a confident labelled frame.
+    pub trials: u64,
+    /// Of those, windows with a confident bad frame.
+    pub events: u64,
+    /// Clopper–Pearson upper bound on P(bad | confident) from (`events`, `trials`).
+    pub bound: f64,
+}
+
+impl Judged {
+    /// Fraction of bad frames not confident (`None` without bad frames).
+    pub fn bad_flagged(&self) -> Option<f64> {
+        (self.bad > 0).then(|| 1.0 - self.bad_confident as f64 / self.bad as f64)
+    }
+
+    /// Fraction of good frames not confident (`None` without good frames).
+    pub fn good_flagged(&self) -> Option<f64> {
+        (self.good > 0).then(|| 1.0 - self.good_confident as f64 / self.good as f64)
+    }
+
+    /// Coverage: fraction of good frames confident.
+    pub fn coverage(&self) -> Option<f64> {
+        self.good_flagged().map(|g| 1.0 - g)
+    }
+
+    /// Confident labelled frames.
+    pub fn confident(&self) -> usize {
+        self.good_confident + self.bad_confident
+    }
+
+    /// Observed P(bad | confident) over frames (`None` when none is confident).
+    pub fn observed(&self) -> Option<f64> {
+        (self.confident() > 0).then(|| self.bad_confident as f64 / self.confident() as f64)
+    }
+}
+
+/// Replays the gate with method `m` and the thresholds over the frames and counts the result.
+pub fn judge(frames: &[SeqFrame], m: usize, gate: GateParams, gap_ns: i64, delta: f64) -> Judged {
+    let mut j = Judged {
+        threshold_high: gate.threshold_high,
+        threshold_low: gate.threshold_low,
+        good: 0,
+        bad: 0,
+        good_confident: 0,
+        bad_confident: 0,
+        trials: 0,
+        events: 0,
+        bound: 1.0,
+    };
+    let (mut g, mut bag) = (Gate::new(gate), None);
+    let mut accepted = Vec::new();
+    for f in frames {
+        if bag != Some(f.bag) {
+            (g, bag) = (Gate::new(gate), Some(f.bag));
+        }
+        let d = g.update(match f.obs {
+            Ok(s) => Observation::Score(s[m]),
+            Err(o) => o,
+        });
+        match f.bad {
+            Some(true) => j.bad += 1,
+            Some(false) => j.good += 1,
+            None => continue,
+        }
+        if d.confident {
+            let bad = f.bad == Some(true);
+            *(if bad { &mut j.bad_confident } else { &mut j.good_confident }) += 1;
+            accepted.push((f.bag, f.stamp_ns, bad));
+        }
+    }
+    (j.events, j.trials) = risk::effective_counts(accepted, gap_ns);
+    j.bound = risk::clopper_pearson_upper(j.events, j.trials, delta);
+    j
+}
+
+/// The chosen thresholds of one score method.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MethodRow {
     /// The score method.
     pub method: ScoreMethod,
-    /// Chosen high threshold.
-    pub threshold_high: f32,
-    /// 80th percentile of the good frames' scores, capped at `threshold_high`.
-    pub threshold_low: f32,
-    /// Fraction of bad frames flagged (`None` without bad frames).
-    pub bad_flagged: Option<f64>,
-    /// Fraction of good frames flagged (`None` without good frames).
-    pub good_flagged: Option<f64>,
-    /// Whether the target is met.
+    /// The gate with the chosen thresholds, replayed.
+    pub judged: Judged,
+    /// Whether the rule is met.
     pub meets: bool,
 }
 
-/// Fraction of frames flagged at `th` among those with `bad == want_bad`.
-fn flagged(frames: &[CalFrame], th: f32, want_bad: bool) -> Option<f64> {
-    let set: Vec<&CalFrame> = frames.iter().filter(|f| f.bad == want_bad).collect();
-    if set.is_empty() {
-        return None;
+impl MethodRow {
+    /// Chosen high threshold.
+    pub fn threshold_high(&self) -> f32 {
+        self.judged.threshold_high
     }
-    Some(set.iter().filter(|f| f.insane || f.score > th).count() as f64 / set.len() as f64)
+
+    /// Chosen low threshold.
+    pub fn threshold_low(&self) -> f32 {
+        self.judged.threshold_low
+    }
 }
 
-fn meets(bad: Option<f64>, good: Option<f64>, t: &Target) -> bool {
-    bad.is_none_or(|b| b >= t.min_bad_flagged) && good.is_none_or(|g| g <= t.max_good_flagged)
+/// Candidate high thresholds: 0, 1 and the distinct sane scores in [0, 1] (at most
+/// [`MAX_CANDIDATES`] of them, as evenly spaced quantiles), ascending.
+fn candidates(scores: &[f32]) -> Vec<f32> {
+    let mut s: Vec<f32> = scores.iter().map(|v| v.clamp(0.0, 1.0)).filter(|v| !v.is_nan()).collect();
+    s.sort_by(f32::total_cmp);
+    s.dedup();
+    if s.len() > MAX_CANDIDATES {
+        let n = s.len() - 1;
+        s = (0..MAX_CANDIDATES).map(|i| s[i * n / (MAX_CANDIDATES - 1)]).collect();
+    }
+    s.extend([0.0, 1.0]);
+    s.sort_by(f32::total_cmp);
+    s.dedup();
+    s
 }
 
-/// Sweeps `threshold_high` over every distinct score (and 0): among thresholds meeting the
-/// target the one flagging the fewest good frames (then the most bad ones, then the highest
-/// threshold); without one, the best `bad_flagged − good_flagged`.
-pub fn sweep(method: ScoreMethod, frames: &[CalFrame], target: &Target) -> MethodRow {
-    let mut cands: Vec<f32> = frames.iter().map(|f| f.score.clamp(0.0, 1.0)).chain([0.0, 1.0]).collect();
-    cands.sort_by(f32::total_cmp);
-    cands.dedup();
-    let key = |th: f32| {
-        let (b, g) = (flagged(frames, th, true), flagged(frames, th, false));
-        (b, g, meets(b, g, target))
-    };
-    let mut best: Option<(f32, Option<f64>, Option<f64>, bool)> = None;
-    for &th in &cands {
-        let (b, g, ok) = key(th);
-        let better = match best {
-            None => true,
-            Some((bth, bb, bg, bok)) => {
-                let (b0, g0, bb0, bg0) = (b.unwrap_or(1.0), g.unwrap_or(0.0), bb.unwrap_or(1.0), bg.unwrap_or(0.0));
-                if ok != bok {
-                    ok
-                } else if ok {
-                    (g0, -b0, -(th as f64)) < (bg0, -bb0, -(bth as f64))
+fn meets_target(j: &Judged, t: &Target) -> bool {
+    j.bad_flagged().is_none_or(|b| b >= t.min_bad_flagged) && j.good_flagged().is_none_or(|g| g <= t.max_good_flagged)
+}
+
+/// Sweeps `threshold_high` for method `m` and applies the rule. `threshold_low` is the 80th
+/// percentile of the good sane frames' scores, capped at `threshold_high`.
+pub fn sweep(method: ScoreMethod, frames: &[SeqFrame], rule: &Rule, recover_frames: u32) -> MethodRow {
+    let m = method.index();
+    let sane: Vec<f32> = frames.iter().filter_map(|f| f.obs.ok().map(|s| s[m])).collect();
+    let good: Vec<f32> =
+        frames.iter().filter(|f| f.bad == Some(false)).filter_map(|f| f.obs.ok().map(|s| s[m])).collect();
+    let cands = candidates(&sane);
+    let low_of = |th: f32| percentile(&good, 0.80).map_or(th * 0.8, |v| v as f32).min(th).max(0.0);
+    let judged: Vec<Judged> = cands
+        .iter()
+        .map(|&th| {
+            let gate = GateParams { threshold_high: th, threshold_low: low_of(th), recover_frames };
+            judge(frames, m, gate, rule.gap_ns(), rule.delta())
+        })
+        .collect();
+    match rule {
+        Rule::Target(t) => {
+            // Meeting: fewest good flagged, then most bad flagged, then the highest threshold.
+            // Not meeting: the best bad_flagged − good_flagged.
+            let key = |j: &Judged| {
+                let (b, g) = (j.bad_flagged().unwrap_or(1.0), j.good_flagged().unwrap_or(0.0));
+                let th = -(j.threshold_high as f64);
+                if meets_target(j, t) {
+                    (0, g, -b, th)
                 } else {
-                    (-(b0 - g0), g0, -(th as f64)) < (-(bb0 - bg0), bg0, -(bth as f64))
+                    (1, -(b - g), g, th)
+                }
+            };
+            let best = judged.iter().min_by(|a, b| key(a).partial_cmp(&key(b)).unwrap()).expect("candidates 0 and 1");
+            MethodRow { method, judged: *best, meets: meets_target(best, t) }
+        }
+        Rule::Risk(r) => {
+            let need = risk::min_trials(r.max_risk, r.delta);
+            // Fixed-sequence testing, strictest first; thresholds with too few trials to pass
+            // even without a bad frame are skipped until the first one that has enough.
+            let mut passed: Option<&Judged> = None;
+            for j in judged.iter() {
+                if passed.is_none() && j.trials < need {
+                    continue;
+                }
+                if j.bound <= r.max_risk {
+                    passed = Some(j);
+                } else {
+                    break;
                 }
             }
-        };
-        if better {
-            best = Some((th, b, g, ok));
+            match passed {
+                Some(j) => MethodRow { method, judged: *j, meets: true },
+                None => {
+                    // The best it could do: the smallest bound, then the most coverage.
+                    let key = |j: &Judged| (j.bound, -j.coverage().unwrap_or(0.0));
+                    let best = judged.iter().min_by(|a, b| key(a).partial_cmp(&key(b)).unwrap()).expect("candidates");
+                    MethodRow { method, judged: *best, meets: false }
+                }
+            }
         }
     }
-    let (th, b, g, ok) = best.expect("at least the candidates 0 and 1");
-    let good: Vec<f32> = frames.iter().filter(|f| !f.bad && !f.insane).map(|f| f.score).collect();
-    let low = percentile(&good, 0.80).map_or(th * 0.8, |v| v as f32).min(th).max(0.0);
-    MethodRow { method, threshold_high: th, threshold_low: low, bad_flagged: b, good_flagged: g, meets: ok }
 }
 
-/// The chosen row: meeting the target with the lowest `good_flagged` (then the highest
-/// `bad_flagged`), else the best `bad_flagged − good_flagged`.
-pub fn choose(rows: &[MethodRow]) -> Option<usize> {
-    let score = |r: &MethodRow| {
-        let (b, g) = (r.bad_flagged.unwrap_or(1.0), r.good_flagged.unwrap_or(0.0));
-        if r.meets {
-            (0, g, -b)
-        } else {
-            (1, -(b - g), g)
+/// The chosen row. Target rule: meeting with the fewest good flagged (then the most bad
+/// flagged), else the best bad_flagged − good_flagged. Risk rule: meeting with the most
+/// coverage, else the smallest bound (then the most coverage).
+pub fn choose(rows: &[MethodRow], rule: &Rule) -> Option<usize> {
+    let key = |r: &MethodRow| {
+        let j = &r.judged;
+        let (b, g, c) = (j.bad_flagged().unwrap_or(1.0), j.good_flagged().unwrap_or(0.0), j.coverage().unwrap_or(0.0));
+        match (rule, r.meets) {
+            (Rule::Target(_), true) => (0, g, -b),
+            (Rule::Target(_), false) => (1, -(b - g), g),
+            (Rule::Risk(_), true) => (0, -c, j.bound),
+            (Rule::Risk(_), false) => (1, j.bound, -c),
         }
     };
-    (0..rows.len()).min_by(|&a, &b| score(&rows[a]).partial_cmp(&score(&rows[b])).unwrap_or(std::cmp::Ordering::Equal))
+    (0..rows.len()).min_by(|&a, &b| key(&rows[a]).partial_cmp(&key(&rows[b])).unwrap_or(std::cmp::Ordering::Equal))
 }
 
 /// The trade-off table (markdown) with the chosen row marked.
 pub fn table(rows: &[MethodRow], chosen: Option<usize>) -> String {
-    let mut s =
-        String::from("| method | threshold_high | threshold_low | bad_flagged | good_flagged | meets target |\n");
-    s += "|---|---|---|---|---|---|\n";
+    let mut s = String::from(
+        "| method | threshold_high | threshold_low | bad_flagged | good_flagged | coverage | confident frames \
+         | effective trials | bad trials | observed risk | risk bound | meets |\n",
+    );
+    s += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for (i, r) in rows.iter().enumerate() {
+        let j = &r.judged;
         s += &format!(
-            "| {}{} | {:.6} | {:.6} | {} | {} | {} |\n",
+            "| {}{} | {:.6} | {:.6} | {} | {} | {} | {} | {} | {} | {} | {:.4} | {} |\n",
             r.method.name(),
             if Some(i) == chosen { " (chosen)" } else { "" },
-            r.threshold_high,
-            r.threshold_low,
-            fixed(r.bad_flagged, 3),
-            fixed(r.good_flagged, 3),
+            j.threshold_high,
+            j.threshold_low,
+            fixed(j.bad_flagged(), 3),
+            fixed(j.good_flagged(), 3),
+            fixed(j.coverage(), 3),
+            j.confident(),
+            j.trials,
+            j.events,
+            fixed(j.observed(), 4),
+            j.bound,
             if r.meets { "yes" } else { "no" }
         );
     }
@@ -156,8 +348,8 @@ pub fn parameter_file(header: &[String], row: &MethodRow, settings: &Settings) -
     s += &format!("    score_method: {}\n", row.method.name());
     s += &format!("    pixel_threshold: {}\n", yaml_double(pixel_threshold));
     s += &format!("    band_px: {band_px}\n");
-    s += &format!("    threshold_high: {}\n", yaml_double(row.threshold_high));
-    s += &format!("    threshold_low: {}\n", yaml_double(row.threshold_low));
+    s += &format!("    threshold_high: {}\n", yaml_double(row.threshold_high()));
+    s += &format!("    threshold_low: {}\n", yaml_double(row.threshold_low()));
     s += &format!("    recover_frames: {recover_frames}\n");
     s
 }
@@ -171,8 +363,8 @@ pub struct CalibrateConfig {
     pub topic: String,
     /// Ground-truth mask topic.
     pub gt_topic: String,
-    /// The flagging target.
-    pub target: Target,
+    /// How to choose.
+    pub rule: Rule,
     /// The parameter file to write.
     pub out: PathBuf,
 }
@@ -190,8 +382,8 @@ pub struct Calibration {
     pub bad: usize,
     /// The settings the frames were segmented with.
     pub settings: Settings,
-    /// The target calibrated for.
-    pub target: Target,
+    /// The rule calibrated for.
+    pub rule: Rule,
     /// Problems met on the way.
     pub problems: Vec<Problem>,
 }
@@ -201,18 +393,45 @@ impl Calibration {
     pub fn row(&self) -> &MethodRow {
         &self.rows[self.chosen]
     }
+
+    /// Whether the chosen row meets the rule.
+    pub fn met(&self) -> bool {
+        self.row().meets
+    }
 }
 
-/// Segments every frame of the bags once and sweeps every score method (see the module
-/// documentation); writes the chosen parameters to `cfg.out`.
-pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) -> Result<Calibration, ReplayError> {
-    for (name, v) in
-        [("--max-good-flagged", cfg.target.max_good_flagged), ("--min-bad-flagged", cfg.target.min_bad_flagged)]
-    {
-        if !(0.0..=1.0).contains(&v) {
-            return Err(crate::error::Error::param(name, format!("must be in [0, 1], not {v}")).into());
+fn check_params(rule: &Rule) -> Result<(), ReplayError> {
+    let fraction = |name: &str, v: f64, open: bool| {
+        let ok = if open { v > 0.0 && v < 1.0 } else { (0.0..=1.0).contains(&v) };
+        if ok {
+            Ok(())
+        } else {
+            let range = if open { "(0, 1)" } else { "[0, 1]" };
+            Err(crate::error::Error::param(name, format!("must be in {range}, not {v}")))
+        }
+    };
+    match rule {
+        Rule::Target(t) => {
+            fraction("--max-good-flagged", t.max_good_flagged, false)?;
+            fraction("--min-bad-flagged", t.min_bad_flagged, false)?;
+        }
+        Rule::Risk(r) => {
+            fraction("--max-risk", r.max_risk, true)?;
+            fraction("--delta", r.delta, true)?;
+            if !(r.min_gap_s >= 0.0 && r.min_gap_s.is_finite()) {
+                let msg = format!("must be a non-negative number of seconds, not {}", r.min_gap_s);
+                return Err(crate::error::Error::param("--min-gap", msg).into());
+            }
         }
     }
+    Ok(())
+}
+
+/// Segments every frame of the bags once, replays the gate for every method and candidate
+/// threshold (see the module documentation), and writes the chosen parameters to `cfg.out`
+/// — also when the rule is not met (the best it could do; [`Calibration::met`] says).
+pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) -> Result<Calibration, ReplayError> {
+    check_params(&cfg.rule)?;
     // Every bag must open and have the topics before the model loads (exit 2 at once).
     let mut total = 0;
     for bag in &cfg.bags {
@@ -220,37 +439,39 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
         total += replay::expected_messages(bag, &cfg.topic).unwrap_or(0);
     }
     let mut processor = FrameProcessor::new(Pipeline::new(params)?, LoopOptions::default());
-    let (mut frames, mut problems): (Vec<[CalFrame; 4]>, Vec<Problem>) = (Vec::new(), Vec::new());
+    let (mut frames, mut problems): (Vec<SeqFrame>, Vec<Problem>) = (Vec::new(), Vec::new());
     progress.start("calibrate", Some(total));
-    for bag in &cfg.bags {
+    for (b, bag) in cfg.bags.iter().enumerate() {
         let mut acc = Accumulator::new();
         problems.extend(replay::scan(&mut processor, bag, &cfg.topic, Some(&cfg.gt_topic), &mut |bf, r| {
             progress.step(r.decision.reason.name());
-            if let (Some(seg), Some(gt)) = (r.segmentation(), &bf.gt) {
-                if (gt.width, gt.height) == (seg.width, seg.height) {
-                    let m = acc.add(&seg.prob, &seg.entropy, &seg.mi, &gt.data);
-                    let bad = is_bad(m.iou, m.gt_has_pipe, m.pred_has_pipe);
-                    let insane = r.decision.reason == Reason::ImageQuality;
-                    frames.push(seg.scores.map(|score| CalFrame { score, bad, insane }));
+            let (obs, bad) = match &r.outcome {
+                Err(failure) => (Err(failure.observation()), None),
+                Ok(seg) => {
+                    let obs = if seg.sanity.is_ok() { Ok(seg.scores) } else { Err(Observation::ImageQuality) };
+                    let bad = bf.gt.as_ref().filter(|gt| (gt.width, gt.height) == (seg.width, seg.height)).map(|gt| {
+                        let m = acc.add(&seg.prob, &seg.entropy, &seg.mi, &gt.data);
+                        is_bad(m.iou, m.gt_has_pipe, m.pred_has_pipe)
+                    });
+                    (obs, bad)
                 }
-            }
+            };
+            frames.push(SeqFrame { bag: b, stamp_ns: r.header.stamp.nanos(), obs, bad });
         })?);
     }
     progress.finish();
-    if frames.is_empty() {
+    let labelled = frames.iter().filter(|f| f.bad.is_some()).count();
+    if labelled == 0 {
         return Err(ReplayError::NoGroundTruth { topic: cfg.topic.clone(), gt_topic: cfg.gt_topic.clone() });
     }
+    let settings = processor.settings().clone();
     let rows: Vec<MethodRow> = ScoreMethod::ALL
         .iter()
-        .map(|&method| {
-            let of_method: Vec<CalFrame> = frames.iter().map(|f| f[method.index()]).collect();
-            sweep(method, &of_method, &cfg.target)
-        })
+        .map(|&method| sweep(method, &frames, &cfg.rule, settings.gate.recover_frames))
         .collect();
-    let chosen = choose(&rows).expect("one row per method");
-    let settings = processor.settings().clone();
-    let bad = frames.iter().filter(|f| f[0].bad).count();
-    let cal = Calibration { rows, chosen, frames: frames.len(), bad, settings, target: cfg.target, problems };
+    let chosen = choose(&rows, &cfg.rule).expect("one row per method");
+    let bad = frames.iter().filter(|f| f.bad == Some(true)).count();
+    let cal = Calibration { rows, chosen, frames: labelled, bad, settings, rule: cfg.rule, problems };
     let text = parameter_file(&file_header(cfg, &cal), cal.row(), &cal.settings);
     if let Some(dir) = cfg.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| ReplayError::Output { path: dir.to_path_buf(), source })?;
@@ -260,50 +481,84 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
 }
 
 impl std::fmt::Display for Calibration {
-    /// The trade-off table and the chosen row, as `calibrate` prints them.
+    /// The trade-off table, the chosen row and what it means, as `calibrate` prints them.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (row, t) = (self.row(), &self.target);
+        let row = self.row();
         writeln!(f, "{}", table(&self.rows, Some(self.chosen)))?;
         write!(
             f,
-            "chosen: {} threshold_high {} threshold_low {}; target (bad_flagged >= {}, good_flagged <= {}) {}",
+            "chosen: {} threshold_high {} threshold_low {}; {}",
             row.method.name(),
-            yaml_double(row.threshold_high),
-            yaml_double(row.threshold_low),
-            t.min_bad_flagged,
-            t.max_good_flagged,
-            met(row)
+            yaml_double(row.threshold_high()),
+            yaml_double(row.threshold_low()),
+            verdict(self)
         )
     }
 }
 
-/// "met", or what was done instead.
-pub fn met(row: &MethodRow) -> &'static str {
-    if row.meets {
-        "met"
-    } else {
-        "NOT met (best bad_flagged - good_flagged trade-off instead)"
+/// What the chosen row means, in words: the rule and whether it is met, and if not, why.
+pub fn verdict(cal: &Calibration) -> String {
+    let (row, j) = (cal.row(), &cal.row().judged);
+    match &cal.rule {
+        Rule::Target(t) => format!(
+            "target (bad_flagged >= {}, good_flagged <= {}, gate replayed with hysteresis) {}",
+            t.min_bad_flagged,
+            t.max_good_flagged,
+            if row.meets { "met" } else { "NOT met (best bad_flagged - good_flagged trade-off instead)" }
+        ),
+        Rule::Risk(r) => {
+            let need = risk::min_trials(r.max_risk, r.delta);
+            let head = format!(
+                "P(bad | confident) <= {:.4} with confidence {} ({} bad of {} effective trials, {}; \
+                 observed {} over {} confident frames; coverage {})",
+                j.bound,
+                1.0 - r.delta,
+                j.events,
+                j.trials,
+                if r.min_gap_s > 0.0 {
+                    format!("one per {} s of a bag", r.min_gap_s)
+                } else {
+                    "every frame one".into()
+                },
+                fixed(j.observed(), 4),
+                j.confident(),
+                fixed(j.coverage(), 3)
+            );
+            if row.meets {
+                format!("{head}: max risk {} met", r.max_risk)
+            } else {
+                let most = cal.rows.iter().map(|r| r.judged.good_confident + r.judged.bad_confident).max().unwrap_or(0);
+                let trials = cal.rows.iter().map(|r| r.judged.trials).max().unwrap_or(0);
+                let why = if trials < need {
+                    format!(
+                        "too few frames: a bound <= {} at confidence {} needs >= {need} effective trials even with no \
+                         bad frame, and these bags give at most {trials} ({most} confident frames); record more, or \
+                         pass a smaller --min-gap if frames that far apart are independent",
+                        r.max_risk,
+                        1.0 - r.delta
+                    )
+                } else {
+                    format!("no threshold of any method has a bound <= {} on these bags", r.max_risk)
+                };
+                format!("{head}: max risk {} NOT met ({why}); the best it could do is written", r.max_risk)
+            }
+        }
     }
 }
 
 fn file_header(cfg: &CalibrateConfig, cal: &Calibration) -> Vec<String> {
-    let (row, t, s) = (cal.row(), &cfg.target, &cal.settings);
+    let (j, s) = (&cal.row().judged, &cal.settings);
     let mut header =
         vec!["Written by `pipeline_seg calibrate`; the gate defaults for this model on these bags.".to_string()];
     header.extend(
         cfg.bags.iter().map(|b| format!("bag: {} (topic {}, ground truth {})", b.display(), cfg.topic, cfg.gt_topic)),
     );
+    header.push(verdict(cal));
     header.push(format!(
-        "target: flag >= {} of bad frames, <= {} of good frames \
-         (score > threshold_high or insane; hysteresis not simulated): {}",
-        t.min_bad_flagged,
-        t.max_good_flagged,
-        met(row)
-    ));
-    header.push(format!(
-        "bad_flagged {}, good_flagged {}, samples {}, seed {}",
-        fixed(row.bad_flagged, 3),
-        fixed(row.good_flagged, 3),
+        "bad_flagged {}, good_flagged {}, risk bound {:.4}, samples {}, seed {}",
+        fixed(j.bad_flagged(), 3),
+        fixed(j.good_flagged(), 3),
+        j.bound,
         s.samples,
         s.seed
     ));
@@ -314,30 +569,94 @@ fn file_header(cfg: &CalibrateConfig, cal: &Calibration) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn f(score: f32, bad: bool) -> CalFrame {
-        CalFrame { score, bad, insane: false }
+    const S: i64 = 1_000_000_000;
+
+    /// Frame i of bag 0 at i seconds with the same score under every method.
+    fn f(i: i64, score: f32, bad: bool) -> SeqFrame {
+        SeqFrame { bag: 0, stamp_ns: i * S, obs: Ok([score; METHODS]), bad: Some(bad) }
+    }
+
+    fn target(g: f64, b: f64) -> Rule {
+        Rule::Target(Target { max_good_flagged: g, min_bad_flagged: b })
     }
 
     #[test]
-    fn sweep_finds_a_separating_threshold_and_caps_low() {
-        let frames: Vec<CalFrame> =
-            (0..10).map(|i| f(i as f32 * 0.01, false)).chain((0..10).map(|i| f(0.5 + i as f32 * 0.01, true))).collect();
-        let t = Target { max_good_flagged: 0.1, min_bad_flagged: 0.9 };
-        let r = sweep(ScoreMethod::Mean, &frames, &t);
-        assert!(r.meets);
-        assert_eq!(r.good_flagged, Some(0.0));
-        assert_eq!(r.bad_flagged, Some(1.0));
-        assert!(r.threshold_high >= 0.085 && r.threshold_high < 0.5, "{}", r.threshold_high);
-        assert!(r.threshold_low <= r.threshold_high);
+    fn the_gate_is_replayed_with_its_hysteresis() {
+        // Recovery takes 3 frames below low: the first 2 good frames are not confident, nor
+        // the 2 good frames after the uncertain one.
+        let frames: Vec<SeqFrame> = [0.1, 0.1, 0.1, 0.1, 0.9, 0.1, 0.1, 0.1]
+            .iter()
+            .enumerate()
+            .map(|(i, &s)| f(i as i64, s, s > 0.5))
+            .collect();
+        let gate = GateParams { threshold_high: 0.5, threshold_low: 0.2, recover_frames: 3 };
+        let j = judge(&frames, 0, gate, 0, 0.1);
+        assert_eq!((j.good, j.bad, j.good_confident, j.bad_confident), (7, 1, 3, 0));
+        assert_eq!(j.bad_flagged(), Some(1.0));
+        assert!((j.good_flagged().unwrap() - 4.0 / 7.0).abs() < 1e-12);
+        // A new bag starts recovering again.
+        let mut two = frames.clone();
+        two[3..].iter_mut().for_each(|f| f.bag = 1);
+        assert_eq!(judge(&two, 0, gate, 0, 0.1).good_confident, 2);
+    }
+
+    #[test]
+    fn target_sweep_finds_a_separating_threshold_and_caps_low() {
+        let frames: Vec<SeqFrame> = (0..10)
+            .map(|i| f(i, i as f32 * 0.01, false))
+            .chain((10..20).map(|i| f(i, 0.5 + i as f32 * 0.01, true)))
+            .collect();
+        let r = sweep(ScoreMethod::Mean, &frames, &target(0.4, 0.9), 1);
+        assert!(r.meets, "{r:?}");
+        assert_eq!(r.judged.bad_flagged(), Some(1.0));
+        assert!(r.threshold_high() >= 0.085 && r.threshold_high() < 0.6, "{}", r.threshold_high());
+        assert!(r.threshold_low() <= r.threshold_high());
     }
 
     #[test]
     fn unmet_target_is_reported_and_choose_prefers_meeting_rows() {
-        let frames = vec![f(0.5, false), f(0.5, true), f(0.1, true), f(0.2, false)];
-        let t = Target { max_good_flagged: 0.0, min_bad_flagged: 1.0 };
-        let bad = sweep(ScoreMethod::P95, &frames, &t);
+        let frames = vec![f(0, 0.5, false), f(1, 0.5, true), f(2, 0.1, true), f(3, 0.2, false)];
+        let rule = target(0.0, 1.0);
+        let bad = sweep(ScoreMethod::P95, &frames, &rule, 1);
         assert!(!bad.meets);
         let good = MethodRow { meets: true, ..bad };
-        assert_eq!(choose(&[bad, good]), Some(1));
+        assert_eq!(choose(&[bad, good], &rule), Some(1));
+    }
+
+    #[test]
+    fn risk_rule_picks_the_loosest_threshold_that_keeps_the_bound() {
+        // 100 good frames with scores 0..0.5, then 10 bad ones at 0.6..0.7, one per second.
+        let mut frames: Vec<SeqFrame> = (0..100).map(|i| f(i, i as f32 * 0.005, false)).collect();
+        frames.extend((100..110).map(|i| f(i, 0.6 + (i - 100) as f32 * 0.01, true)));
+        let rule = Rule::Risk(RiskTarget { max_risk: 0.05, delta: 0.1, min_gap_s: 0.0 });
+        let r = sweep(ScoreMethod::Mean, &frames, &rule, 1);
+        assert!(r.meets, "{r:?}");
+        assert!(r.judged.bound <= 0.05);
+        // Every good frame is kept; one bad frame still fits under the bound (1 in 101: 0.038),
+        // two do not (0.052), so the sequence stops there.
+        assert_eq!((r.judged.good_confident, r.judged.bad_confident), (100, 1));
+        assert_eq!(r.threshold_high(), 0.6);
+    }
+
+    #[test]
+    fn risk_rule_says_too_few_when_no_threshold_can_pass() {
+        let frames: Vec<SeqFrame> = (0..20).map(|i| f(i, i as f32 * 0.01, false)).collect();
+        let rule = Rule::Risk(RiskTarget { max_risk: 0.05, delta: 0.1, min_gap_s: 0.0 });
+        let r = sweep(ScoreMethod::Mean, &frames, &rule, 1);
+        assert!(!r.meets);
+        assert_eq!(r.judged.trials, 20);
+        assert!((r.judged.bound - (1.0 - 0.1f64.powf(1.0 / 20.0))).abs() < 1e-12);
+        // With a 5 s gap the 20 frames are 4 trials.
+        let gapped = Rule::Risk(RiskTarget { max_risk: 0.05, delta: 0.1, min_gap_s: 5.0 });
+        assert_eq!(sweep(ScoreMethod::Mean, &frames, &gapped, 1).judged.trials, 4);
+    }
+
+    #[test]
+    fn candidates_are_capped_and_keep_the_ends() {
+        let scores: Vec<f32> = (0..10_000).map(|i| i as f32 / 10_000.0).collect();
+        let c = candidates(&scores);
+        assert!(c.len() <= MAX_CANDIDATES + 2);
+        assert_eq!((c[0], *c.last().unwrap()), (0.0, 1.0));
+        assert!(c.windows(2).all(|w| w[0] < w[1]));
     }
 }

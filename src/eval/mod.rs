@@ -7,6 +7,7 @@ pub mod calibrate;
 pub mod infer;
 pub mod metrics;
 pub mod replay;
+pub mod risk;
 pub mod select;
 
 use std::path::PathBuf;
