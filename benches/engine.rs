@@ -33,6 +33,8 @@ fn shipped_info() -> ModelInfo {
             threshold_low: 0.4074,
             recover_frames: 3,
         },
+        feature_distance: false,
+        trust: None,
     }
 }
 

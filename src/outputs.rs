@@ -7,6 +7,7 @@ use crate::engine::config::Settings;
 use crate::engine::gate::Decision;
 use crate::engine::pipeline::Segmentation;
 use crate::engine::processor::FrameResult;
+use crate::engine::score::ScoreMethod;
 use crate::error::{Error, Result};
 use crate::msg::{cdr::CdrMessage, Bool, DiagnosticArray, DiagnosticStatus, FrameMsg, Header, Image, KeyValue, Qos};
 use crate::view::render;
@@ -192,6 +193,10 @@ pub fn confidence_values(
         Some((seg, visible)) => (seg.score.to_string(), seg.pipeline_fraction.to_string(), visible, seg.samples),
         None => (String::new(), String::new(), false, settings.samples),
     };
+    // Empty when the frame or the model has none (docs/interfaces.md §9).
+    let s = seg.map(|(s, _)| s);
+    let distance = s.and_then(|s| s.feature_distance).map_or_else(String::new, |d| d.to_string());
+    let trust = s.map(|s| s.scores[ScoreMethod::Trust.index()]).filter(|t| !t.is_nan());
     vec![
         ("score", score),
         ("score_method", settings.score.method.name().to_string()),
@@ -201,6 +206,8 @@ pub fn confidence_values(
         ("pipeline_visible", visible.to_string()),
         ("samples", samples.to_string()),
         ("latency_ms", format!("{latency_ms:.3}")),
+        ("feature_distance", distance),
+        ("trust", trust.map_or_else(String::new, |t| t.to_string())),
     ]
 }
 

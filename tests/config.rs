@@ -27,6 +27,8 @@ fn info() -> ModelInfo {
             threshold_low: 0.25,
             recover_frames: 4,
         },
+        feature_distance: false,
+        trust: None,
     }
 }
 

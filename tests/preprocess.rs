@@ -29,6 +29,8 @@ fn info(resize: ResizeMode) -> ModelInfo {
             threshold_low: 0.2,
             recover_frames: 3,
         },
+        feature_distance: false,
+        trust: None,
     }
 }
 

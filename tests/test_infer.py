@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "training"))
 import mcd  # noqa: E402
 
 SUMMARY_KEYS = {"model", "samples", "seed", "execution_provider", "score_method", "threshold_high", "frames"}
-FRAME_KEYS = {"input", "score", "confident", "reason", "pipeline_fraction", "latency_ms", "error"}
+FRAME_KEYS = {"input", "score", "confident", "reason", "pipeline_fraction", "latency_ms", "trust", "signals", "error"}
 MAP_SUFFIXES = ("_mask.png", "_prob.npy", "_entropy.npy", "_mi.npy", "_entropy.png", "_overlay.png")
 EPS = 1e-7
 

@@ -58,7 +58,7 @@ from std_msgs.msg import Bool, Header  # noqa: E402
 
 FRAME_IMAGE_TOPICS = ("mask", "probability", "entropy", "mutual_information", "entropy_color", "overlay")
 CONFIDENCE_KEYS = ("score", "score_method", "threshold_high", "threshold_low", "pipeline_fraction",
-                   "pipeline_visible", "samples", "latency_ms")
+                   "pipeline_visible", "samples", "latency_ms", "feature_distance", "trust")
 DIAGNOSTICS_KEYS = {"input_hz", "processed_hz", "dropped", "decode_errors", "latency_p50_ms", "latency_p95_ms",
                     "execution_provider", "samples", "model"}
 LEVEL = {"ok": 0, "recovering": 1, "uncertain": 1, "image_quality": 1,

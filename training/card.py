@@ -218,7 +218,7 @@ def main():
         out += [f"| {r['assumption']} | {'yes' if r['holds'] else '**no**'}{' (near)' if r['near'] else ''} | {r['detail']} |"
                 for r in c["checks"]]
         out.append("")
-    for extra in ("finetune_check/card_section.md", "al_study/card_section.md"):
+    for extra in ("trust/card_section.md", "finetune_check/card_section.md", "al_study/card_section.md"):
         f = HERE / "runs" / extra
         if f.exists():
             out += [f.read_text(), ""]

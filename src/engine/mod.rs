@@ -1,6 +1,6 @@
 //! The engine, in the order a frame flows through it: decode ([`image`]) → input sanity
 //! ([`sanity`]) → model input ([`preprocess`]) → dropout masks ([`sampler`]) → ONNX Runtime
-//! ([`model`]) → maps ([`uncertainty`]) and frame scores ([`score`]) → [`pipeline`]; then the
+//! ([`model`]) → maps ([`uncertainty`]) and frame scores ([`score`]) and the trust score ([`trust`]) → [`pipeline`]; then the
 //! confidence decision ([`gate`]) and the one frame loop ([`processor`]). [`config`] resolves
 //! the parameters against the model's metadata. Nothing here writes files or knows about bags.
 
@@ -14,4 +14,5 @@ pub mod processor;
 pub mod sampler;
 pub mod sanity;
 pub mod score;
+pub mod trust;
 pub mod uncertainty;

@@ -1,5 +1,6 @@
 //! The ONNX model: find ONNX Runtime, load, validate against the model contract, run.
 
+use crate::engine::trust::TrustModel;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -133,6 +134,10 @@ pub struct ModelInfo {
     pub default_samples: usize,
     /// Gate defaults calibrated on the validation split.
     pub gate: GateDefaults,
+    /// Whether the graph has the optional output `feature_distance` (docs/interfaces.md §9).
+    pub feature_distance: bool,
+    /// The trust score's coefficients (metadata `trust_*`), if the model has them.
+    pub trust: Option<TrustModel>,
 }
 
 impl ModelInfo {
@@ -199,13 +204,14 @@ impl Model {
 
     /// Runs one image [1,3,H,W] with `t` samples; `masks[k]` holds `t * C_k` values. `use_probs`
     /// gets the probabilities [T,C,H,W] straight from ONNX Runtime's output buffer (no copy).
+    /// Also returns the frame's `feature_distance` when the model has that output.
     pub fn run<R>(
         &mut self,
         image: ArrayView4<'_, f32>,
         masks: &[Vec<f32>],
         t: usize,
         use_probs: impl FnOnce(ArrayView4<'_, f32>) -> R,
-    ) -> Result<R> {
+    ) -> Result<(R, Option<f32>)> {
         let (h, w) = (self.info.height, self.info.width);
         let infer_err = |e: ort::Error| Error::Inference(e.to_string());
         let shape_err = |e: ndarray::ShapeError| Error::Inference(format!("input shape: {e}"));
@@ -229,7 +235,17 @@ impl Model {
         }
         let probs =
             ArrayView4::from_shape((t, 2, h, w), probs).map_err(|e| Error::Inference(format!("output: {e}")))?;
-        Ok(use_probs(probs))
+        let distance = match self.info.feature_distance {
+            true => {
+                let (_, d) = outputs[FEATURE_DISTANCE].try_extract_tensor::<f32>().map_err(infer_err)?;
+                let d = *d.first().ok_or_else(|| Error::Inference(format!("'{FEATURE_DISTANCE}' is empty")))?;
+                // A NaN or negative distance is no distance: the trust score then treats the
+                // frame as new (docs/interfaces.md §9), never as typical.
+                Some(if d >= 0.0 { d } else { f32::INFINITY })
+            }
+            false => None,
+        };
+        Ok((use_probs(probs), distance))
     }
 }
 
@@ -335,7 +351,14 @@ fn read_info(session: &Session) -> std::result::Result<ModelInfo, String> {
             threshold_low: num("threshold_low", get("threshold_low")?)?,
             recover_frames: num("recover_frames", get("recover_frames")?)?,
         },
+        feature_distance: session.outputs().iter().any(|o| o.name() == FEATURE_DISTANCE),
+        trust: TrustModel::from_metadata(|k| meta.custom(k))?,
     };
+    if info.trust.as_ref().is_some_and(|t| t.needs_feature_distance()) && !info.feature_distance {
+        return Err(format!(
+            "metadata 'trust_features' uses feature_distance, but the graph has no '{FEATURE_DISTANCE}' output"
+        ));
+    }
     if !(0.0..1.0).contains(&info.dropout_p) {
         return Err(format!("metadata 'dropout_p' = {} is outside [0, 1)", info.dropout_p));
     }
@@ -380,10 +403,20 @@ fn check_signature(session: &Session, info: &ModelInfo) -> std::result::Result<(
     let out = session.outputs().iter().find(|o| o.name() == "probs").ok_or("output 'probs' missing")?;
     let want = [-1, -1, 2, info.height as i64, info.width as i64];
     match dims(out.dtype()) {
-        Some((TensorElementType::Float32, got)) if fits(&got, &want) => Ok(()),
-        other => Err(format!("output 'probs' is {other:?}, expected float32 {want:?} (-1 = any)")),
+        Some((TensorElementType::Float32, got)) if fits(&got, &want) => {}
+        other => return Err(format!("output 'probs' is {other:?}, expected float32 {want:?} (-1 = any)")),
     }
+    if let Some(o) = session.outputs().iter().find(|o| o.name() == FEATURE_DISTANCE) {
+        match dims(o.dtype()) {
+            Some((TensorElementType::Float32, got)) if got.len() == 1 => {}
+            other => return Err(format!("output '{FEATURE_DISTANCE}' is {other:?}, expected float32 [N]")),
+        }
+    }
+    Ok(())
 }
+
+/// The optional frame-level output of docs/interfaces.md §9.
+pub const FEATURE_DISTANCE: &str = "feature_distance";
 
 /// Directories that may hold the source checkout (models/, .venv): the build's own source
 /// directory, `PIPELINE_SEG_ROOT`, and the ancestors of the running executable.

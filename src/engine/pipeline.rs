@@ -10,8 +10,9 @@ use crate::engine::preprocess::{crop, resize_map, to_tensor};
 use crate::engine::sampler::Sampler;
 use crate::engine::sanity::{sanity, SanityFailure};
 use crate::engine::score::{frame_score, ScoreMethod, ScoreParams};
+use crate::engine::trust::{Signals, FEATURE_DISTANCE};
 use crate::engine::uncertainty::aggregate;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 impl std::str::FromStr for Resolution {
     type Err = crate::error::Error;
@@ -56,9 +57,14 @@ pub struct Segmentation {
     /// Frame score (docs/interfaces.md §2) under the configured `score_method`, from the entropy at
     /// model resolution.
     pub score: f32,
-    /// The entropy's frame score under every method (in [`ScoreMethod::ALL`] order), with the
+    /// The frame score under every method (in [`ScoreMethod::ALL`] order), with the
     /// configured `pixel_threshold` and `band_px`: `calibrate` compares them in one pass.
+    /// `trust` is NaN for a model without a trust model (the gate reads NaN as uncertain).
     pub scores: [f32; ScoreMethod::ALL.len()],
+    /// The frame's signals (docs/interfaces.md §9, [`crate::engine::trust::SIGNALS`] order).
+    pub signals: Signals,
+    /// The model's `feature_distance` output, when it has one.
+    pub feature_distance: Option<f32>,
     /// The configured `score_method` applied to the mutual information at model resolution
     /// (`select --by mi`).
     pub mi_score: f32,
@@ -103,6 +109,7 @@ impl Pipeline {
     pub fn new(params: &Params) -> Result<Pipeline> {
         let model = Model::load(&params.resolve_model_path()?, &params.model_options())?;
         let settings = params.resolve(&model.info)?;
+        check_trust(&settings, &model)?;
         let sampler = Sampler::new(settings.seed, model.info.dropout_p);
         Ok(Pipeline { model, sampler, settings, one_pass_per_sample: false })
     }
@@ -116,6 +123,7 @@ impl Pipeline {
     /// stream is not restarted.
     pub fn set_settings(&mut self, settings: Settings) -> Result<()> {
         settings.validate()?;
+        check_trust(&settings, &self.model)?;
         self.settings = settings;
         Ok(())
     }
@@ -128,13 +136,14 @@ impl Pipeline {
         let (tensor, place) = to_tensor(frame, &info.input())?;
         let sites = info.dropout_sites.clone();
         let hw = mw * mh;
-        let (maps, probs) = if self.one_pass_per_sample {
+        let ((maps, probs), feature_distance) = if self.one_pass_per_sample {
             let mut all = Array4::<f32>::zeros((t, 2, mh, mw));
+            let mut distance = None;
             for mut sample in all.outer_iter_mut() {
                 let masks = self.sampler.masks(&sites, 1);
-                self.model.run(tensor.view(), &masks, 1, |p| sample.assign(&p.index_axis(Axis(0), 0)))?;
+                distance = self.model.run(tensor.view(), &masks, 1, |p| sample.assign(&p.index_axis(Axis(0), 0)))?.1;
             }
-            (aggregate(standard(all.view()), t, 2, hw), keep_samples.then_some(all))
+            ((aggregate(standard(all.view()), t, 2, hw), keep_samples.then_some(all)), distance)
         } else {
             let masks = self.sampler.masks(&sites, t);
             self.model.run(tensor.view(), &masks, t, |p| {
@@ -148,8 +157,22 @@ impl Pipeline {
         for (out, method) in scores.iter_mut().zip(ScoreMethod::ALL) {
             *out = frame_score(&ent_c, &prob_c, pw, ph, &ScoreParams { method, ..params })?;
         }
+        let on_mi = |method| frame_score(&mi_c, &prob_c, pw, ph, &ScoreParams { method, ..params });
+        let model_fraction = prob_c.iter().filter(|&&p| p > 0.5).count() as f32 / prob_c.len().max(1) as f32;
+        let signals: Signals = [
+            scores[ScoreMethod::Mean.index()],
+            scores[ScoreMethod::P95.index()],
+            scores[ScoreMethod::FractionAbove.index()],
+            scores[ScoreMethod::PipelineMean.index()],
+            on_mi(ScoreMethod::Mean)?,
+            on_mi(ScoreMethod::PipelineMean)?,
+            feature_distance.unwrap_or(f32::NAN),
+            model_fraction,
+        ];
+        debug_assert!(!signals[FEATURE_DISTANCE].is_nan() || feature_distance.is_none());
+        scores[ScoreMethod::Trust.index()] = self.model.info.trust.as_ref().map_or(f32::NAN, |m| m.score(&signals));
         let score = scores[params.method.index()];
-        let mi_score = frame_score(&mi_c, &prob_c, pw, ph, &params)?;
+        let mi_score = on_mi(params.method)?;
         let (width, height) = match resolution {
             Resolution::Input => (frame.width, frame.height),
             Resolution::Model => (place.width, place.height),
@@ -167,6 +190,8 @@ impl Pipeline {
             mask,
             score,
             scores,
+            signals,
+            feature_distance,
             mi_score,
             sanity: sanity(&frame.rgb, &self.settings.sanity),
             pipeline_fraction,
@@ -174,4 +199,17 @@ impl Pipeline {
             probs,
         })
     }
+}
+
+/// `score_method: trust` needs a trust model in the model's metadata (docs/interfaces.md §9).
+fn check_trust(settings: &Settings, model: &Model) -> Result<()> {
+    if settings.score.method == ScoreMethod::Trust && model.info.trust.is_none() {
+        let why = if model.info.feature_distance {
+            "the model has no trust model (metadata trust_*)"
+        } else {
+            "the model has no trust model (metadata trust_*) and no feature_distance output"
+        };
+        return Err(Error::param("score_method", format!("trust: {why}; use another method or a newer model")));
+    }
+    Ok(())
 }

@@ -17,6 +17,9 @@ pub enum ScoreMethod {
     FractionAbove,
     /// Mean entropy over predicted-pipeline pixels dilated by `band_px` (`p95` when none).
     PipelineMean,
+    /// The estimated probability that the frame is bad, from all its signals
+    /// (docs/interfaces.md §9); needs a model with a trust model in its metadata.
+    Trust,
 }
 
 impl FromStr for ScoreMethod {
@@ -27,9 +30,10 @@ impl FromStr for ScoreMethod {
             "p95" => Ok(ScoreMethod::P95),
             "fraction_above" => Ok(ScoreMethod::FractionAbove),
             "pipeline_mean" => Ok(ScoreMethod::PipelineMean),
+            "trust" => Ok(ScoreMethod::Trust),
             other => Err(Error::param(
                 "score_method",
-                format!("'{other}' unknown; use mean, p95, fraction_above or pipeline_mean"),
+                format!("'{other}' unknown; use mean, p95, fraction_above, pipeline_mean or trust"),
             )),
         }
     }
@@ -37,8 +41,13 @@ impl FromStr for ScoreMethod {
 
 impl ScoreMethod {
     /// Every method, in the order of [`ScoreMethod::index`].
-    pub const ALL: [ScoreMethod; 4] =
-        [ScoreMethod::Mean, ScoreMethod::P95, ScoreMethod::FractionAbove, ScoreMethod::PipelineMean];
+    pub const ALL: [ScoreMethod; 5] = [
+        ScoreMethod::Mean,
+        ScoreMethod::P95,
+        ScoreMethod::FractionAbove,
+        ScoreMethod::PipelineMean,
+        ScoreMethod::Trust,
+    ];
 
     /// The method's position in [`ScoreMethod::ALL`].
     pub fn index(self) -> usize {
@@ -52,6 +61,7 @@ impl ScoreMethod {
             ScoreMethod::P95 => "p95",
             ScoreMethod::FractionAbove => "fraction_above",
             ScoreMethod::PipelineMean => "pipeline_mean",
+            ScoreMethod::Trust => "trust",
         }
     }
 }
@@ -73,14 +83,15 @@ pub fn percentile95(values: &[f32]) -> f32 {
 }
 
 /// The frame score of an entropy map `w`×`h` (docs/interfaces.md §2); `prob` decides pipeline pixels.
-/// Defined for every frame: an empty prediction falls back to `p95`.
+/// Defined for every frame: an empty prediction falls back to `p95`. `trust` is no aggregate of
+/// one map (the pipeline computes it from all signals): on a map it is `pipeline_mean`.
 pub fn frame_score(entropy: &[f32], prob: &[f32], w: usize, h: usize, params: &ScoreParams) -> Result<f32> {
     let n = entropy.len().max(1) as f32;
     Ok(match params.method {
         ScoreMethod::Mean => entropy.iter().map(|&v| v as f64).sum::<f64>() as f32 / n,
         ScoreMethod::P95 => percentile95(entropy),
         ScoreMethod::FractionAbove => entropy.iter().filter(|&&v| v > params.pixel_threshold).count() as f32 / n,
-        ScoreMethod::PipelineMean => {
+        ScoreMethod::PipelineMean | ScoreMethod::Trust => {
             let pred: Vec<u8> = prob.iter().map(|&p| (p > 0.5) as u8).collect();
             if !pred.contains(&1) {
                 return Ok(percentile95(entropy));

@@ -372,7 +372,7 @@ pub struct CalibrateConfig {
 /// What `calibrate` found.
 #[derive(Debug)]
 pub struct Calibration {
-    /// One row per score method, in [`ScoreMethod::ALL`] order.
+    /// One row per score method the model can compute, in [`ScoreMethod::ALL`] order.
     pub rows: Vec<MethodRow>,
     /// The chosen row.
     pub chosen: usize,
@@ -465,10 +465,15 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
         return Err(ReplayError::NoGroundTruth { topic: cfg.topic.clone(), gt_topic: cfg.gt_topic.clone() });
     }
     let settings = processor.settings().clone();
+    // A method the model cannot compute (trust without a trust model) has no row.
     let rows: Vec<MethodRow> = ScoreMethod::ALL
         .iter()
+        .filter(|m| frames.iter().any(|f| f.obs.is_ok_and(|s| !s[m.index()].is_nan())))
         .map(|&method| sweep(method, &frames, &cfg.rule, settings.gate.recover_frames))
         .collect();
+    if rows.is_empty() {
+        return Err(ReplayError::NoGroundTruth { topic: cfg.topic.clone(), gt_topic: cfg.gt_topic.clone() });
+    }
     let chosen = choose(&rows, &cfg.rule).expect("one row per method");
     let bad = frames.iter().filter(|f| f.bad == Some(true)).count();
     let cal = Calibration { rows, chosen, frames: labelled, bad, settings, rule: cfg.rule, problems };

@@ -9,6 +9,8 @@ use serde::Serialize;
 use crate::engine::config::Params;
 use crate::engine::pipeline::{Pipeline, Resolution, Segmentation};
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, GateMode, LoopOptions, Source};
+use crate::engine::score::ScoreMethod;
+use crate::engine::trust::SIGNALS;
 use crate::error::{Error, Result};
 use crate::eval::Progress;
 use crate::io::files::{collect_inputs, unique_stem};
@@ -44,6 +46,10 @@ pub struct InferFrame {
     pub pipeline_fraction: Option<f64>,
     /// Decode + segmentation time [ms]; `None` for a failed input.
     pub latency_ms: Option<f64>,
+    /// The trust score (docs/interfaces.md §9); `None` for a failed input or a model without one.
+    pub trust: Option<f64>,
+    /// The frame's signals by name (`null` where the model has none); `None` for a failed input.
+    pub signals: Option<std::collections::BTreeMap<&'static str, Option<f64>>>,
     /// Why the input failed.
     pub error: Option<String>,
 }
@@ -126,6 +132,14 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
                     reason: d.reason.name(),
                     pipeline_fraction: Some(short(seg.pipeline_fraction)),
                     latency_ms: Some(r.latency_ms),
+                    trust: Some(seg.scores[ScoreMethod::Trust.index()] as f64).filter(|t| !t.is_nan()),
+                    signals: Some(
+                        SIGNALS
+                            .iter()
+                            .zip(seg.signals)
+                            .map(|(&n, v)| (n, Some(v as f64).filter(|v| !v.is_nan())))
+                            .collect(),
+                    ),
                     error: None,
                 }
             }
@@ -149,6 +163,8 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
                     reason,
                     pipeline_fraction: None,
                     latency_ms: None,
+                    trust: None,
+                    signals: None,
                     error: Some(error),
                 }
             }

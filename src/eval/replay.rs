@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, Source};
+use crate::engine::score::ScoreMethod;
 use crate::eval::metrics::{spearman, Accumulator, FrameMetrics, GateStats, GateSummary, Metrics};
 use crate::eval::Problem;
 use crate::io::bag_read::{self, BagError, BagMessage, MessagePos};
@@ -326,6 +327,10 @@ pub struct FrameRow {
     pub latency_ms: f64,
     /// Metrics against the ground truth, when the frame has some.
     pub metrics: Option<FrameMetrics>,
+    /// The model's `feature_distance`, when it has that output.
+    pub feature_distance: Option<f32>,
+    /// The trust score, when the model has a trust model.
+    pub trust: Option<f32>,
 }
 
 /// `metrics.json`: docs/interfaces.md §7 over the frames with ground truth, and what ran.
@@ -562,8 +567,11 @@ pub fn run(
     let mut csv = std::fs::File::create(&csv_path)
         .map(std::io::BufWriter::new)
         .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
-    writeln!(csv, "stamp_ns,score,confident,reason,pipeline_fraction,latency_ms,iou,dice,pixel_error_rate")
-        .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
+    writeln!(
+        csv,
+        "stamp_ns,score,confident,reason,pipeline_fraction,latency_ms,iou,dice,pixel_error_rate,feature_distance,trust"
+    )
+    .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
     let mut ev = Evaluation {
         acc: Accumulator::new(),
         gate_stats: GateStats::new(),
@@ -616,11 +624,13 @@ pub fn run(
             pipeline_fraction: seg.map(|s| s.pipeline_fraction),
             latency_ms: r.latency_ms,
             metrics,
+            feature_distance: seg.and_then(|s| s.feature_distance),
+            trust: seg.map(|s| s.scores[ScoreMethod::Trust.index()]).filter(|t| !t.is_nan()),
         };
         let m = row.metrics;
         writeln!(
             csv,
-            "{},{},{},{},{},{:.3},{},{},{}",
+            "{},{},{},{},{},{:.3},{},{},{},{},{}",
             row.stamp_ns,
             opt(row.score),
             row.decision.confident,
@@ -630,6 +640,8 @@ pub fn run(
             opt(m.map(|m| m.iou)),
             opt(m.map(|m| m.dice)),
             opt(m.map(|m| m.pixel_error_rate)),
+            opt(row.feature_distance),
+            opt(row.trust),
         )
         .map_err(|e| Stop::Output(format!("{}: {e}", csv_path.display())))?;
         let first = *ev.first_ns.get_or_insert(t);

@@ -31,7 +31,7 @@ pub struct NodeParams {
     pub input_reliability: String,
     /// Input QoS depth (keep last), 1..100
     pub input_depth: i64,
-    /// Frame score: mean | p95 | fraction_above | pipeline_mean (default: the model's)
+    /// Frame score: mean | p95 | fraction_above | pipeline_mean | trust (default: the model's)
     pub score_method: String,
     /// Entropy above which a pixel counts for fraction_above, 0..1 (default: the model's)
     pub pixel_threshold: f64,

@@ -1,0 +1,220 @@
+"""Feature density: add the optional output `feature_distance` (docs/interfaces.md §9) to a model.
+
+    python training/density.py MODEL.onnx --data training/data --splits train --out OUT.onnx [--report R.json]
+
+The distance is a Mahalanobis distance (Lee et al. 2018; DDU, Mukhoti et al. 2021) of the
+frame's pooled trunk features to their training distribution: class-conditional means (frames
+with and without pipeline) with one shared, shrunk covariance, the smaller of the two
+distances, divided by its 95th percentile on the fitting frames (so 0 is the training mean, ~1
+the edge of what training saw, larger is new). The trunk runs once per frame (before the first
+dropout site), so the output costs a pooling and two small matrix products. Pooled features:
+the mean and the standard deviation over space of the bottleneck map (the tensor the decoder's
+first upsampling reads), log-compressed because ReLU activations are heavy-tailed.
+
+Works on any §1 model without PyTorch (onnx + onnxruntime + numpy); an older model keeps every
+other output, and re-running replaces an existing `feature_distance`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+sys.path.insert(0, os.path.dirname(__file__))
+import mcd  # noqa: E402
+
+OUTPUT = "feature_distance"
+PREFIX = "fd/"
+SHRINK = 0.1  # covariance shrinkage towards its mean diagonal (the fit has a few hundred frames)
+
+
+def bottleneck(model: onnx.ModelProto) -> str:
+    """The bottleneck map: the input of the first Resize after the last MaxPool (the deepest,
+    still deterministic encoder output)."""
+    nodes = list(model.graph.node)
+    pools = [i for i, n in enumerate(nodes) if n.op_type == "MaxPool"]
+    if not pools:
+        raise ValueError("no MaxPool in the graph: cannot find the trunk's bottleneck")
+    for n in nodes[pools[-1]:]:
+        if n.op_type == "Resize":
+            return n.input[0]
+    raise ValueError("no Resize after the last MaxPool: cannot find the trunk's bottleneck")
+
+
+def strip(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model without a `feature_distance` output and its nodes (a refit replaces them)."""
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    keep = [n for n in m.graph.node if not n.name.startswith(PREFIX)]
+    del m.graph.node[:]
+    m.graph.node.extend(keep)
+    for coll in (m.graph.initializer,):
+        keep = [t for t in coll if not t.name.startswith(PREFIX)]
+        del coll[:]
+        coll.extend(keep)
+    outs = [o for o in m.graph.output if o.name != OUTPUT]
+    del m.graph.output[:]
+    m.graph.output.extend(outs)
+    return m
+
+
+def pooling_nodes(src: str):
+    """Nodes computing the pooled features [N, 2C] of map `src` [N, C, h, w]."""
+    p = PREFIX
+    return [
+        helper.make_node("GlobalAveragePool", [src], [p + "mean4"], name=p + "gap"),
+        helper.make_node("Mul", [src, src], [p + "sq"], name=p + "sq"),
+        helper.make_node("GlobalAveragePool", [p + "sq"], [p + "msq4"], name=p + "gap2"),
+        helper.make_node("Mul", [p + "mean4", p + "mean4"], [p + "m2"], name=p + "m2"),
+        helper.make_node("Sub", [p + "msq4", p + "m2"], [p + "var4"], name=p + "var"),
+        helper.make_node("Relu", [p + "var4"], [p + "varp4"], name=p + "varp"),
+        helper.make_node("Sqrt", [p + "varp4"], [p + "sd4"], name=p + "sd"),
+        helper.make_node("Concat", [p + "mean4", p + "sd4"], [p + "cat4"], name=p + "cat", axis=1),
+        helper.make_node("Flatten", [p + "cat4"], [p + "flat"], name=p + "flat", axis=1),
+        helper.make_node("Add", [p + "flat", p + "one"], [p + "flat1"], name=p + "add1"),
+        helper.make_node("Log", [p + "flat1"], [p + "feat"], name=p + "log"),
+    ], [numpy_helper.from_array(np.ones((1,), np.float32), p + "one")]
+
+
+def features_model(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with the pooled features as an extra output `fd/feat` (for fitting)."""
+    m = strip(model)
+    nodes, inits = pooling_nodes(bottleneck(m))
+    m.graph.node.extend(nodes)
+    m.graph.initializer.extend(inits)
+    m.graph.output.append(helper.make_tensor_value_info(PREFIX + "feat", TensorProto.FLOAT, None))
+    return m
+
+
+def pooled(model: onnx.ModelProto, frames, threads: int = 0) -> np.ndarray:
+    """Pooled features [N, D] of RGB frames, from ONNX Runtime."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "feat.onnx"
+        onnx.save(features_model(model), path)
+        sess, meta = mcd.load(str(path), threads)
+        masks = mcd.ones_masks(meta)
+        out = []
+        for rgb in frames:
+            feeds = {"image": mcd.preprocess(rgb, meta), **{f"dropout_mask_{k}": v for k, v in enumerate(masks)}}
+            out.append(sess.run([PREFIX + "feat"], feeds)[0][0])
+    return np.stack(out).astype(np.float64)
+
+
+def fit(feats: np.ndarray, has_pipe: np.ndarray) -> dict:
+    """Class means, the shared shrunk covariance's whitening matrix, and the scale (95th
+    percentile of the fitting frames' distance)."""
+    classes = [c for c in (False, True) if (has_pipe == c).sum() >= 2]
+    means = np.stack([feats[has_pipe == c].mean(0) for c in classes])
+    resid = np.concatenate([feats[has_pipe == c] - means[i] for i, c in enumerate(classes)])
+    cov = resid.T @ resid / max(1, len(resid) - len(classes))
+    cov = (1 - SHRINK) * cov + SHRINK * np.eye(len(cov)) * np.trace(cov) / len(cov)
+    whiten = np.linalg.cholesky(np.linalg.inv(cov))  # P = W W^T: |(x - mu) W|^2 = Mahalanobis^2
+    d = distances(feats, means, whiten)
+    return {"means": means, "whiten": whiten, "scale": float(np.percentile(d, 95)), "classes": classes}
+
+
+def distances(feats, means, whiten, scale=1.0):
+    d2 = np.stack([(((feats - mu) @ whiten) ** 2).sum(1) for mu in means])
+    return np.sqrt(d2.min(0)) / scale
+
+
+def with_distance(model: onnx.ModelProto, f: dict) -> onnx.ModelProto:
+    """The model with the output `feature_distance` [N] computed in the graph."""
+    m = strip(model)
+    nodes, inits = pooling_nodes(bottleneck(m))
+    p = PREFIX
+    inits.append(numpy_helper.from_array(f["whiten"].astype(np.float32), p + "whiten"))
+    inits.append(numpy_helper.from_array(np.array([f["scale"]], np.float32), p + "scale"))
+    d2 = []
+    for k, mu in enumerate(f["means"]):
+        inits.append(numpy_helper.from_array(mu.astype(np.float32)[None], p + f"mu{k}"))
+        nodes += [
+            helper.make_node("Sub", [p + "feat", p + f"mu{k}"], [p + f"c{k}"], name=p + f"c{k}"),
+            helper.make_node("MatMul", [p + f"c{k}", p + "whiten"], [p + f"w{k}"], name=p + f"w{k}"),
+            helper.make_node("ReduceSumSquare", [p + f"w{k}"], [p + f"d2_{k}"], name=p + f"d2_{k}", axes=[1],
+                             keepdims=0),
+        ]
+        d2.append(p + f"d2_{k}")
+    nodes += [
+        helper.make_node("Min", d2, [p + "d2"], name=p + "min"),
+        helper.make_node("Sqrt", [p + "d2"], [p + "d"], name=p + "sqrt"),
+        helper.make_node("Div", [p + "d", p + "scale"], [OUTPUT], name=p + "scale"),
+    ]
+    m.graph.node.extend(nodes)
+    m.graph.initializer.extend(inits)
+    m.graph.output.append(helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["N"]))
+    onnx.checker.check_model(m)
+    return m
+
+
+def load_split(data: Path, split: str, limit: int | None = None):
+    files = sorted((data / split / "image").glob("*.jpg"))[:limit]
+    frames = [mcd.read_rgb(f) for f in files]
+    masks = [data / split / "mask" / (f.stem + ".png") for f in files]
+    import cv2
+    has_pipe = np.array([(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) > 127).any() for p in masks])
+    return frames, has_pipe
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "data"))
+    ap.add_argument("--splits", default="train", help="comma-separated splits to fit on (the model's training look)")
+    ap.add_argument("--max", type=int, default=480, help="at most this many frames per split")
+    ap.add_argument("--out", required=True, help="the model with feature_distance (may be the input)")
+    ap.add_argument("--report", help="JSON: fit size, scale, and the distance's percentiles per split")
+    ap.add_argument("--eval-splits", default="", help="comma-separated splits to report the distance on")
+    ap.add_argument("--threads", type=int, default=0)
+    args = ap.parse_args()
+    t0 = time.time()
+    model = onnx.load(args.model)
+    frames, has_pipe = [], []
+    for s in args.splits.split(","):
+        fr, hp = load_split(Path(args.data), s, args.max)
+        if not fr:
+            sys.exit(f"density: no frames in {Path(args.data) / s / 'image'}")
+        frames += fr
+        has_pipe.append(hp)
+    has_pipe = np.concatenate(has_pipe)
+    feats = pooled(model, frames, args.threads)
+    f = fit(feats, has_pipe)
+    out = with_distance(model, f)
+    onnx.save(out, args.out)
+    # The graph's output must equal the numpy fit (it is what the engine will read).
+    sess, meta = mcd.load(args.out, args.threads)
+    masks = mcd.ones_masks(meta)
+    got = []
+    for rgb in frames[:8]:
+        feeds = {"image": mcd.preprocess(rgb, meta), **{f"dropout_mask_{k}": v for k, v in enumerate(masks)}}
+        got.append(sess.run([OUTPUT], feeds)[0][0])
+    want = distances(feats[:8], f["means"], f["whiten"], f["scale"])
+    err = float(np.abs(np.array(got) - want).max())
+    if err > 1e-3:
+        sys.exit(f"density: graph and fit disagree by {err}")
+    report = {"fit_splits": args.splits, "fit_frames": len(frames), "features": int(feats.shape[1]),
+              "classes": [("pipe" if c else "no_pipe") for c in f["classes"]], "shrinkage": SHRINK,
+              "scale": f["scale"], "graph_vs_numpy_max_abs": err, "per_split": {}}
+    for s in [s for s in args.eval_splits.split(",") if s]:
+        fr, _ = load_split(Path(args.data), s)
+        d = distances(pooled(model, fr, args.threads), f["means"], f["whiten"], f["scale"])
+        report["per_split"][s] = {"frames": len(fr), "p50": float(np.median(d)), "p95": float(np.percentile(d, 95)),
+                                  "above_1": float((d > 1).mean()), "distances": [round(float(v), 4) for v in d]}
+        print(f"{s}: median {np.median(d):.3f}, p95 {np.percentile(d, 95):.3f}, above 1: {(d > 1).mean():.3f}")
+    report["seconds"] = round(time.time() - t0, 1)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
+    print(f"{args.out}: feature_distance fitted on {len(frames)} frames of {args.splits} "
+          f"({feats.shape[1]} features, scale {f['scale']:.3f}, graph vs numpy {err:.1e}) in {report['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()

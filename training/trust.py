@@ -1,0 +1,220 @@
+"""Fit the trust score (docs/interfaces.md §9) and store it in the model's metadata.
+
+    python training/trust.py MODEL.onnx --out OUT.onnx [--report R.json]
+
+trust = P(frame is bad | its signals), a logistic regression (L2, standardised signals) fitted
+on labelled frames: the fit splits are labelled bad per docs/interfaces.md §7, and the OOD
+splits (no scene the mask should be trusted on) count as bad whatever the mask. The Rust
+engine computes the same formula from the same signals (`src/engine/trust.rs`); `score()`
+below is that formula, used by the tests to check the two agree.
+
+The report says per split and per OOD kind how often each signal flags a sane frame at the
+threshold that flags 5 % of the good validation frames, and, because OOD kinds are used in
+fitting, the leave-one-kind-out rate: trust refitted without that kind, judged on it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+
+sys.path.insert(0, os.path.dirname(__file__))
+import mcd  # noqa: E402
+
+SIGNALS = ["entropy_mean", "entropy_p95", "entropy_fraction_above", "entropy_pipeline_mean", "mi_mean",
+           "mi_pipeline_mean", "feature_distance", "pipeline_fraction"]
+L2 = 1.0  # ridge on the standardised coefficients: a few hundred frames, some signals correlated
+
+
+def signals(sess, meta, rgb, t, rng, pixel_threshold, band_px, has_fd):
+    """The frame's signals (SIGNALS order) and its mean probability at input resolution."""
+    x = mcd.preprocess(rgb, meta)
+    masks = mcd.draw_masks(meta, t, rng)
+    feeds = {"image": x, **{f"dropout_mask_{k}": m for k, m in enumerate(masks)}}
+    names = ["probs", "feature_distance"] if has_fd else ["probs"]
+    out = sess.run(names, feeds)
+    prob, ent, mi = mcd.uncertainty(out[0][0])
+    fs = lambda m, method: mcd.frame_score(m, prob, method, pixel_threshold, band_px)  # noqa: E731
+    s = [fs(ent, "mean"), fs(ent, "p95"), fs(ent, "fraction_above"), fs(ent, "pipeline_mean"), fs(mi, "mean"),
+         fs(mi, "pipeline_mean"), float(out[1][0]) if has_fd else float("nan"), float((prob > 0.5).mean())]
+    hh, ww = rgb.shape[:2]
+    return np.array(s, np.float64), cv2.resize(prob, (ww, hh), interpolation=cv2.INTER_LINEAR)
+
+
+def frames_of(data: Path, split: str, sess, meta, t, seed, has_fd, all_bad=False):
+    props = meta.props
+    pt, band = float(props["pixel_threshold"]), int(props["band_px"])
+    kinds = {}
+    mfile = data / split / "meta.jsonl"
+    files = sorted((data / split / "image").glob("*.jpg"))
+    if mfile.exists():
+        for f, line in zip(files, mfile.read_text().splitlines()):
+            kinds[f.stem] = json.loads(line).get("kind", "?")
+    rng = np.random.default_rng(seed)
+    rows = []
+    for f in files:
+        rgb = mcd.read_rgb(f)
+        sig, prob = signals(sess, meta, rgb, t, rng, pt, band, has_fd)
+        gt = cv2.imread(str(data / split / "mask" / (f.stem + ".png")), cv2.IMREAD_GRAYSCALE) > 127
+        pred = prob > 0.5
+        union = (pred | gt).sum()
+        iou = 1.0 if union == 0 else float((pred & gt).sum() / union)
+        bad = all_bad or iou < 0.5 or (gt.any() and not pred.any())
+        rows.append({"split": split, "name": f.stem, "kind": kinds.get(f.stem, "?"), "signals": sig, "iou": iou,
+                     "bad": bool(bad), "sane": mcd.sanity(rgb)[0]})
+    return rows
+
+
+def fit(x: np.ndarray, y: np.ndarray, features: list[int]):
+    """L2 logistic regression by Newton's method on standardised features."""
+    x = x[:, features]
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale < 1e-9] = 1.0
+    z = np.c_[np.ones(len(x)), (x - mean) / scale]
+    w = np.zeros(z.shape[1])
+    reg = np.full(z.shape[1], L2)
+    reg[0] = 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-z @ w))
+        g = z.T @ (p - y) + reg * w
+        h = (z * (p * (1 - p))[:, None]).T @ z + np.diag(reg)
+        step = np.linalg.solve(h, g)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return {"features": [SIGNALS[i] for i in features], "mean": mean, "scale": scale, "coef": w[1:],
+            "intercept": float(w[0])}
+
+
+def score(model: dict, sig: np.ndarray) -> np.ndarray:
+    """The trust score of signals [N, len(SIGNALS)] (as src/engine/trust.rs): non-finite -> 1."""
+    idx = [SIGNALS.index(f) for f in model["features"]]
+    x = np.atleast_2d(sig)[:, idx].astype(np.float64)
+    z = model["intercept"] + ((x - model["mean"]) / model["scale"]) @ model["coef"]
+    out = 1 / (1 + np.exp(-z))
+    out[~np.isfinite(x).all(1)] = 1.0
+    return out
+
+
+def from_metadata(props: dict) -> dict | None:
+    if "trust_features" not in props:
+        return None
+    nums = lambda k: np.array([float(v) for v in props[k].split(",")])  # noqa: E731
+    return {"features": props["trust_features"].split(","), "mean": nums("trust_mean"), "scale": nums("trust_scale"),
+            "coef": nums("trust_coef"), "intercept": float(props["trust_intercept"])}
+
+
+def metadata(model: dict) -> dict:
+    j = lambda v: ",".join(repr(float(x)) for x in v)  # noqa: E731
+    return {"trust_features": ",".join(model["features"]), "trust_mean": j(model["mean"]),
+            "trust_scale": j(model["scale"]), "trust_coef": j(model["coef"]), "trust_intercept": repr(model["intercept"])}
+
+
+def flag_rates(rows, values, th):
+    """Fraction of sane frames with value > th."""
+    sane = [v for r, v in zip(rows, values) if r["sane"]]
+    return round(float(np.mean(np.array(sane) > th)), 4) if sane else None
+
+
+def card_section(report: dict, args) -> str:
+    """The model card's section on the trust signals (training/card.py includes it)."""
+    rates = report["rates"]
+    groups = [g for g in next(iter(rates.values())) if g != "threshold"]
+    out = ["## Trust signals: what each one flags (`training/trust.py`)", "",
+           f"Each signal thresholded where it flags 5 % of the good, sane `{args.clear_split}` frames; the table gives "
+           f"the fraction of sane frames above that threshold (T = {report['samples']}). `trust` is the logistic "
+           f"regression on {', '.join(report['signals_used'])}, fitted on {report['fit_frames']} sane frames "
+           f"({report['fit_bad']} bad) of {args.fit_splits} (bad per docs/interfaces.md §7) and {args.ood_splits} "
+           "(all bad). The OOD kinds are in the fit, so the last row refits trust without each kind and judges it on "
+           "that kind: the figure to expect for a kind of scene nobody has shown it. Good frames should be low; "
+           "`ood:*`, no-pipe and hard held-out sets high.", "",
+           "| signal | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]
+    for name, r in rates.items():
+        out.append(f"| `{name}` | " + " | ".join("n/a" if r[g] is None else f"{r[g]:.3f}" for g in groups) + " |")
+    loko = report["leave_one_kind_out_trust"]
+    out.append("| `trust`, kind left out | " + " | ".join(
+        f"{loko[g.split(':', 1)[1]]:.3f}" if g.startswith("ood:") and g.split(":", 1)[1] in loko else ""
+        for g in groups) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "data"))
+    ap.add_argument("--fit-splits", default="val,val_dr,nopipe_dr")
+    ap.add_argument("--ood-splits", default="ood")
+    ap.add_argument("--eval-splits", default="xr,ho_water,ho_seabed,ho_coating,ho_light")
+    ap.add_argument("--clear-split", default="val", help="the good frames of this split set the 5 %% threshold")
+    ap.add_argument("--samples", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--report")
+    args = ap.parse_args()
+    t0 = time.time()
+    sess, meta = mcd.load(args.model)
+    has_fd = any(o.name == "feature_distance" for o in sess.get_outputs())
+    data = Path(args.data)
+    split = lambda s: [x for x in s.split(",") if x]  # noqa: E731
+    fit_rows = [r for s in split(args.fit_splits) for r in frames_of(data, s, sess, meta, args.samples, args.seed, has_fd)]
+    ood_rows = [r for s in split(args.ood_splits)
+                for r in frames_of(data, s, sess, meta, args.samples, args.seed, has_fd, all_bad=True)]
+    eval_rows = {s: frames_of(data, s, sess, meta, args.samples, args.seed, has_fd) for s in split(args.eval_splits)}
+    features = [i for i, n in enumerate(SIGNALS) if has_fd or n != "feature_distance"]
+    train = [r for r in fit_rows + ood_rows if r["sane"]]
+    x, y = np.stack([r["signals"] for r in train]), np.array([r["bad"] for r in train], float)
+    model = fit(x, y, features)
+    m = onnx.load(args.model)
+    keep = [p for p in m.metadata_props if not p.key.startswith("trust_")]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    onnx.helper.set_model_props(m, {**{p.key: p.value for p in keep}, **metadata(model)})
+    onnx.save(m, args.out)
+
+    # What each signal flags at the threshold that flags 5 % of the clear split's good frames.
+    clear = [r for r in fit_rows if r["split"] == args.clear_split and not r["bad"] and r["sane"]]
+    cols = {"trust": lambda rows: score(model, np.stack([r["signals"] for r in rows]))}
+    for i, n in enumerate(SIGNALS):
+        cols[n] = lambda rows, i=i: np.stack([r["signals"] for r in rows])[:, i]
+    report = {"signals_used": model["features"], "fit_frames": len(train), "fit_bad": int(y.sum()),
+              "samples": args.samples, "feature_distance": has_fd, "rates": {}}
+    groups = {f"{r['split']}": [] for r in fit_rows}
+    for r in fit_rows:
+        groups[r["split"]].append(r)
+    for r in ood_rows:
+        groups.setdefault(f"ood:{r['kind']}", []).append(r)
+    groups.update(eval_rows)
+    for name, f in cols.items():
+        if name == "feature_distance" and not has_fd:
+            continue
+        th = float(np.percentile(f(clear), 95))
+        report["rates"][name] = {"threshold": th, **{g: flag_rates(rows, f(rows), th) for g, rows in groups.items()}}
+    # Leave one OOD kind out: refit without it, flag rate on it at the refit's own 5 % threshold.
+    loko, ood_ids = {}, {id(r) for r in ood_rows}
+    for kind in sorted({r["kind"] for r in ood_rows}):
+        tr = [r for r in train if not (id(r) in ood_ids and r["kind"] == kind)]
+        mk = fit(np.stack([r["signals"] for r in tr]), np.array([r["bad"] for r in tr], float), features)
+        th = float(np.percentile(score(mk, np.stack([r["signals"] for r in clear])), 95))
+        held = [r for r in ood_rows if r["kind"] == kind]
+        loko[kind] = flag_rates(held, score(mk, np.stack([r["signals"] for r in held])), th)
+    report["leave_one_kind_out_trust"] = loko
+    report["model"] = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in model.items()}
+    report["seconds"] = round(time.time() - t0, 1)
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
+        (Path(args.report).parent / "card_section.md").write_text(card_section(report, args))
+    for name, r in report["rates"].items():
+        print(name, {k: v for k, v in r.items()})
+    print("leave one kind out (trust):", loko)
+    print(f"{args.out}: trust fitted on {len(train)} sane frames ({int(y.sum())} bad) in {report['seconds']} s")
+
+
+if __name__ == "__main__":
+    main()
