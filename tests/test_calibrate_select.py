@@ -22,7 +22,7 @@ from rosbags.highlevel import AnyReader
 from conftest import BAG, GT, NODE_BIN, ROOT, TOPIC, run
 
 SAMPLES = "4"
-METHODS = {"mean", "p95", "fraction_above", "pipeline_mean"}
+METHODS = {"mean", "p95", "fraction_above", "pipeline_mean", "trust"}  # trust: the shipped model has one
 COLUMNS = ["method", "threshold_high", "threshold_low", "bad_flagged", "good_flagged", "coverage", "confident frames",
            "effective trials", "bad trials", "observed risk", "risk bound", "meets"]
 

@@ -135,8 +135,9 @@ def test_output_bag_rosbags(runs):
         assert (st.level == 0) == (row["confident"] == "true") == ok.data
         v = values(conf)
         assert list(v) == ["score", "score_method", "threshold_high", "threshold_low", "pipeline_fraction",
-                           "pipeline_visible", "samples", "latency_ms"]
+                           "pipeline_visible", "samples", "latency_ms", "feature_distance", "trust"]
         assert v["score"] == row["score"] and v["pipeline_fraction"] == row["pipeline_fraction"]
+        assert v["feature_distance"] == row["feature_distance"] and v["trust"] == row["trust"]
         assert v["samples"] == SAMPLES
     for (_, m) in got["mask"]:
         assert m.encoding == "mono8" and (m.width, m.height) == (640, 480)

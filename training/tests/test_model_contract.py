@@ -80,10 +80,14 @@ def test_inputs_outputs(model):
         assert len(d) == 3 and d[2] == c and isinstance(d[1], str), f"dropout_mask_{k} must be [N,T,{c}]"
     for vi in model.graph.input:
         assert vi.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
-    (out,) = model.graph.output
+    out, *extra = model.graph.output
     assert out.name == "probs"
     od = dims(out)
     assert len(od) == 5 and od[2] == 2 and od[3:] == img[2:]
+    # The one optional output (docs/interfaces.md §9): a frame-level float32 [N].
+    assert [o.name for o in extra] in ([], ["feature_distance"])
+    for o in extra:
+        assert o.type.tensor_type.elem_type == onnx.TensorProto.FLOAT and len(dims(o)) == 1
 
 
 def run(session, x, masks):
