@@ -122,6 +122,42 @@ def test_calibrate_with_a_risk_bound(tmp_path):
     assert len(bad) == int(chosen["bad trials"])
 
 
+def test_calibrate_fit_trust_writes_a_trust_model_node_and_replay_accept(tmp_path):
+    out = tmp_path / "trust.yaml"
+    proc = run("calibrate", BAG, "--topic", TOPIC, "--gt-topic", GT, "--samples", SAMPLES, "--fit-trust",
+               "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "trust refitted on these bags" in proc.stdout and "cross-fitted" in proc.stdout
+    assert "trust" in table_rows(proc.stdout)
+    params = yaml.safe_load(out.read_text())["pipeline_seg_node"]["ros__parameters"]
+    model = params["trust_model"]
+    assert isinstance(model, str) and model.startswith("features=") and ";intercept=" in model
+    # Gate on the refitted trust: replay and the node take the file with score_method trust.
+    cfg = tmp_path / "gate_on_trust.yaml"
+    params.update(score_method="trust", threshold_high=0.5, threshold_low=0.3)
+    cfg.write_text(yaml.safe_dump({"pipeline_seg_node": {"ros__parameters": params}}))
+    rep = run("replay", BAG, "--topic", TOPIC, "--samples", SAMPLES, "--config", cfg, "--write", "confidence",
+              "--out", tmp_path / "replay")
+    assert rep.returncode == 0, rep.stderr
+    with open(tmp_path / "replay" / "frames.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert all(r["score"] == r["trust"] for r in rows)
+    node = subprocess.Popen([str(NODE_BIN), "--ros-args", "--params-file", str(cfg)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=dict(os.environ, ROS_DOMAIN_ID=str(100 + os.getpid() % 50)))
+    try:
+        first = node.stdout.readline()
+        assert "ready:" in first and "trust" in first, first
+    finally:
+        node.send_signal(2)
+        assert node.wait(timeout=15) == 0
+    # A broken trust_model is a named parameter error.
+    params["trust_model"] = "features=entropy_mean;mean=0.1"
+    cfg.write_text(yaml.safe_dump({"pipeline_seg_node": {"ros__parameters": params}}))
+    rep = run("replay", BAG, "--topic", TOPIC, "--samples", SAMPLES, "--config", cfg, "--out", tmp_path / "bad")
+    assert rep.returncode == 2 and "trust_model" in rep.stderr, rep.stderr
+
+
 def test_calibrate_refuses_out_of_range_risk(tmp_path):
     for flags, name in ((["--max-risk", "0"], "--max-risk"), (["--max-risk", "1.5"], "--max-risk"),
                         (["--max-risk", "0.05", "--delta", "1"], "--delta"),

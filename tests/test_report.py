@@ -1,4 +1,4 @@
-"""`report.html` of `pipeline_seg replay` (issue 5): one self-contained file with five SVG plots
+"""`report.html` of `pipeline_seg replay` (issue 5): one self-contained file with seven SVG plots
 with labelled axes and a gallery of inline images, also written when the replay stops early;
 rendered in headless Chromium (/usr/bin/chromium, installed by scripts/setup.sh).
 
@@ -19,10 +19,13 @@ from conftest import BAG, GT
 from conftest import replay as replay_bag
 
 CHROMIUM = Path("/usr/bin/chromium")
-# Axis labels of the five plots, in order (x, y).
+# Axis labels of the seven plots, in order (x, y); the third needs a model with feature_distance
+# or trust (the shipped one has both), the fourth ground truth.
 AXES = [
     ("time since first frame [s]", "frame score"),
     ("time since first frame [s]", "IoU"),
+    ("time since first frame [s]", "trust / feature distance"),
+    ("coverage (fraction of labelled frames kept)", "risk (fraction of kept frames bad)"),
     ("confidence max(p, 1-p)", "accuracy"),
     ("coverage (fraction of pixels kept)", "risk (error rate of kept pixels)"),
     ("false positive rate (right pixels flagged)", "true positive rate (wrong pixels flagged)"),
@@ -59,7 +62,7 @@ def test_report_is_self_contained_with_plots_and_gallery(report):
     html = report.read_text()
     check_self_contained(html)
     plots = svgs(html)
-    assert len(plots) == 5
+    assert len(plots) == 7
     for svg, (x, y) in zip(plots, AXES):
         texts = [re.sub(r"\s+", " ", t).strip() for t in re.findall(r"<text\b[^>]*>(.*?)</text>", svg, flags=re.S)]
         assert x in texts and y in texts, (x, y, texts[:8])
@@ -76,7 +79,7 @@ def test_report_without_ground_truth_and_when_stopped_early(tmp_path):
     replay(tmp_path / "nogt")
     html = (tmp_path / "nogt" / "report.html").read_text()
     check_self_contained(html)
-    assert len(svgs(html)) == 1 and "No ground truth" in html
+    assert len(svgs(html)) == 2 and "No ground truth" in html
     assert "data:image/" in html
 
     bag = tmp_path / "cut"
@@ -87,7 +90,7 @@ def test_report_without_ground_truth_and_when_stopped_early(tmp_path):
     replay(tmp_path / "cut_out", "--gt-topic", GT, bag=bag, rc=1)
     html = (tmp_path / "cut_out" / "report.html").read_text()
     check_self_contained(html)
-    assert len(svgs(html)) == 5 and "sample_bag.mcap" in html
+    assert len(svgs(html)) == 7 and "sample_bag.mcap" in html
 
 
 def test_report_renders_in_headless_chromium(report, tmp_path):

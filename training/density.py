@@ -155,6 +155,11 @@ def with_distance(model: onnx.ModelProto, f: dict) -> onnx.ModelProto:
     return m
 
 
+def refit(model: onnx.ModelProto, frames, has_pipe) -> onnx.ModelProto:
+    """The model with `feature_distance` fitted on these RGB frames (what `make finetune` trained on)."""
+    return with_distance(model, fit(pooled(model, frames), np.asarray(has_pipe, bool)))
+
+
 def load_split(data: Path, split: str, limit: int | None = None):
     files = sorted((data / split / "image").glob("*.jpg"))[:limit]
     frames = [mcd.read_rgb(f) for f in files]

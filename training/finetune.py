@@ -282,6 +282,20 @@ def main(argv=None):
                         f"recalibration needs ≥ {a.min_calibration} with ≥ 3 good)")
         m = onnx.load(str(tmp_onnx))
         keep = {k: v for k, v in base_props.items() if k not in GATE_KEYS}
+        # feature_distance (docs/interfaces.md §9) describes the weights' training look: refit it on
+        # what this run trained on. The trust coefficients are the base's (refit them on your bags
+        # with `pipeline_seg calibrate --fit-trust`).
+        if any(o.name == "feature_distance" for o in onnx.load(str(base)).graph.output):
+            import density
+            fd_frames = [f.rgb for f in train] + ([x.transpose(1, 2, 0).copy() for x in sx.numpy()] if n_syn else [])
+            fd_pipe = [bool(np.asarray(f.mask).any()) for f in train] + (
+                [bool((y > 0.5).any()) for y in sy.numpy()] if n_syn else [])
+            m = density.refit(m, fd_frames, fd_pipe)
+            density_src = f"feature_distance refitted on the {len(fd_frames)} frames trained on"
+        else:
+            keep = {k: v for k, v in keep.items() if not k.startswith("trust_")}
+            density_src = "no feature_distance (the base has none); no trust model"
+        print(density_src)
         keep.update(gate)
         keep.update({"finetuned_from": Path(base).name, "finetune_labels": str(n),
                      "producer_note": "pipeline_seg training/finetune.py (base + labelled frames)"})
@@ -292,6 +306,7 @@ def main(argv=None):
                   "labelled": n, "unlabelled": ls.unlabelled, "trained_on": len(train), "held_out": len(hold),
                   "synthetic": syn_src, "synthetic_per_batch": n_syn, "steps": a.steps, "batch": a.batch, "lr": a.lr,
                   "seed": a.seed, "threads": a.threads, "samples": a.samples, "gate": gate, "gate_source": gate_src,
+                  "density": density_src,
                   "before": before, "after": after, "train_seconds": round(t_train, 1),
                   "total_seconds": round(time.time() - t_start, 1), "eval_seconds_before": round(t_eval, 1),
                   "log": log}
@@ -323,6 +338,8 @@ def card_text(out: Path, r: dict) -> str:
              f"- {r['steps']} steps, lr {r['lr']}, seed {r['seed']}, {r['threads']} threads; training "
              f"{r['train_seconds']:.0f} s, whole run {r['total_seconds']:.0f} s",
              f"- gate defaults: {r['gate_source']}: " + ", ".join(f"`{k}` {v}" for k, v in r["gate"].items()),
+             f"- {r.get('density', 'feature_distance: not recorded')}; trust coefficients: the base's "
+             "(refit on your bags with `pipeline_seg calibrate --fit-trust`)",
              "- contract: same inputs, outputs and metadata keys as the base (docs/interfaces.md §1); checked against "
              "PyTorch at export (|Δ| ≤ 1e-5)", "",
              f"## Held-out labelled frames (T = {r['samples']}, {r['held_out']} frames)", ""]

@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import mcd  # noqa: E402
 
 SIGNALS = ["entropy_mean", "entropy_p95", "entropy_fraction_above", "entropy_pipeline_mean", "mi_mean",
-           "mi_pipeline_mean", "feature_distance", "pipeline_fraction"]
+           "mi_pipeline_mean", "feature_distance", "pipeline_fraction", "luma_mean", "luma_std", "saturated_fraction"]
 L2 = 1.0  # ridge on the standardised coefficients: a few hundred frames, some signals correlated
 
 
@@ -42,8 +42,10 @@ def signals(sess, meta, rgb, t, rng, pixel_threshold, band_px, has_fd):
     out = sess.run(names, feeds)
     prob, ent, mi = mcd.uncertainty(out[0][0])
     fs = lambda m, method: mcd.frame_score(m, prob, method, pixel_threshold, band_px)  # noqa: E731
+    y = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     s = [fs(ent, "mean"), fs(ent, "p95"), fs(ent, "fraction_above"), fs(ent, "pipeline_mean"), fs(mi, "mean"),
-         fs(mi, "pipeline_mean"), float(out[1][0]) if has_fd else float("nan"), float((prob > 0.5).mean())]
+         fs(mi, "pipeline_mean"), float(out[1][0]) if has_fd else float("nan"), float((prob > 0.5).mean()),
+         y.mean() / 255.0, y.std() / 255.0, float((rgb >= 250).any(-1).mean())]
     hh, ww = rgb.shape[:2]
     return np.array(s, np.float64), cv2.resize(prob, (ww, hh), interpolation=cv2.INTER_LINEAR)
 

@@ -149,6 +149,9 @@ struct CalibrateArgs {
     /// With --max-risk: frames of a bag closer than this [s] count as one trial of the bound.
     #[arg(long, default_value_t = 2.0)]
     min_gap: f64,
+    /// Refit the trust score on these bags and write it as trust_model.
+    #[arg(long)]
+    fit_trust: bool,
     /// Parameter file to write (ROS 2 format, docs/interfaces.md §5).
     #[arg(long)]
     out: PathBuf,
@@ -293,6 +296,7 @@ fn calibrate(args: CalibrateArgs) -> Result<ExitCode, Fatal> {
         topic: args.bags.topic,
         gt_topic: args.gt_topic,
         rule,
+        fit_trust: args.fit_trust,
         out: args.out,
     };
     let cal = calibrate::run(&params(&args.shared)?, &cfg, &mut Bar::default())?;

@@ -11,6 +11,7 @@ use crate::engine::gate::GateParams;
 use crate::engine::model::{Device, ModelInfo, ModelOptions};
 use crate::engine::sanity::SanityLimits;
 use crate::engine::score::{ScoreMethod, ScoreParams};
+use crate::engine::trust::TrustModel;
 use crate::error::{Error, Result};
 
 /// The node name whose `ros__parameters` the file holds.
@@ -31,6 +32,7 @@ pub const PARAM_NAMES: &[&str] = &[
     "threshold_high",
     "threshold_low",
     "recover_frames",
+    "trust_model",
     "min_pipeline_fraction",
     "max_image_pixels",
     "min_luma",
@@ -45,8 +47,16 @@ pub const PARAM_NAMES: &[&str] = &[
 pub const LOAD_PARAMS: &[&str] = PARAM_NAMES.split_at(6).0;
 
 /// Parameters whose default is the model's metadata (docs/interfaces.md §5).
-pub const FROM_MODEL: &[&str] =
-    &["samples", "score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"];
+pub const FROM_MODEL: &[&str] = &[
+    "samples",
+    "score_method",
+    "pixel_threshold",
+    "band_px",
+    "threshold_high",
+    "threshold_low",
+    "recover_frames",
+    "trust_model",
+];
 
 /// Parameters only the ROS node uses; the CLI accepts and ignores them in a shared file.
 pub const NODE_ONLY: &[&str] = &[
@@ -93,6 +103,8 @@ pub struct Params {
     pub threshold_low: Option<f32>,
     /// Consecutive frames below `threshold_low` to be confident again.
     pub recover_frames: Option<u32>,
+    /// The trust score's model (`trust_model`, as `calibrate --fit-trust` writes it).
+    pub trust_model: Option<TrustModel>,
     /// Mask fraction at which the pipeline counts as visible, 0..1.
     pub min_pipeline_fraction: f32,
     /// Larger frames are rejected [px].
@@ -120,6 +132,7 @@ impl Default for Params {
             threshold_high: None,
             threshold_low: None,
             recover_frames: None,
+            trust_model: None,
             min_pipeline_fraction: 0.005,
             max_image_pixels: 4096 * 4096,
             sanity: SanityLimits::default(),
@@ -165,6 +178,13 @@ impl Params {
             "threshold_high" => self.threshold_high = Some(as_f32(name, v)?),
             "threshold_low" => self.threshold_low = Some(as_f32(name, v)?),
             "recover_frames" => self.recover_frames = Some(as_uint(name, v)? as u32),
+            "trust_model" => {
+                let s = as_str(name, v)?;
+                self.trust_model = match s.trim() {
+                    "" => None,
+                    s => Some(TrustModel::parse(s).map_err(|e| Error::param(name, e))?),
+                }
+            }
             "min_pipeline_fraction" => self.min_pipeline_fraction = as_f32(name, v)?,
             "max_image_pixels" => self.max_image_pixels = as_uint(name, v)? as usize,
             "min_luma" => s.min_luma = as_f32(name, v)?,
@@ -248,6 +268,7 @@ impl Params {
                 threshold_low: g.threshold_low,
                 recover_frames: g.recover_frames,
             },
+            trust: info.trust.clone(),
             min_pipeline_fraction: self.min_pipeline_fraction,
             max_image_pixels: self.max_image_pixels,
             sanity: self.sanity,
@@ -271,6 +292,7 @@ impl Params {
                 threshold_low: self.threshold_low.unwrap_or(base.gate.threshold_low),
                 recover_frames: self.recover_frames.unwrap_or(base.gate.recover_frames),
             },
+            trust: self.trust_model.clone().or_else(|| base.trust.clone()),
             min_pipeline_fraction: self.min_pipeline_fraction,
             max_image_pixels: self.max_image_pixels,
             sanity: self.sanity,
@@ -296,6 +318,8 @@ pub struct Settings {
     pub score: ScoreParams,
     /// Hysteresis thresholds of the gate.
     pub gate: GateParams,
+    /// The trust score's model: the `trust_model` parameter, else the model's metadata.
+    pub trust: Option<TrustModel>,
     /// Mask fraction at which the pipeline counts as visible, 0..1.
     pub min_pipeline_fraction: f32,
     /// Larger frames are rejected [px].
@@ -311,7 +335,7 @@ fn metadata_score_method(name: &str) -> Result<ScoreMethod> {
     name.parse().map_err(|_| {
         Error::param(
             "score_method",
-            format!("the model's metadata names '{name}'; known: mean, p95, fraction_above, pipeline_mean"),
+            format!("the model's metadata names '{name}'; known: mean, p95, fraction_above, pipeline_mean, trust"),
         )
     })
 }

@@ -8,7 +8,7 @@ use crate::engine::image::Frame;
 use crate::engine::model::Model;
 use crate::engine::preprocess::{crop, resize_map, to_tensor};
 use crate::engine::sampler::Sampler;
-use crate::engine::sanity::{sanity, SanityFailure};
+use crate::engine::sanity::{check, image_stats, SanityFailure};
 use crate::engine::score::{frame_score, ScoreMethod, ScoreParams};
 use crate::engine::trust::{Signals, FEATURE_DISTANCE};
 use crate::engine::uncertainty::aggregate;
@@ -157,6 +157,7 @@ impl Pipeline {
         for (out, method) in scores.iter_mut().zip(ScoreMethod::ALL) {
             *out = frame_score(&ent_c, &prob_c, pw, ph, &ScoreParams { method, ..params })?;
         }
+        let stats = image_stats(&frame.rgb);
         let on_mi = |method| frame_score(&mi_c, &prob_c, pw, ph, &ScoreParams { method, ..params });
         let model_fraction = prob_c.iter().filter(|&&p| p > 0.5).count() as f32 / prob_c.len().max(1) as f32;
         let signals: Signals = [
@@ -168,9 +169,12 @@ impl Pipeline {
             on_mi(ScoreMethod::PipelineMean)?,
             feature_distance.unwrap_or(f32::NAN),
             model_fraction,
+            (stats.luma_mean / 255.0) as f32,
+            (stats.luma_std / 255.0) as f32,
+            stats.saturated as f32,
         ];
         debug_assert!(!signals[FEATURE_DISTANCE].is_nan() || feature_distance.is_none());
-        scores[ScoreMethod::Trust.index()] = self.model.info.trust.as_ref().map_or(f32::NAN, |m| m.score(&signals));
+        scores[ScoreMethod::Trust.index()] = self.settings.trust.as_ref().map_or(f32::NAN, |m| m.score(&signals));
         let score = scores[params.method.index()];
         let mi_score = on_mi(params.method)?;
         let (width, height) = match resolution {
@@ -193,7 +197,7 @@ impl Pipeline {
             signals,
             feature_distance,
             mi_score,
-            sanity: sanity(&frame.rgb, &self.settings.sanity),
+            sanity: check(&stats, &self.settings.sanity),
             pipeline_fraction,
             samples: t,
             probs,
@@ -203,7 +207,10 @@ impl Pipeline {
 
 /// `score_method: trust` needs a trust model in the model's metadata (docs/interfaces.md §9).
 fn check_trust(settings: &Settings, model: &Model) -> Result<()> {
-    if settings.score.method == ScoreMethod::Trust && model.info.trust.is_none() {
+    if settings.trust.as_ref().is_some_and(|t| t.needs_feature_distance()) && !model.info.feature_distance {
+        return Err(Error::param("trust_model", "uses feature_distance, but the model has no feature_distance output"));
+    }
+    if settings.score.method == ScoreMethod::Trust && settings.trust.is_none() {
         let why = if model.info.feature_distance {
             "the model has no trust model (metadata trust_*)"
         } else {

@@ -51,8 +51,19 @@ pub enum SanityFailure {
     },
 }
 
-/// Checks exposure and contrast of an RGB frame; the error says which limit failed.
-pub fn sanity(rgb: &[u8], limits: &SanityLimits) -> Result<(), SanityFailure> {
+/// Exposure statistics of an RGB frame (luma Y = 0.299 R + 0.587 G + 0.114 B on 0–255).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ImageStats {
+    /// Mean luma, 0..255.
+    pub luma_mean: f64,
+    /// Standard deviation of luma, 0..255.
+    pub luma_std: f64,
+    /// Fraction of pixels with any channel >= 250.
+    pub saturated: f64,
+}
+
+/// The frame's exposure statistics (one pass over the pixels).
+pub fn image_stats(rgb: &[u8]) -> ImageStats {
     let n = (rgb.len() / 3).max(1) as f64;
     let (mut sum, mut sum_sq, mut saturated) = (0.0f64, 0.0f64, 0usize);
     for p in rgb.chunks_exact(3) {
@@ -63,7 +74,17 @@ pub fn sanity(rgb: &[u8], limits: &SanityLimits) -> Result<(), SanityFailure> {
     }
     let mean = sum / n;
     let std = (sum_sq / n - mean * mean).max(0.0).sqrt();
-    let fraction = saturated as f64 / n;
+    ImageStats { luma_mean: mean, luma_std: std, saturated: saturated as f64 / n }
+}
+
+/// Checks exposure and contrast of an RGB frame; the error says which limit failed.
+pub fn sanity(rgb: &[u8], limits: &SanityLimits) -> Result<(), SanityFailure> {
+    check(&image_stats(rgb), limits)
+}
+
+/// Checks statistics already computed against the limits.
+pub fn check(stats: &ImageStats, limits: &SanityLimits) -> Result<(), SanityFailure> {
+    let (mean, std, fraction) = (stats.luma_mean, stats.luma_std, stats.saturated);
     if !(limits.min_luma as f64..=limits.max_luma as f64).contains(&mean) {
         return Err(SanityFailure::Exposure { mean, min: limits.min_luma, max: limits.max_luma });
     }

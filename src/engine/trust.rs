@@ -2,7 +2,7 @@
 //! the frame's signals through a logistic regression whose coefficients are model metadata.
 
 /// The frame signals a trust model may use, in [`Signals`] order.
-pub const SIGNALS: [&str; 8] = [
+pub const SIGNALS: [&str; 11] = [
     "entropy_mean",
     "entropy_p95",
     "entropy_fraction_above",
@@ -11,6 +11,9 @@ pub const SIGNALS: [&str; 8] = [
     "mi_pipeline_mean",
     "feature_distance",
     "pipeline_fraction",
+    "luma_mean",
+    "luma_std",
+    "saturated_fraction",
 ];
 
 /// Index of `feature_distance` in [`SIGNALS`].
@@ -98,6 +101,118 @@ impl TrustModel {
     }
 }
 
+impl TrustModel {
+    /// Parses the `trust_model` parameter: the five metadata keys without their `trust_`
+    /// prefix, `;`-separated (`features=a,b;mean=..;scale=..;coef=..;intercept=..`).
+    pub fn parse(s: &str) -> Result<TrustModel, String> {
+        let mut keys = std::collections::BTreeMap::new();
+        for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+            let (k, v) = part.split_once('=').ok_or_else(|| format!("'{part}' is not key=value"))?;
+            if !["features", "mean", "scale", "coef", "intercept"].contains(&k.trim()) {
+                return Err(format!("'{}' unknown; keys are features, mean, scale, coef, intercept", k.trim()));
+            }
+            keys.insert(format!("trust_{}", k.trim()), v.trim().to_string());
+        }
+        if !keys.contains_key("trust_features") {
+            return Err("needs features=...".into());
+        }
+        Ok(TrustModel::from_metadata(|k| keys.get(k).cloned())?.expect("features present"))
+    }
+
+    /// The `trust_model` parameter string ([`TrustModel::parse`] reads it back exactly).
+    pub fn encode(&self) -> String {
+        let list = |v: &[f64]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(",");
+        let names: Vec<&str> = self.features.iter().map(|&i| SIGNALS[i]).collect();
+        format!(
+            "features={};mean={};scale={};coef={};intercept={:?}",
+            names.join(","),
+            list(&self.mean),
+            list(&self.scale),
+            list(&self.coef),
+            self.intercept
+        )
+    }
+
+    /// Fits the logistic regression on labelled frames (as `training/trust.py`): features
+    /// standardised, L2 penalty [`L2`] on the coefficients (not the intercept), Newton's method.
+    /// `None` when it cannot be fitted (no frames, or only one class).
+    pub fn fit(signals: &[Signals], bad: &[bool], features: &[usize]) -> Option<TrustModel> {
+        let n = signals.len();
+        if n == 0 || bad.iter().all(|&b| b) || bad.iter().all(|&b| !b) {
+            return None;
+        }
+        let d = features.len() + 1;
+        let col = |f: usize| signals.iter().map(move |s| s[f] as f64);
+        let mean: Vec<f64> = features.iter().map(|&f| col(f).sum::<f64>() / n as f64).collect();
+        let scale: Vec<f64> = features
+            .iter()
+            .zip(&mean)
+            .map(|(&f, m)| (col(f).map(|x| (x - m) * (x - m)).sum::<f64>() / n as f64).sqrt())
+            .map(|s| if s < 1e-9 { 1.0 } else { s })
+            .collect();
+        let z: Vec<Vec<f64>> = signals
+            .iter()
+            .map(|s| {
+                std::iter::once(1.0)
+                    .chain(features.iter().enumerate().map(|(i, &f)| (s[f] as f64 - mean[i]) / scale[i]))
+                    .collect()
+            })
+            .collect();
+        let mut w = vec![0.0; d];
+        for _ in 0..50 {
+            let mut g = vec![0.0; d];
+            let mut h = vec![vec![0.0; d]; d];
+            for (zi, &yi) in z.iter().zip(bad) {
+                let p = 1.0 / (1.0 + (-zi.iter().zip(&w).map(|(a, b)| a * b).sum::<f64>()).exp());
+                for a in 0..d {
+                    g[a] += zi[a] * (p - yi as u8 as f64);
+                    for b in 0..d {
+                        h[a][b] += zi[a] * zi[b] * p * (1.0 - p);
+                    }
+                }
+            }
+            for a in 1..d {
+                g[a] += L2 * w[a];
+                h[a][a] += L2;
+            }
+            let step = solve(h, g)?;
+            w.iter_mut().zip(&step).for_each(|(wi, s)| *wi -= s);
+            if step.iter().all(|s| s.abs() < 1e-10) {
+                break;
+            }
+        }
+        Some(TrustModel { features: features.to_vec(), mean, scale, coef: w[1..].to_vec(), intercept: w[0] })
+    }
+}
+
+/// The ridge penalty of [`TrustModel::fit`] (and `training/trust.py`).
+pub const L2: f64 = 1.0;
+
+/// Solves `a x = b` by Gaussian elimination with partial pivoting (`None` if singular).
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[p][c].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(c, p);
+        b.swap(c, p);
+        let (top, rest) = a.split_at_mut(c + 1);
+        let pivot = &top[c];
+        for (i, row) in rest.iter_mut().enumerate() {
+            let f = row[c] / pivot[c];
+            row.iter_mut().zip(pivot).skip(c).for_each(|(x, p)| *x -= f * p);
+            b[c + 1 + i] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        x[r] = (b[r] - (r + 1..n).map(|k| a[r][k] * x[k]).sum::<f64>()) / a[r][r];
+    }
+    Some(x)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -124,6 +239,26 @@ mod tests {
         assert!((m.score(&s) - 1.0 / (1.0 + (-4.0f32).exp())).abs() < 1e-7);
         s[FEATURE_DISTANCE] = f32::NAN;
         assert_eq!(m.score(&s), 1.0);
+    }
+
+    #[test]
+    fn parameter_string_round_trips_and_fit_separates() {
+        // Bad frames have high entropy_mean; the fit must give it a positive coefficient.
+        let mut sig = Vec::new();
+        let mut bad = Vec::new();
+        for i in 0..40 {
+            let mut s = [0.0f32; SIGNALS.len()];
+            s[0] = i as f32 / 40.0;
+            s[4] = ((i * 7) % 11) as f32 / 11.0;
+            sig.push(s);
+            bad.push(i >= 25 || i == 10);
+        }
+        let m = TrustModel::fit(&sig, &bad, &[0, 4]).unwrap();
+        assert!(m.coef[0] > 0.5, "{m:?}");
+        assert!(m.score(&sig[39]) > 0.8 && m.score(&sig[0]) < 0.2);
+        assert_eq!(TrustModel::parse(&m.encode()).unwrap(), m);
+        assert!(TrustModel::fit(&sig, &[false; 40], &[0]).is_none());
+        assert!(TrustModel::parse("features=entropy_mean;colour=1").unwrap_err().contains("'colour' unknown"));
     }
 
     #[test]

@@ -25,6 +25,7 @@ use crate::engine::gate::{Gate, GateParams, Observation};
 use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{FrameProcessor, LoopOptions};
 use crate::engine::score::ScoreMethod;
+use crate::engine::trust::{Signals, TrustModel, SIGNALS};
 use crate::eval::metrics::{is_bad, Accumulator};
 use crate::eval::replay::{self, BagFrames, ReplayError};
 use crate::eval::risk;
@@ -48,6 +49,8 @@ pub struct SeqFrame {
     pub obs: Result<[f32; METHODS], Observation>,
     /// Bad per docs/interfaces.md §7; `None` without ground truth (the frame still moves the gate).
     pub bad: Option<bool>,
+    /// The frame's signals (for `--fit-trust`), when it was segmented.
+    pub signals: Option<Signals>,
 }
 
 /// The flagging target: flag at least `min_bad_flagged` of bad frames and at most
@@ -183,6 +186,63 @@ pub fn judge(frames: &[SeqFrame], m: usize, gate: GateParams, gap_ns: i64, delta
     (j.events, j.trials) = risk::effective_counts(accepted, gap_ns);
     j.bound = risk::clopper_pearson_upper(j.events, j.trials, delta);
     j
+}
+
+/// Frames of one bag within this many seconds fall in the same fold of the cross-fit (nearby
+/// frames are nearly copies: one in each fold would leak the label).
+pub const FOLD_WINDOW_S: f64 = 2.0;
+
+/// `--fit-trust`: fits the trust score on the sane labelled frames (every signal that is finite
+/// on all of them) and returns the model fitted on all; the frames' trust scores are replaced by
+/// cross-fitted ones (two folds of alternating [`FOLD_WINDOW_S`] windows, each scored by the
+/// model fitted on the other), so the table and the bound judge trust on frames it was not
+/// fitted on.
+pub fn fit_trust(frames: &mut [SeqFrame]) -> Result<TrustModel, ReplayError> {
+    let refuse = |why: String| ReplayError::from(crate::error::Error::param("--fit-trust", why));
+    let window = (FOLD_WINDOW_S * 1e9) as i64;
+    let mut t0: Vec<(usize, i64)> = Vec::new();
+    let fold: Vec<usize> = frames
+        .iter()
+        .map(|f| {
+            let start = match t0.iter().find(|(b, _)| *b == f.bag) {
+                Some(&(_, t)) => t,
+                None => {
+                    t0.push((f.bag, f.stamp_ns));
+                    f.stamp_ns
+                }
+            };
+            ((f.stamp_ns - start).div_euclid(window) % 2) as usize
+        })
+        .collect();
+    let usable = |f: &SeqFrame| f.obs.is_ok() && f.bad.is_some() && f.signals.is_some();
+    let train: Vec<(Signals, bool, usize)> = frames
+        .iter()
+        .zip(&fold)
+        .filter(|(f, _)| usable(f))
+        .map(|(f, &k)| (f.signals.expect("usable"), f.bad == Some(true), k))
+        .collect();
+    let features: Vec<usize> =
+        (0..SIGNALS.len()).filter(|&i| !train.is_empty() && train.iter().all(|t| t.0[i].is_finite())).collect();
+    let fit = |keep: &dyn Fn(usize) -> bool| {
+        let (x, y): (Vec<Signals>, Vec<bool>) = train.iter().filter(|t| keep(t.2)).map(|t| (t.0, t.1)).unzip();
+        TrustModel::fit(&x, &y, &features)
+    };
+    let bad = train.iter().filter(|t| t.1).count();
+    let none = || {
+        refuse(format!(
+            "needs good and bad labelled frames in both halves of the bags ({} labelled, {bad} bad)",
+            train.len()
+        ))
+    };
+    let all = fit(&|_| true).ok_or_else(none)?;
+    let folds = [fit(&|k| k != 0).ok_or_else(none)?, fit(&|k| k != 1).ok_or_else(none)?];
+    let t = ScoreMethod::Trust.index();
+    for (f, &k) in frames.iter_mut().zip(&fold) {
+        if let (Ok(scores), Some(s)) = (&mut f.obs, &f.signals) {
+            scores[t] = folds[k].score(s);
+        }
+    }
+    Ok(all)
 }
 
 /// The chosen thresholds of one score method.
@@ -365,6 +425,8 @@ pub struct CalibrateConfig {
     pub gt_topic: String,
     /// How to choose.
     pub rule: Rule,
+    /// Refit the trust score on these bags (cross-fitted for the table, see [`fit_trust`]).
+    pub fit_trust: bool,
     /// The parameter file to write.
     pub out: PathBuf,
 }
@@ -384,6 +446,8 @@ pub struct Calibration {
     pub settings: Settings,
     /// The rule calibrated for.
     pub rule: Rule,
+    /// The trust model fitted on these bags (`--fit-trust`), written as `trust_model`.
+    pub trust: Option<TrustModel>,
     /// Problems met on the way.
     pub problems: Vec<Problem>,
 }
@@ -456,7 +520,8 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
                     (obs, bad)
                 }
             };
-            frames.push(SeqFrame { bag: b, stamp_ns: r.header.stamp.nanos(), obs, bad });
+            let signals = r.segmentation().map(|s| s.signals);
+            frames.push(SeqFrame { bag: b, stamp_ns: r.header.stamp.nanos(), obs, bad, signals });
         })?);
     }
     progress.finish();
@@ -465,6 +530,7 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
         return Err(ReplayError::NoGroundTruth { topic: cfg.topic.clone(), gt_topic: cfg.gt_topic.clone() });
     }
     let settings = processor.settings().clone();
+    let trust = if cfg.fit_trust { Some(fit_trust(&mut frames)?) } else { None };
     // A method the model cannot compute (trust without a trust model) has no row.
     let rows: Vec<MethodRow> = ScoreMethod::ALL
         .iter()
@@ -476,8 +542,11 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
     }
     let chosen = choose(&rows, &cfg.rule).expect("one row per method");
     let bad = frames.iter().filter(|f| f.bad == Some(true)).count();
-    let cal = Calibration { rows, chosen, frames: labelled, bad, settings, rule: cfg.rule, problems };
-    let text = parameter_file(&file_header(cfg, &cal), cal.row(), &cal.settings);
+    let cal = Calibration { rows, chosen, frames: labelled, bad, settings, rule: cfg.rule, trust, problems };
+    let mut text = parameter_file(&file_header(cfg, &cal), cal.row(), &cal.settings);
+    if let Some(t) = &cal.trust {
+        text += &format!("    trust_model: \"{}\"\n", t.encode());
+    }
     if let Some(dir) = cfg.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| ReplayError::Output { path: dir.to_path_buf(), source })?;
     }
@@ -490,6 +559,16 @@ impl std::fmt::Display for Calibration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let row = self.row();
         writeln!(f, "{}", table(&self.rows, Some(self.chosen)))?;
+        if let Some(t) = &self.trust {
+            let names: Vec<&str> = t.features.iter().map(|&i| SIGNALS[i]).collect();
+            writeln!(
+                f,
+                "trust refitted on these bags ({}); its row judges cross-fitted scores (two folds of {} s windows); \
+                 the file holds the fit on all frames as trust_model",
+                names.join(", "),
+                FOLD_WINDOW_S
+            )?;
+        }
         write!(
             f,
             "chosen: {} threshold_high {} threshold_low {}; {}",
@@ -578,7 +657,7 @@ mod tests {
 
     /// Frame i of bag 0 at i seconds with the same score under every method.
     fn f(i: i64, score: f32, bad: bool) -> SeqFrame {
-        SeqFrame { bag: 0, stamp_ns: i * S, obs: Ok([score; METHODS]), bad: Some(bad) }
+        SeqFrame { bag: 0, stamp_ns: i * S, obs: Ok([score; METHODS]), bad: Some(bad), signals: None }
     }
 
     fn target(g: f64, b: f64) -> Rule {

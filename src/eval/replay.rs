@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, Source};
 use crate::engine::score::ScoreMethod;
-use crate::eval::metrics::{spearman, Accumulator, FrameMetrics, GateStats, GateSummary, Metrics};
+use crate::eval::metrics::{is_bad, spearman, Accumulator, FrameMetrics, GateStats, GateSummary, Metrics};
 use crate::eval::Problem;
 use crate::io::bag_read::{self, BagError, BagMessage, MessagePos};
 use crate::io::bag_write::{BagWriteError, BagWriter, TopicId};
@@ -651,6 +651,9 @@ pub fn run(
             confident: row.decision.confident,
             flagged: r.review,
             iou: m.map(|m| m.iou),
+            bad: m.map(|m| is_bad(m.iou, m.gt_has_pipe, m.pred_has_pipe)),
+            trust: row.trust.map(f64::from),
+            feature_distance: row.feature_distance.map(f64::from),
         });
         outcome.count(&bf.pos, r);
         on_frame(&row);

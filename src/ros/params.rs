@@ -43,6 +43,8 @@ pub struct NodeParams {
     pub threshold_low: f64,
     /// Consecutive frames below threshold_low to be confident again, 1..1000 (default: the model's)
     pub recover_frames: i64,
+    /// Trust score model, as calibrate --fit-trust writes it; empty = the model's (docs/interfaces.md §9)
+    pub trust_model: String,
     /// Mask fraction at which pipeline_visible is true, 0..1
     pub min_pipeline_fraction: f64,
     /// No fresh decision for this long means not confident, reason stale [ms]
@@ -102,6 +104,7 @@ impl Default for NodeParams {
             threshold_high: 0.0,
             threshold_low: 0.0,
             recover_frames: 0,
+            trust_model: String::new(),
             min_pipeline_fraction: p.min_pipeline_fraction as f64,
             stale_timeout_ms: 1000,
             max_image_pixels: p.max_image_pixels as i64,

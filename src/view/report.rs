@@ -1,6 +1,7 @@
 //! `report.html` of `replay`: one self-contained file (no network) with a summary table of
-//! `metrics.json`, five SVG plots drawn with `plotters` (score over time with the gate state and
-//! flagged frames, IoU over time, reliability diagram, risk–coverage curve, error-detection ROC)
+//! `metrics.json`, seven SVG plots drawn with `plotters` (score over time with the gate state and
+//! flagged frames, IoU over time, trust and feature distance over time, the frame decisions'
+//! risk–coverage curve, reliability diagram, pixel risk–coverage curve, error-detection ROC)
 //! and a gallery of the most uncertain frames as inline base64 images.
 //!
 //! The gallery is collected during the replay by [`Gallery`], a min-heap of at most K entries
@@ -55,6 +56,12 @@ pub struct FramePoint {
     pub flagged: bool,
     /// IoU against the ground truth, when the frame has some.
     pub iou: Option<f64>,
+    /// Bad per docs/interfaces.md §7, when the frame has ground truth.
+    pub bad: Option<bool>,
+    /// The trust score, when the model has one.
+    pub trust: Option<f64>,
+    /// The model's `feature_distance`, when it has that output.
+    pub feature_distance: Option<f64>,
 }
 
 /// A gallery frame: thumbnails as encoded image files (JPEG or PNG bytes).
@@ -394,6 +401,83 @@ fn iou_plot(inp: &ReportInput) -> Result<String> {
     })
 }
 
+fn signals_plot(inp: &ReportInput) -> Result<String> {
+    let f = inp.frames;
+    let y1 =
+        f.iter().flat_map(|p| [p.trust, p.feature_distance]).flatten().filter(|v| v.is_finite()).fold(1.0, f64::max);
+    let axes = axes(
+        "Trust (P(bad)) and feature distance over time",
+        range(f.iter().map(|p| p.t), 0.02),
+        (0.0, y1 * 1.05),
+        ("time since first frame [s]", "trust / feature distance"),
+        SeriesLabelPosition::UpperRight,
+    );
+    let (x0, x1) = axes.x;
+    plot(axes, |chart| {
+        line(chart, [(x0, 1.0), (x1, 1.0)], BLACK.mix(0.3).into(), "distance 1: edge of the training look".into())?;
+        let fd: Vec<(f64, f64)> = f.iter().filter_map(|p| Some((p.t, p.feature_distance?))).collect();
+        if !fd.is_empty() {
+            line(chart, fd, RGBColor(148, 103, 189).stroke_width(2), "feature_distance".into())?;
+        }
+        let tr: Vec<(f64, f64)> = f.iter().filter_map(|p| Some((p.t, p.trust?))).collect();
+        if !tr.is_empty() {
+            line(chart, tr, LINE.stroke_width(2), "trust".into())?;
+        }
+        Ok(())
+    })
+}
+
+/// Frames with ground truth kept in order of increasing `key`: (coverage, risk) after each.
+pub fn frame_risk_coverage(frames: &[FramePoint], key: impl Fn(&FramePoint) -> Option<f64>) -> Vec<(f64, f64)> {
+    let mut v: Vec<(f64, bool)> = frames.iter().filter_map(|p| Some((key(p)?, p.bad?))).collect();
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = v.len() as f64;
+    let mut bad = 0usize;
+    v.iter()
+        .enumerate()
+        .map(|(i, &(_, b))| {
+            bad += b as usize;
+            ((i + 1) as f64 / n, bad as f64 / (i + 1) as f64)
+        })
+        .collect()
+}
+
+fn frame_risk_plot(inp: &ReportInput) -> Result<String> {
+    let f = inp.frames;
+    let by_score = frame_risk_coverage(f, |p| p.score);
+    let by_trust = frame_risk_coverage(f, |p| p.trust);
+    let labelled: Vec<&FramePoint> = f.iter().filter(|p| p.bad.is_some()).collect();
+    let kept: Vec<&&FramePoint> = labelled.iter().filter(|p| p.confident).collect();
+    let gate = (!kept.is_empty()).then(|| {
+        let bad = kept.iter().filter(|p| p.bad == Some(true)).count();
+        (kept.len() as f64 / labelled.len() as f64, bad as f64 / kept.len() as f64)
+    });
+    let ymax = by_score.iter().chain(&by_trust).map(|p| p.1).fold(0.05f64, f64::max) * 1.1;
+    let axes = Axes {
+        y_area: 70,
+        ..axes(
+            "Frame decisions: risk-coverage (frames kept by increasing score)",
+            (0.0, 1.0),
+            (0.0, ymax),
+            ("coverage (fraction of labelled frames kept)", "risk (fraction of kept frames bad)"),
+            SeriesLabelPosition::UpperLeft,
+        )
+    };
+    plot(axes, |chart| {
+        line(chart, by_score.iter().copied(), LINE.stroke_width(2), "by the gate's score".into())?;
+        if !by_trust.is_empty() {
+            line(chart, by_trust.iter().copied(), RGBColor(148, 103, 189).stroke_width(2), "by trust".into())?;
+        }
+        if let Some(g) = gate {
+            chart
+                .draw_series(std::iter::once(Circle::new(g, 6, FLAG.filled())))?
+                .label(format!("the gate (hysteresis): coverage {:.3}, risk {:.3}", g.0, g.1))
+                .legend(|(x, y)| Circle::new((x + 10, y), 5, FLAG.filled()));
+        }
+        Ok(())
+    })
+}
+
 fn reliability_plot(inp: &ReportInput) -> Result<String> {
     let axes = axes(
         "Reliability diagram (all pixels with ground truth)",
@@ -530,6 +614,20 @@ pub fn render_html(inp: &ReportInput) -> Result<String> {
     let has_gt = inp.frames.iter().any(|p| p.iou.is_some());
     section(&mut h, "Score over time", (!inp.frames.is_empty()).then(|| score_plot(inp)), "No frames.")?;
     section(&mut h, "IoU over time", has_gt.then(|| iou_plot(inp)), "No ground truth: IoU not available.")?;
+    let has_signals = inp.frames.iter().any(|p| p.trust.is_some() || p.feature_distance.is_some());
+    section(
+        &mut h,
+        "Trust and feature distance",
+        has_signals.then(|| signals_plot(inp)),
+        "The model has no feature_distance output and no trust model.",
+    )?;
+    let has_bad = inp.frames.iter().any(|p| p.bad.is_some() && p.score.is_some());
+    section(
+        &mut h,
+        "Frame risk-coverage",
+        has_bad.then(|| frame_risk_plot(inp)),
+        "No ground truth: no frame risk-coverage curve.",
+    )?;
     section(
         &mut h,
         "Reliability diagram",
@@ -614,13 +712,42 @@ mod tests {
         }
     }
 
+    fn pt(t: f64, score: f64) -> FramePoint {
+        FramePoint {
+            t,
+            score: Some(score),
+            confident: true,
+            flagged: false,
+            iou: None,
+            bad: None,
+            trust: None,
+            feature_distance: None,
+        }
+    }
+
     #[test]
-    fn report_has_five_plots_and_no_links() {
+    fn frame_risk_coverage_keeps_frames_by_increasing_score() {
+        let f = [
+            FramePoint { bad: Some(true), ..pt(0.0, 0.9) },
+            FramePoint { bad: Some(false), ..pt(1.0, 0.1) },
+            FramePoint { bad: None, ..pt(2.0, 0.0) },
+        ];
+        assert_eq!(frame_risk_coverage(&f, |p| p.score), vec![(0.5, 0.0), (1.0, 0.5)]);
+    }
+
+    #[test]
+    fn report_has_seven_plots_and_no_links() {
         let metrics = serde_json::json!({"model": "m.onnx", "frames": 3, "pooled_iou": 0.5});
         let frames = [
-            FramePoint { t: 0.0, score: Some(0.1), confident: true, flagged: false, iou: Some(0.9) },
-            FramePoint { t: 0.5, score: Some(0.6), confident: false, flagged: true, iou: Some(0.3) },
-            FramePoint { t: 1.0, score: None, confident: false, flagged: false, iou: None },
+            FramePoint {
+                iou: Some(0.9),
+                bad: Some(false),
+                trust: Some(0.1),
+                feature_distance: Some(0.8),
+                ..pt(0.0, 0.1)
+            },
+            FramePoint { flagged: true, iou: Some(0.3), bad: Some(true), trust: Some(0.9), ..pt(0.5, 0.6) },
+            FramePoint { score: None, confident: false, ..pt(1.0, 0.0) },
         ];
         let rel = vec![ReliabilityBin { lo: 0.9, hi: 0.95, count: 4, confidence: 0.93, accuracy: 0.8 }];
         let inp = ReportInput {
@@ -636,7 +763,7 @@ mod tests {
             gallery: vec![],
         };
         let h = render_html(&inp).unwrap();
-        assert_eq!(h.matches("<svg").count(), 5);
+        assert_eq!(h.matches("<svg").count(), 7);
         for label in ["frame score", "IoU", "accuracy", "coverage", "true positive rate"] {
             assert!(h.contains(label), "{label}");
         }
