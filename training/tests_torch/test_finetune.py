@@ -68,6 +68,11 @@ def test_metadata_and_card(finetuned):
                    "| pooled_iou |"):
         assert needle in card, needle
     assert finetuned.with_suffix(".pt").stat().st_size <= 5 * 1024 * 1024
+    # feature_distance is refitted on what the fine-tune trained on, so the copied trust model's
+    # feature_distance term has its output (docs/interfaces.md §9).
+    outs = [o.name for o in onnx.load(str(finetuned)).graph.output]
+    if "feature_distance" in [o.name for o in onnx.load(str(BASE)).graph.output]:
+        assert outs == ["probs", "feature_distance"] and "feature_distance refitted" in card
 
 
 def test_finetuned_model_is_a_base_in_turn(finetuned, label_dirs, tmp_path):
