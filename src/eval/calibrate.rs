@@ -254,6 +254,8 @@ pub struct MethodRow {
     pub judged: Judged,
     /// Whether the rule is met.
     pub meets: bool,
+    /// The most effective trials any candidate threshold of the method had.
+    pub max_trials: u64,
 }
 
 impl MethodRow {
@@ -304,6 +306,7 @@ pub fn sweep(method: ScoreMethod, frames: &[SeqFrame], rule: &Rule, recover_fram
             judge(frames, m, gate, rule.gap_ns(), rule.delta())
         })
         .collect();
+    let max_trials = judged.iter().map(|j| j.trials).max().unwrap_or(0);
     match rule {
         Rule::Target(t) => {
             // Meeting: fewest good flagged, then most bad flagged, then the highest threshold.
@@ -318,7 +321,7 @@ pub fn sweep(method: ScoreMethod, frames: &[SeqFrame], rule: &Rule, recover_fram
                 }
             };
             let best = judged.iter().min_by(|a, b| key(a).partial_cmp(&key(b)).unwrap()).expect("candidates 0 and 1");
-            MethodRow { method, judged: *best, meets: meets_target(best, t) }
+            MethodRow { method, judged: *best, meets: meets_target(best, t), max_trials }
         }
         Rule::Risk(r) => {
             let need = risk::min_trials(r.max_risk, r.delta);
@@ -336,12 +339,12 @@ pub fn sweep(method: ScoreMethod, frames: &[SeqFrame], rule: &Rule, recover_fram
                 }
             }
             match passed {
-                Some(j) => MethodRow { method, judged: *j, meets: true },
+                Some(j) => MethodRow { method, judged: *j, meets: true, max_trials },
                 None => {
                     // The best it could do: the smallest bound, then the most coverage.
                     let key = |j: &Judged| (j.bound, -j.coverage().unwrap_or(0.0));
                     let best = judged.iter().min_by(|a, b| key(a).partial_cmp(&key(b)).unwrap()).expect("candidates");
-                    MethodRow { method, judged: *best, meets: false }
+                    MethodRow { method, judged: *best, meets: false, max_trials }
                 }
             }
         }
@@ -611,12 +614,11 @@ pub fn verdict(cal: &Calibration) -> String {
             if row.meets {
                 format!("{head}: max risk {} met", r.max_risk)
             } else {
-                let most = cal.rows.iter().map(|r| r.judged.good_confident + r.judged.bad_confident).max().unwrap_or(0);
-                let trials = cal.rows.iter().map(|r| r.judged.trials).max().unwrap_or(0);
+                let trials = cal.rows.iter().map(|r| r.max_trials).max().unwrap_or(0);
                 let why = if trials < need {
                     format!(
                         "too few frames: a bound <= {} at confidence {} needs >= {need} effective trials even with no \
-                         bad frame, and these bags give at most {trials} ({most} confident frames); record more, or \
+                         bad frame, and these bags give at most {trials} under any threshold; record more, or \
                          pass a smaller --min-gap if frames that far apart are independent",
                         r.max_risk,
                         1.0 - r.delta
