@@ -67,7 +67,7 @@ def test_report_is_self_contained_with_plots_and_gallery(report):
         texts = [re.sub(r"\s+", " ", t).strip() for t in re.findall(r"<text\b[^>]*>(.*?)</text>", svg, flags=re.S)]
         assert x in texts and y in texts, (x, y, texts[:8])
         assert sum(bool(re.fullmatch(r"-?[0-9.]+", t)) for t in texts) >= 6, "tick labels"
-    assert "AURC = " in plots[3] and "AUROC = " in plots[4]
+    assert "AURC = " in plots[5] and "AUROC = " in plots[6]
     imgs = re.findall(r'<img [^>]*src="data:image/(jpeg|png);base64,([A-Za-z0-9+/=]+)"', html)
     assert 3 <= len(imgs) <= 3 * 8 and len(imgs) % 3 == 0
     metrics = json.loads((report.parent / "metrics.json").read_text())
