@@ -199,21 +199,8 @@ pub const FOLD_WINDOW_S: f64 = 2.0;
 /// fitted on.
 pub fn fit_trust(frames: &mut [SeqFrame]) -> Result<TrustModel, ReplayError> {
     let refuse = |why: String| ReplayError::from(crate::error::Error::param("--fit-trust", why));
-    let window = (FOLD_WINDOW_S * 1e9) as i64;
-    let mut t0: Vec<(usize, i64)> = Vec::new();
-    let fold: Vec<usize> = frames
-        .iter()
-        .map(|f| {
-            let start = match t0.iter().find(|(b, _)| *b == f.bag) {
-                Some(&(_, t)) => t,
-                None => {
-                    t0.push((f.bag, f.stamp_ns));
-                    f.stamp_ns
-                }
-            };
-            ((f.stamp_ns - start).div_euclid(window) % 2) as usize
-        })
-        .collect();
+    let mut windows = risk::Windows::new((FOLD_WINDOW_S * 1e9) as i64);
+    let fold: Vec<usize> = frames.iter().map(|f| (windows.index(f.bag, f.stamp_ns) % 2) as usize).collect();
     let usable = |f: &SeqFrame| f.obs.is_ok() && f.bad.is_some() && f.signals.is_some();
     let train: Vec<(Signals, bool, usize)> = frames
         .iter()

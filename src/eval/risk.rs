@@ -112,20 +112,38 @@ pub fn min_trials(max_risk: f64, delta: f64) -> u64 {
 /// `gap_ns` (from the bag's first frame); a window is one trial, and an event when any of its
 /// accepted frames is bad. Returns (events, trials).
 pub fn effective_counts(frames: impl IntoIterator<Item = (usize, i64, bool)>, gap_ns: i64) -> (u64, u64) {
-    let mut first: Vec<(usize, i64)> = Vec::new();
+    let mut win = Windows::new(gap_ns);
     let mut windows: std::collections::BTreeMap<(usize, i64), bool> = std::collections::BTreeMap::new();
     for (bag, stamp, bad) in frames {
-        let t0 = match first.iter().find(|(b, _)| *b == bag) {
-            Some(&(_, t)) => t,
-            None => {
-                first.push((bag, stamp));
-                stamp
-            }
-        };
-        let w = if gap_ns > 0 { (stamp - t0).div_euclid(gap_ns) } else { windows.len() as i64 };
+        let w = if gap_ns > 0 { win.index(bag, stamp) } else { windows.len() as i64 };
         *windows.entry((bag, w)).or_insert(false) |= bad;
     }
     (windows.values().filter(|&&b| b).count() as u64, windows.len() as u64)
+}
+
+/// Time windows of `gap_ns` counted from each bag's first frame seen.
+pub struct Windows {
+    gap_ns: i64,
+    first: Vec<(usize, i64)>,
+}
+
+impl Windows {
+    /// Windows of `gap_ns` (> 0).
+    pub fn new(gap_ns: i64) -> Windows {
+        Windows { gap_ns: gap_ns.max(1), first: Vec::new() }
+    }
+
+    /// The window of a frame of `bag` at `stamp_ns` (frames come in bag order).
+    pub fn index(&mut self, bag: usize, stamp_ns: i64) -> i64 {
+        let t0 = match self.first.iter().find(|(b, _)| *b == bag) {
+            Some(&(_, t)) => t,
+            None => {
+                self.first.push((bag, stamp_ns));
+                stamp_ns
+            }
+        };
+        (stamp_ns - t0).div_euclid(self.gap_ns)
+    }
 }
 
 #[cfg(test)]
