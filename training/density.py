@@ -2,14 +2,18 @@
 
     python training/density.py MODEL.onnx --data training/data --splits train --out OUT.onnx [--report R.json]
 
-The distance is a Mahalanobis distance (Lee et al. 2018; DDU, Mukhoti et al. 2021) of the
-frame's pooled trunk features to their training distribution: class-conditional means (frames
-with and without pipeline) with one shared, shrunk covariance, the smaller of the two
-distances, divided by its 95th percentile on the fitting frames (so 0 is the training mean, ~1
-the edge of what training saw, larger is new). The trunk runs once per frame (before the first
-dropout site), so the output costs a pooling and two small matrix products. Pooled features:
-the mean and the standard deviation over space of the bottleneck map (the tensor the decoder's
-first upsampling reads), log-compressed because ReLU activations are heavy-tailed.
+The distance is a Mahalanobis distance (Lee et al. 2018, who also combine layers; DDU, Mukhoti
+et al. 2021) of the frame's pooled trunk features to their training distribution, per trunk
+layer: every encoder level's output and the bottleneck (the tensor the decoder's first
+upsampling reads). Per layer: the mean and standard deviation over space of each channel,
+log(1 + x) because ReLU activations are heavy-tailed; class-conditional means (frames with and
+without pipeline) with one shared, shrunk covariance; the smaller of the two distances, divided
+by its 95th percentile on the fitting frames. The frame's distance is the largest layer
+distance, divided by that maximum's 95th percentile (so 0 is the training mean, ~1 the edge of
+what training saw, larger is new). Low layers see style (haze, exposure, texture), the
+bottleneck content: with the bottleneck alone over-exposed renders looked typical. The trunk
+runs once per frame (before the first dropout site), so the output costs poolings and a few
+small matrix products.
 
 Works on any §1 model without PyTorch (onnx + onnxruntime + numpy); an older model keeps every
 other output, and re-running replaces an existing `feature_distance`.
@@ -49,6 +53,12 @@ def bottleneck(model: onnx.ModelProto) -> str:
     raise ValueError("no Resize after the last MaxPool: cannot find the trunk's bottleneck")
 
 
+def trunk_layers(model: onnx.ModelProto) -> list[str]:
+    """Every encoder level's output (the input of each MaxPool) and the bottleneck: low levels
+    see the image's style (haze, exposure, texture), the bottleneck its content."""
+    return [n.input[0] for n in model.graph.node if n.op_type == "MaxPool"] + [bottleneck(model)]
+
+
 def strip(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model without a `feature_distance` output and its nodes (a refit replaces them)."""
     m = onnx.ModelProto()
@@ -66,9 +76,8 @@ def strip(model: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
-def pooling_nodes(src: str):
-    """Nodes computing the pooled features [N, 2C] of map `src` [N, C, h, w]."""
-    p = PREFIX
+def pooling_nodes(src: str, p: str = PREFIX):
+    """Nodes computing the pooled features `{p}feat` [N, 2C] of map `src` [N, C, h, w]."""
     return [
         helper.make_node("GlobalAveragePool", [src], [p + "mean4"], name=p + "gap"),
         helper.make_node("Mul", [src, src], [p + "sq"], name=p + "sq"),
@@ -84,31 +93,53 @@ def pooling_nodes(src: str):
     ], [numpy_helper.from_array(np.ones((1,), np.float32), p + "one")]
 
 
+def layer_prefix(i: int) -> str:
+    return f"{PREFIX}l{i}/"
+
+
 def features_model(model: onnx.ModelProto) -> onnx.ModelProto:
-    """The model with the pooled features as an extra output `fd/feat` (for fitting)."""
+    """The model with each trunk layer's pooled features as extra outputs `fd/l{i}/feat`."""
     m = strip(model)
-    nodes, inits = pooling_nodes(bottleneck(m))
-    m.graph.node.extend(nodes)
-    m.graph.initializer.extend(inits)
-    m.graph.output.append(helper.make_tensor_value_info(PREFIX + "feat", TensorProto.FLOAT, None))
+    for i, src in enumerate(trunk_layers(m)):
+        nodes, inits = pooling_nodes(src, layer_prefix(i))
+        m.graph.node.extend(nodes)
+        m.graph.initializer.extend(inits)
+        m.graph.output.append(helper.make_tensor_value_info(layer_prefix(i) + "feat", TensorProto.FLOAT, None))
     return m
 
 
-def pooled(model: onnx.ModelProto, frames, threads: int = 0) -> np.ndarray:
-    """Pooled features [N, D] of RGB frames, from ONNX Runtime."""
+def pooled(model: onnx.ModelProto, frames, threads: int = 0) -> list[np.ndarray]:
+    """Pooled features [N, D_l] of RGB frames per trunk layer, from ONNX Runtime."""
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "feat.onnx"
-        onnx.save(features_model(model), path)
+        fm = features_model(model)
+        names = [o.name for o in fm.graph.output if o.name.startswith(PREFIX)]
+        onnx.save(fm, path)
         sess, meta = mcd.load(str(path), threads)
         masks = mcd.ones_masks(meta)
-        out = []
+        out = [[] for _ in names]
         for rgb in frames:
             feeds = {"image": mcd.preprocess(rgb, meta), **{f"dropout_mask_{k}": v for k, v in enumerate(masks)}}
-            out.append(sess.run([PREFIX + "feat"], feeds)[0][0])
-    return np.stack(out).astype(np.float64)
+            for i, v in enumerate(sess.run(names, feeds)):
+                out[i].append(v[0])
+    return [np.stack(o).astype(np.float64) for o in out]
 
 
-def fit(feats: np.ndarray, has_pipe: np.ndarray) -> dict:
+def fit(layers: list[np.ndarray], has_pipe: np.ndarray) -> dict:
+    """One Mahalanobis fit per layer; the frame's distance is the largest of the layers'
+    distances (each divided by its own 95th percentile), divided by that maximum's 95th
+    percentile on the fitting frames."""
+    fits = [fit_layer(f, has_pipe) for f in layers]
+    d = np.max([distances(f, g["means"], g["whiten"], g["scale"]) for f, g in zip(layers, fits)], axis=0)
+    return {"layers": fits, "scale": float(np.percentile(d, 95)), "classes": fits[0]["classes"]}
+
+
+def combined(layers: list[np.ndarray], f: dict) -> np.ndarray:
+    d = np.max([distances(x, g["means"], g["whiten"], g["scale"]) for x, g in zip(layers, f["layers"])], axis=0)
+    return d / f["scale"]
+
+
+def fit_layer(feats: np.ndarray, has_pipe: np.ndarray) -> dict:
     """Class means, the shared shrunk covariance's whitening matrix, and the scale (95th
     percentile of the fitting frames' distance)."""
     classes = [c for c in (False, True) if (has_pipe == c).sum() >= 2]
@@ -129,24 +160,34 @@ def distances(feats, means, whiten, scale=1.0):
 def with_distance(model: onnx.ModelProto, f: dict) -> onnx.ModelProto:
     """The model with the output `feature_distance` [N] computed in the graph."""
     m = strip(model)
-    nodes, inits = pooling_nodes(bottleneck(m))
-    p = PREFIX
-    inits.append(numpy_helper.from_array(f["whiten"].astype(np.float32), p + "whiten"))
-    inits.append(numpy_helper.from_array(np.array([f["scale"]], np.float32), p + "scale"))
-    d2 = []
-    for k, mu in enumerate(f["means"]):
-        inits.append(numpy_helper.from_array(mu.astype(np.float32)[None], p + f"mu{k}"))
+    nodes, inits, per_layer = [], [], []
+    for i, (src, g) in enumerate(zip(trunk_layers(m), f["layers"])):
+        p = layer_prefix(i)
+        n, it = pooling_nodes(src, p)
+        nodes += n
+        inits += it
+        inits.append(numpy_helper.from_array(g["whiten"].astype(np.float32), p + "whiten"))
+        inits.append(numpy_helper.from_array(np.array([g["scale"]], np.float32), p + "scale"))
+        d2 = []
+        for k, mu in enumerate(g["means"]):
+            inits.append(numpy_helper.from_array(mu.astype(np.float32)[None], p + f"mu{k}"))
+            nodes += [
+                helper.make_node("Sub", [p + "feat", p + f"mu{k}"], [p + f"c{k}"], name=p + f"c{k}"),
+                helper.make_node("MatMul", [p + f"c{k}", p + "whiten"], [p + f"w{k}"], name=p + f"w{k}"),
+                helper.make_node("ReduceSumSquare", [p + f"w{k}"], [p + f"d2_{k}"], name=p + f"d2_{k}", axes=[1],
+                                 keepdims=0),
+            ]
+            d2.append(p + f"d2_{k}")
         nodes += [
-            helper.make_node("Sub", [p + "feat", p + f"mu{k}"], [p + f"c{k}"], name=p + f"c{k}"),
-            helper.make_node("MatMul", [p + f"c{k}", p + "whiten"], [p + f"w{k}"], name=p + f"w{k}"),
-            helper.make_node("ReduceSumSquare", [p + f"w{k}"], [p + f"d2_{k}"], name=p + f"d2_{k}", axes=[1],
-                             keepdims=0),
+            helper.make_node("Min", d2, [p + "d2"], name=p + "min"),
+            helper.make_node("Sqrt", [p + "d2"], [p + "d"], name=p + "sqrt"),
+            helper.make_node("Div", [p + "d", p + "scale"], [p + "dn"], name=p + "scale"),
         ]
-        d2.append(p + f"d2_{k}")
+        per_layer.append(p + "dn")
+    inits.append(numpy_helper.from_array(np.array([f["scale"]], np.float32), PREFIX + "scale"))
     nodes += [
-        helper.make_node("Min", d2, [p + "d2"], name=p + "min"),
-        helper.make_node("Sqrt", [p + "d2"], [p + "d"], name=p + "sqrt"),
-        helper.make_node("Div", [p + "d", p + "scale"], [OUTPUT], name=p + "scale"),
+        helper.make_node("Max", per_layer, [PREFIX + "dmax"], name=PREFIX + "max"),
+        helper.make_node("Div", [PREFIX + "dmax", PREFIX + "scale"], [OUTPUT], name=PREFIX + "scale"),
     ]
     m.graph.node.extend(nodes)
     m.graph.initializer.extend(inits)
@@ -201,16 +242,16 @@ def main():
     for rgb in frames[:8]:
         feeds = {"image": mcd.preprocess(rgb, meta), **{f"dropout_mask_{k}": v for k, v in enumerate(masks)}}
         got.append(sess.run([OUTPUT], feeds)[0][0])
-    want = distances(feats[:8], f["means"], f["whiten"], f["scale"])
+    want = combined([x[:8] for x in feats], f)
     err = float(np.abs(np.array(got) - want).max())
     if err > 1e-3:
         sys.exit(f"density: graph and fit disagree by {err}")
-    report = {"fit_splits": args.splits, "fit_frames": len(frames), "features": int(feats.shape[1]),
+    report = {"fit_splits": args.splits, "fit_frames": len(frames), "features": [int(x.shape[1]) for x in feats],
               "classes": [("pipe" if c else "no_pipe") for c in f["classes"]], "shrinkage": SHRINK,
               "scale": f["scale"], "graph_vs_numpy_max_abs": err, "per_split": {}}
     for s in [s for s in args.eval_splits.split(",") if s]:
         fr, _ = load_split(Path(args.data), s)
-        d = distances(pooled(model, fr, args.threads), f["means"], f["whiten"], f["scale"])
+        d = combined(pooled(model, fr, args.threads), f)
         report["per_split"][s] = {"frames": len(fr), "p50": float(np.median(d)), "p95": float(np.percentile(d, 95)),
                                   "above_1": float((d > 1).mean()), "distances": [round(float(v), 4) for v in d]}
         print(f"{s}: median {np.median(d):.3f}, p95 {np.percentile(d, 95):.3f}, above 1: {(d > 1).mean():.3f}")
@@ -218,7 +259,7 @@ def main():
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
     print(f"{args.out}: feature_distance fitted on {len(frames)} frames of {args.splits} "
-          f"({feats.shape[1]} features, scale {f['scale']:.3f}, graph vs numpy {err:.1e}) in {report['seconds']} s")
+          f"({len(feats)} layers, scale {f['scale']:.3f}, graph vs numpy {err:.1e}) in {report['seconds']} s")
 
 
 if __name__ == "__main__":
