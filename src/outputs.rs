@@ -7,7 +7,6 @@ use crate::engine::config::Settings;
 use crate::engine::gate::Decision;
 use crate::engine::pipeline::Segmentation;
 use crate::engine::processor::FrameResult;
-use crate::engine::score::ScoreMethod;
 use crate::error::{Error, Result};
 use crate::msg::{cdr::CdrMessage, Bool, DiagnosticArray, DiagnosticStatus, FrameMsg, Header, Image, KeyValue, Qos};
 use crate::view::render;
@@ -195,8 +194,8 @@ pub fn confidence_values(
     };
     // Empty when the frame or the model has none (docs/interfaces.md §9).
     let s = seg.map(|(s, _)| s);
-    let distance = s.and_then(|s| s.feature_distance).map_or_else(String::new, |d| d.to_string());
-    let trust = s.map(|s| s.scores[ScoreMethod::Trust.index()]).filter(|t| !t.is_nan());
+    let distance = s.and_then(Segmentation::feature_distance).map_or_else(String::new, |d| d.to_string());
+    let trust = s.and_then(Segmentation::trust);
     vec![
         ("score", score),
         ("score_method", settings.score.method.name().to_string()),

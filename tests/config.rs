@@ -162,3 +162,18 @@ fn shipped_config_file_lists_the_built_in_defaults() {
         assert!(text.contains(&format!("# {name}:")), "{name} must be listed, commented out (the model decides)");
     }
 }
+
+#[test]
+fn from_model_is_the_gate_and_trust_run_of_param_names() {
+    let want = [
+        "samples",
+        "score_method",
+        "pixel_threshold",
+        "band_px",
+        "threshold_high",
+        "threshold_low",
+        "recover_frames",
+        "trust_model",
+    ];
+    assert_eq!(pipeline_seg::engine::config::FROM_MODEL, want);
+}

@@ -46,17 +46,9 @@ pub const PARAM_NAMES: &[&str] = &[
 /// start-up.
 pub const LOAD_PARAMS: &[&str] = PARAM_NAMES.split_at(6).0;
 
-/// Parameters whose default is the model's metadata (docs/interfaces.md §5).
-pub const FROM_MODEL: &[&str] = &[
-    "samples",
-    "score_method",
-    "pixel_threshold",
-    "band_px",
-    "threshold_high",
-    "threshold_low",
-    "recover_frames",
-    "trust_model",
-];
+/// Parameters whose default is the model's metadata (docs/interfaces.md §5): the run of
+/// [`PARAM_NAMES`] from `samples` to `trust_model`.
+pub const FROM_MODEL: &[&str] = PARAM_NAMES.split_at(14).0.split_at(6).1;
 
 /// Parameters only the ROS node uses; the CLI accepts and ignores them in a shared file.
 pub const NODE_ONLY: &[&str] = &[

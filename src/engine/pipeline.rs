@@ -63,8 +63,6 @@ pub struct Segmentation {
     pub scores: [f32; ScoreMethod::ALL.len()],
     /// The frame's signals (docs/interfaces.md §9, [`crate::engine::trust::SIGNALS`] order).
     pub signals: Signals,
-    /// The model's `feature_distance` output, when it has one.
-    pub feature_distance: Option<f32>,
     /// The configured `score_method` applied to the mutual information at model resolution
     /// (`select --by mi`).
     pub mi_score: f32,
@@ -86,6 +84,16 @@ impl Segmentation {
         } else {
             Observation::Score(self.score)
         }
+    }
+
+    /// The model's `feature_distance` output, when it has one (NaN in `signals` otherwise).
+    pub fn feature_distance(&self) -> Option<f32> {
+        Some(self.signals[FEATURE_DISTANCE]).filter(|d| !d.is_nan())
+    }
+
+    /// The trust score, when the settings have a trust model (NaN in `scores` otherwise).
+    pub fn trust(&self) -> Option<f32> {
+        Some(self.scores[ScoreMethod::Trust.index()]).filter(|t| !t.is_nan())
     }
 
     /// Whether the pipeline is visible enough to follow (`min_pipeline_fraction`).
@@ -173,7 +181,6 @@ impl Pipeline {
             (stats.luma_std / 255.0) as f32,
             stats.saturated as f32,
         ];
-        debug_assert!(!signals[FEATURE_DISTANCE].is_nan() || feature_distance.is_none());
         scores[ScoreMethod::Trust.index()] = self.settings.trust.as_ref().map_or(f32::NAN, |m| m.score(&signals));
         let score = scores[params.method.index()];
         let mi_score = on_mi(params.method)?;
@@ -195,7 +202,6 @@ impl Pipeline {
             score,
             scores,
             signals,
-            feature_distance,
             mi_score,
             sanity: check(&stats, &self.settings.sanity),
             pipeline_fraction,

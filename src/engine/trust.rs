@@ -99,9 +99,7 @@ impl TrustModel {
         }
         (1.0 / (1.0 + (-z).exp())) as f32
     }
-}
 
-impl TrustModel {
     /// Parses the `trust_model` parameter: the five metadata keys without their `trust_`
     /// prefix, `;`-separated (`features=a,b;mean=..;scale=..;coef=..;intercept=..`).
     pub fn parse(s: &str) -> Result<TrustModel, String> {

@@ -285,7 +285,8 @@ pub fn sweep(method: ScoreMethod, frames: &[SeqFrame], rule: &Rule, recover_fram
     let good: Vec<f32> =
         frames.iter().filter(|f| f.bad == Some(false)).filter_map(|f| f.obs.ok().map(|s| s[m])).collect();
     let cands = candidates(&sane);
-    let low_of = |th: f32| percentile(&good, 0.80).map_or(th * 0.8, |v| v as f32).min(th).max(0.0);
+    let p80 = percentile(&good, 0.80);
+    let low_of = |th: f32| p80.map_or(th * 0.8, |v| v as f32).min(th).max(0.0);
     let judged: Vec<Judged> = cands
         .iter()
         .map(|&th| {

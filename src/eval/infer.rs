@@ -9,7 +9,6 @@ use serde::Serialize;
 use crate::engine::config::Params;
 use crate::engine::pipeline::{Pipeline, Resolution, Segmentation};
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, GateMode, LoopOptions, Source};
-use crate::engine::score::ScoreMethod;
 use crate::engine::trust::SIGNALS;
 use crate::error::{Error, Result};
 use crate::eval::Progress;
@@ -132,7 +131,7 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
                     reason: d.reason.name(),
                     pipeline_fraction: Some(short(seg.pipeline_fraction)),
                     latency_ms: Some(r.latency_ms),
-                    trust: Some(seg.scores[ScoreMethod::Trust.index()] as f64).filter(|t| !t.is_nan()),
+                    trust: seg.trust().map(f64::from),
                     signals: Some(
                         SIGNALS
                             .iter()

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::engine::pipeline::Segmentation;
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, Source};
-use crate::engine::score::ScoreMethod;
 use crate::eval::metrics::{is_bad, spearman, Accumulator, FrameMetrics, GateStats, GateSummary, Metrics};
 use crate::eval::Problem;
 use crate::io::bag_read::{self, BagError, BagMessage, MessagePos};
@@ -624,8 +624,8 @@ pub fn run(
             pipeline_fraction: seg.map(|s| s.pipeline_fraction),
             latency_ms: r.latency_ms,
             metrics,
-            feature_distance: seg.and_then(|s| s.feature_distance),
-            trust: seg.map(|s| s.scores[ScoreMethod::Trust.index()]).filter(|t| !t.is_nan()),
+            feature_distance: seg.and_then(Segmentation::feature_distance),
+            trust: seg.and_then(Segmentation::trust),
         };
         let m = row.metrics;
         writeln!(
