@@ -25,8 +25,8 @@ from conftest import FRAMES, MODEL, OOD, ROOT, VAL, model_meta, run
 sys.path.insert(0, str(ROOT / "training"))
 import mcd  # noqa: E402
 
-SUMMARY_KEYS = {"model", "samples", "seed", "execution_provider", "score_method", "threshold_high", "frames"}
-FRAME_KEYS = {"input", "score", "confident", "reason", "pipeline_fraction", "latency_ms", "trust", "signals", "error"}
+SUMMARY_KEYS = {"model", "samples", "min_samples", "seed", "execution_provider", "score_method", "threshold_high", "frames"}
+FRAME_KEYS = {"input", "score", "confident", "reason", "pipeline_fraction", "latency_ms", "trust", "signals", "samples", "error"}
 MAP_SUFFIXES = ("_mask.png", "_prob.npy", "_entropy.npy", "_mi.npy", "_entropy.png", "_overlay.png")
 EPS = 1e-7
 
@@ -172,10 +172,14 @@ def test_input_resolution_maps_are_bilinear_upscales_of_model_maps(input_run):
 def test_entropy_mi_prob_mask_match_numpy_from_samples(model_run):
     s = summary(model_run)
     assert s["samples"] == int(model_meta()["default_samples"])
+    frames = by_stem(s)
     for path in MODEL_RES_FRAMES:
         stem = path.stem
         samples = np.load(model_run / f"{stem}_samples.npy")
-        assert samples.dtype == np.float32 and samples.shape == (s["samples"], 2, 192, 256)
+        # anytime sampling: the maps are from the samples the frame drew, and those are saved
+        drawn = frames[stem]["samples"]
+        assert s["min_samples"] <= drawn <= s["samples"], (stem, drawn)
+        assert samples.dtype == np.float32 and samples.shape == (drawn, 2, 192, 256)
         assert np.allclose(samples.sum(1), 1.0, atol=1e-5), "softmax over C"
         prob, ent, mi = ref_maps(samples)
         got = {k: np.load(model_run / f"{stem}_{k}.npy") for k in ("prob", "entropy", "mi")}
@@ -185,7 +189,7 @@ def test_entropy_mi_prob_mask_match_numpy_from_samples(model_run):
             assert err < 1e-5, (stem, k, err)
         mask = cv2.imread(str(model_run / f"{stem}_mask.png"), cv2.IMREAD_UNCHANGED)
         assert np.array_equal(mask, ((got["prob"] > 0.5) * 255).astype(np.uint8)), stem
-        # with T = 16 the samples differ: dropout is really on
+        # with T >= 4 the samples differ: dropout is really on
         assert ent.max() > 0 and float(np.abs(samples[0] - samples[1]).max()) > 1e-3, stem
 
 
@@ -491,3 +495,26 @@ def test_bench_prints_one_json_line():
     assert report["execution_provider"] == "CPUExecutionProvider"
     assert 0 < report["p50_ms"] <= report["p95_ms"] <= report["p99_ms"]
     assert report["fps"] > 0
+
+
+def test_anytime_sampling_draws_a_prefix_of_the_fixed_samples_and_repeats(tmp_path):
+    """Anytime sampling (min_samples 4 of 16) stops on settled frames; what it draws is the start
+    of what fixed T = 16 draws with the same seed, the same seed stops at the same point, and
+    `--min-samples 16` draws every sample."""
+    inputs = [*MODEL_RES_FRAMES, *sorted(OOD.glob("*.jpg"))[:4]]
+    common = ("--seed", 5, "--samples", 16, "--resolution", "model", "--save-samples")
+    for name, extra in (("a", ()), ("b", ()), ("fixed", ("--min-samples", 16))):
+        run("infer", *common, *extra, "--out", tmp_path / name, *inputs, check_rc=0)
+    a, b, fixed = (by_stem(summary(tmp_path / n)) for n in ("a", "b", "fixed"))
+    assert {f["samples"] for f in fixed.values()} == {16}
+    drawn = {stem: f["samples"] for stem, f in a.items()}
+    assert drawn == {stem: f["samples"] for stem, f in b.items()}, "same seed, same stopping point"
+    assert all(n in (4, 8, 12, 16) for n in drawn.values()), drawn
+    assert min(drawn.values()) < 16, f"no frame settled early: {drawn}"
+    for stem, n in drawn.items():
+        sa = np.load(tmp_path / "a" / f"{stem}_samples.npy")
+        sb = np.load(tmp_path / "b" / f"{stem}_samples.npy")
+        sf = np.load(tmp_path / "fixed" / f"{stem}_samples.npy")
+        assert np.array_equal(sa, sb), stem
+        assert sa.shape[0] == n and np.allclose(sa, sf[:n], atol=1e-5), stem
+        assert a[stem]["score"] == b[stem]["score"], stem

@@ -40,9 +40,13 @@ struct Shared {
     /// ONNX model (default: the installed package's, else models/ of the checkout).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// MC-Dropout samples T per frame (default: the model's default_samples).
+    /// MC-Dropout samples T per frame at most (default: the model's default_samples).
     #[arg(long)]
     samples: Option<usize>,
+    /// Samples before the first look at whether a frame is settled, and between looks
+    /// (default 4; ≥ --samples draws every sample).
+    #[arg(long)]
+    min_samples: Option<usize>,
     /// Seed of the dropout masks; one seed reproduces a run exactly.
     #[arg(long)]
     seed: Option<u64>,
@@ -187,6 +191,7 @@ fn params(shared: &Shared) -> Result<Params, Fatal> {
     }
     p.model_path = shared.model.clone().or(p.model_path);
     p.samples = shared.samples.or(p.samples);
+    p.min_samples = shared.min_samples.unwrap_or(p.min_samples);
     p.seed = shared.seed.unwrap_or(p.seed);
     p.device = shared.device.as_deref().map(str::parse).transpose()?.unwrap_or(p.device);
     p.allow_cpu_fallback |= shared.allow_cpu_fallback;

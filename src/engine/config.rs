@@ -40,6 +40,8 @@ pub const PARAM_NAMES: &[&str] = &[
     "min_contrast",
     "max_saturated",
     "review_min_interval_s",
+    "min_samples",
+    "anytime_z",
 ];
 
 /// The leading entries of [`PARAM_NAMES`]: they load the model, so they take effect only at
@@ -77,8 +79,14 @@ pub struct Params {
     pub device: Device,
     /// Run on CPU when the requested GPU provider cannot be used.
     pub allow_cpu_fallback: bool,
-    /// MC-Dropout samples T per frame.
+    /// MC-Dropout samples T per frame: the most a frame gets (see `min_samples`).
     pub samples: Option<usize>,
+    /// Samples drawn before the first look, and between looks, at whether the frame's
+    /// decision is settled (anytime sampling); `min_samples` ≥ `samples` draws all of them.
+    pub min_samples: usize,
+    /// Half-width of the score's interval in jackknife standard errors: sampling stops once
+    /// the interval holds neither threshold. 0 stops at `min_samples`.
+    pub anytime_z: f32,
     /// Seed of the dropout masks.
     pub seed: u64,
     /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
@@ -116,6 +124,8 @@ impl Default for Params {
             device: Device::Cpu,
             allow_cpu_fallback: false,
             samples: None,
+            min_samples: 4,
+            anytime_z: 3.0,
             seed: 0,
             intra_threads: 0,
             score_method: None,
@@ -162,6 +172,8 @@ impl Params {
                 self.allow_cpu_fallback = v.as_bool().ok_or_else(|| Error::param(name, "expects true or false"))?
             }
             "samples" => self.samples = Some(as_uint(name, v)? as usize),
+            "min_samples" => self.min_samples = as_uint(name, v)? as usize,
+            "anytime_z" => self.anytime_z = as_f32(name, v)?,
             "seed" => self.seed = as_uint(name, v)?,
             "intra_threads" => self.intra_threads = as_uint(name, v)? as usize,
             "score_method" => self.score_method = Some(as_str(name, v)?.parse()?),
@@ -249,6 +261,8 @@ impl Params {
         let g = &info.gate;
         let model = Settings {
             samples: info.default_samples,
+            min_samples: self.min_samples,
+            anytime_z: self.anytime_z,
             seed: self.seed,
             score: ScoreParams {
                 method: metadata_score_method(&g.score_method)?,
@@ -273,6 +287,8 @@ impl Params {
     pub fn resolve_over(&self, base: &Settings) -> Result<Settings> {
         let settings = Settings {
             samples: self.samples.unwrap_or(base.samples),
+            min_samples: self.min_samples,
+            anytime_z: self.anytime_z,
             seed: self.seed,
             score: ScoreParams {
                 method: self.score_method.unwrap_or(base.score.method),
@@ -302,8 +318,12 @@ impl Params {
 /// Resolved settings of a pipeline: every value known and in range.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    /// MC-Dropout samples T per frame.
+    /// MC-Dropout samples T per frame: the most a frame gets.
     pub samples: usize,
+    /// Samples before the first look and between looks at whether the decision is settled.
+    pub min_samples: usize,
+    /// Half-width of the score's interval in jackknife standard errors.
+    pub anytime_z: f32,
     /// Seed of the dropout masks.
     pub seed: u64,
     /// How the frame score is computed.
@@ -350,6 +370,10 @@ impl Settings {
         if !(1..=256).contains(&self.samples) {
             return Err(Error::param("samples", format!("{} is outside [1, 256]", self.samples)));
         }
+        if !(1..=256).contains(&self.min_samples) {
+            return Err(Error::param("min_samples", format!("{} is outside [1, 256]", self.min_samples)));
+        }
+        in_range("anytime_z", self.anytime_z, 0.0, 100.0)?;
         in_range("pixel_threshold", self.score.pixel_threshold, 0.0, 1.0)?;
         if self.score.band_px > 64 {
             return Err(Error::param("band_px", format!("{} is outside [0, 64]", self.score.band_px)));

@@ -166,40 +166,143 @@ impl Default for ModelOptions {
     }
 }
 
+/// How the samples run: the whole graph per chunk, or the trunk once and the head per chunk.
+enum Graph {
+    /// The main file: every chunk of samples runs the whole network.
+    Whole(Session),
+    /// `<stem>.trunk.onnx` once per frame, `<stem>.head.onnx` per chunk (training/split.py).
+    Split {
+        trunk: Session,
+        head: Session,
+        /// Trunk outputs the head reads, by name.
+        cut: Vec<String>,
+    },
+}
+
 /// A loaded, validated model.
 pub struct Model {
-    session: Session,
+    graph: Graph,
     /// What the model's metadata and signature say.
     pub info: ModelInfo,
     /// The model file it was loaded from.
     pub path: PathBuf,
     /// The execution provider that runs the model (`CPUExecutionProvider`, ...).
     pub execution_provider: &'static str,
+    /// Why the trunk/head split beside the model is not used (`None`: it is, or there is none).
+    pub split_problem: Option<String>,
+}
+
+/// The trunk and head files the engine looks for beside `model` (`training/split.py` writes them).
+pub fn split_paths(model: &Path) -> (PathBuf, PathBuf) {
+    let name = model.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let stem = name.strip_suffix(".onnx").unwrap_or(name);
+    (model.with_file_name(format!("{stem}.trunk.onnx")), model.with_file_name(format!("{stem}.head.onnx")))
 }
 
 impl Model {
     /// Loads the model and checks it against the contract; a mismatch names what differs.
+    ///
+    /// When `<stem>.trunk.onnx` and `<stem>.head.onnx` lie beside it and together give the
+    /// model's own output (checked here on a fixed input), they run instead of the whole graph,
+    /// so that the trunk runs once per frame however many chunks of samples follow.
     pub fn load(path: &Path, opts: &ModelOptions) -> Result<Model> {
         let model_err = |detail: String| Error::Model { path: path.to_path_buf(), detail };
         if !path.is_file() {
             return Err(model_err("file not found".into()));
         }
         let env = environment(&find_onnxruntime(opts.onnxruntime_lib.as_deref())?)?;
-        let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Runtime(e.to_string());
-        let mut builder = Session::builder(&env)
-            .map_err(|e| Error::Runtime(e.to_string()))?
-            .with_optimization_level(GraphOptimizationLevel::Level3)
-            .map_err(ort_err)?;
-        if opts.intra_threads > 0 {
-            builder = builder.with_intra_threads(opts.intra_threads).map_err(ort_err)?;
-        }
-        let (builder, execution_provider) = register_provider(builder, opts)?;
-        let mut builder = builder;
-        let session =
-            builder.commit_from_file(path).map_err(|e| model_err(format!("ONNX Runtime cannot load it: {e}")))?;
+        let (session, execution_provider) = open(&env, opts, path)?;
         let info = read_info(&session).map_err(model_err)?;
         check_signature(&session, &info).map_err(model_err)?;
-        Ok(Model { session, info, path: path.to_path_buf(), execution_provider })
+        let mut model = Model {
+            graph: Graph::Whole(session),
+            info,
+            path: path.to_path_buf(),
+            execution_provider,
+            split_problem: None,
+        };
+        let (trunk, head) = split_paths(path);
+        if trunk.is_file() && head.is_file() {
+            match model.split_agrees(&env, opts, &trunk, &head) {
+                Ok(graph) => model.graph = graph,
+                Err(why) => model.split_problem = Some(format!("{}: {why}; running the whole graph", trunk.display())),
+            }
+        }
+        Ok(model)
+    }
+
+    /// Whether the trunk and head beside the model are in use.
+    pub fn is_split(&self) -> bool {
+        matches!(self.graph, Graph::Split { .. })
+    }
+
+    /// Loads the trunk and head and checks them against the whole graph on a fixed input and
+    /// fixed masks (T = 3): any difference above 1e-4 refuses them.
+    fn split_agrees(
+        &mut self,
+        env: &Environment,
+        opts: &ModelOptions,
+        trunk_path: &Path,
+        head_path: &Path,
+    ) -> std::result::Result<Graph, String> {
+        let (trunk, _) = open(env, opts, trunk_path).map_err(|e| e.to_string())?;
+        let (head, _) = open(env, opts, head_path).map_err(|e| e.to_string())?;
+        let masks = self.info.dropout_sites.len();
+        let mut cut = Vec::new();
+        for input in head.inputs() {
+            let name = input.name();
+            if name.starts_with("dropout_mask_") {
+                continue;
+            }
+            if !trunk.outputs().iter().any(|o| o.name() == name) {
+                return Err(format!("the head reads '{name}', which the trunk does not give"));
+            }
+            cut.push(name.to_string());
+        }
+        if head.inputs().len() != cut.len() + masks {
+            return Err(format!("the head needs {masks} dropout masks"));
+        }
+        if self.info.feature_distance && !trunk.outputs().iter().any(|o| o.name() == FEATURE_DISTANCE) {
+            return Err(format!("the trunk has no '{FEATURE_DISTANCE}' output"));
+        }
+        let (h, w) = (self.info.height, self.info.width);
+        let image = ndarray::Array4::from_shape_fn((1, 3, h, w), |(_, c, y, x)| {
+            ((x * 7 + y * 13 + c * 29) % 61) as f32 / 30.0 - 1.0
+        });
+        let t = 3;
+        let mut rng = crate::engine::sampler::Sampler::new(7, self.info.dropout_p);
+        let masks = rng.masks(&self.info.dropout_sites, t);
+        let mut whole = Vec::new();
+        let mut whole_fd = None;
+        self.run_chunks(image.view(), &masks, [t], |p, fd| {
+            whole.extend(p.iter().copied());
+            whole_fd = fd;
+            Ok(true)
+        })
+        .map_err(|e| e.to_string())?;
+        let mut graph = Graph::Split { trunk, head, cut };
+        std::mem::swap(&mut self.graph, &mut graph);
+        let mut split = Vec::new();
+        let mut split_fd = None;
+        let ran = self.run_chunks(image.view(), &masks, [1, t], |p, fd| {
+            split.extend(p.iter().copied());
+            split_fd = fd;
+            Ok(true)
+        });
+        let split_graph = std::mem::replace(&mut self.graph, graph);
+        ran.map_err(|e| e.to_string())?;
+        let worst = whole.iter().zip(&split).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let fd_off = match (whole_fd, split_fd) {
+            (Some(a), Some(b)) => (a - b).abs() > 1e-4 * a.abs().max(1.0),
+            (a, b) => a.is_some() != b.is_some(),
+        };
+        if whole.len() != split.len() || worst > 1e-4 || fd_off {
+            return Err(format!(
+                "trunk + head differ from the model (max |Δ| {worst:e}, feature_distance {whole_fd:?} vs {split_fd:?}); \
+                 rewrite them with training/split.py"
+            ));
+        }
+        Ok(split_graph)
     }
 
     /// Runs one image [1,3,H,W] with `t` samples; `masks[k]` holds `t * C_k` values. `use_probs`
@@ -212,41 +315,132 @@ impl Model {
         t: usize,
         use_probs: impl FnOnce(ArrayView4<'_, f32>) -> R,
     ) -> Result<(R, Option<f32>)> {
+        let mut use_probs = Some(use_probs);
+        let mut out = None;
+        let mut distance = None;
+        self.run_chunks(image, masks, [t], |p, d| {
+            out = use_probs.take().map(|f| f(p));
+            distance = d;
+            Ok(false)
+        })?;
+        let out = out.ok_or_else(|| Error::Inference("the model ran no samples".into()))?;
+        Ok((out, distance))
+    }
+
+    /// Runs one image [1,3,H,W] with the samples in chunks: samples `0..ends[0]`, then
+    /// `ends[0]..ends[1]`, ...; `masks[k]` holds the masks of every sample up to the last end
+    /// (`t * C_k` values). After each chunk `each` gets its probabilities [k,C,H,W] (straight from
+    /// ONNX Runtime's buffer) and the frame's `feature_distance`, and says whether to go on.
+    /// The trunk runs once when the model is split; otherwise each chunk runs the whole graph.
+    pub fn run_chunks(
+        &mut self,
+        image: ArrayView4<'_, f32>,
+        masks: &[Vec<f32>],
+        ends: impl IntoIterator<Item = usize>,
+        mut each: impl FnMut(ArrayView4<'_, f32>, Option<f32>) -> Result<bool>,
+    ) -> Result<()> {
         let (h, w) = (self.info.height, self.info.width);
         let infer_err = |e: ort::Error| Error::Inference(e.to_string());
-        let shape_err = |e: ndarray::ShapeError| Error::Inference(format!("input shape: {e}"));
         if image.shape() != [1, 3, h, w] {
             return Err(Error::Inference(format!("image is {:?}, the model takes [1, 3, {h}, {w}]", image.shape())));
         }
-        let mut inputs: Vec<(std::borrow::Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(1 + masks.len());
-        inputs.push(("image".into(), TensorRef::from_array_view(image).map_err(infer_err)?.into()));
-        for (k, (mask, &c)) in masks.iter().zip(&self.info.dropout_sites).enumerate() {
-            let view = ArrayView3::from_shape((1, t, c), mask.as_slice()).map_err(shape_err)?;
-            inputs.push((
-                format!("dropout_mask_{k}").into(),
-                TensorRef::from_array_view(view).map_err(infer_err)?.into(),
-            ));
-        }
-        let outputs = self.session.run(inputs).map_err(infer_err)?;
-        let (shape, probs) = outputs["probs"].try_extract_tensor::<f32>().map_err(infer_err)?;
-        let expected = [1, t as i64, 2, h as i64, w as i64];
-        if shape.as_ref() != expected {
-            return Err(Error::Inference(format!("output shape {shape:?}, expected {expected:?}")));
-        }
-        let probs =
-            ArrayView4::from_shape((t, 2, h, w), probs).map_err(|e| Error::Inference(format!("output: {e}")))?;
-        let distance = match self.info.feature_distance {
-            true => {
-                let (_, d) = outputs[FEATURE_DISTANCE].try_extract_tensor::<f32>().map_err(infer_err)?;
-                let d = *d.first().ok_or_else(|| Error::Inference(format!("'{FEATURE_DISTANCE}' is empty")))?;
-                // A NaN or negative distance is no distance: the trust score then treats the
-                // frame as new (docs/interfaces.md §9), never as typical.
-                Some(if d >= 0.0 { d } else { f32::INFINITY })
+        let sites = &self.info.dropout_sites;
+        let has_distance = self.info.feature_distance;
+        let image_input =
+            || -> Result<SessionInputValue<'_>> { Ok(TensorRef::from_array_view(image).map_err(infer_err)?.into()) };
+        // The trunk's outputs, kept for every chunk (split graph only).
+        let mut kept: Vec<(String, ort::value::DynValue)> = Vec::new();
+        let mut distance = None;
+        if let Graph::Split { trunk, cut, .. } = &mut self.graph {
+            let mut outputs = trunk.run(vec![("image", image_input()?)]).map_err(infer_err)?;
+            if has_distance {
+                distance = Some(read_distance(&outputs)?);
             }
-            false => None,
-        };
-        Ok((use_probs(probs), distance))
+            for name in cut.iter() {
+                let v =
+                    outputs.remove(name.as_str()).ok_or_else(|| Error::Inference(format!("trunk gave no '{name}'")))?;
+                kept.push((name.clone(), v));
+            }
+        }
+        let mut start = 0;
+        for end in ends {
+            if end <= start {
+                continue;
+            }
+            let t = end - start;
+            let mut inputs: Vec<(std::borrow::Cow<'_, str>, SessionInputValue<'_>)> =
+                Vec::with_capacity(1 + kept.len() + masks.len());
+            for (k, (mask, &c)) in masks.iter().zip(sites).enumerate() {
+                let part = mask.get(start * c..end * c).ok_or_else(|| {
+                    Error::Inference(format!(
+                        "dropout_mask_{k} holds {} values, samples up to {end} need {}",
+                        mask.len(),
+                        end * c
+                    ))
+                })?;
+                let view = ArrayView3::from_shape((1, t, c), part)
+                    .map_err(|e| Error::Inference(format!("input shape: {e}")))?;
+                inputs.push((
+                    format!("dropout_mask_{k}").into(),
+                    TensorRef::from_array_view(view).map_err(infer_err)?.into(),
+                ));
+            }
+            let session = match &mut self.graph {
+                Graph::Whole(session) => {
+                    inputs.push(("image".into(), image_input()?));
+                    session
+                }
+                Graph::Split { head, .. } => {
+                    for (name, value) in &kept {
+                        inputs.push((name.as_str().into(), value.into()));
+                    }
+                    head
+                }
+            };
+            let outputs = session.run(inputs).map_err(infer_err)?;
+            if has_distance && distance.is_none() {
+                distance = Some(read_distance(&outputs)?);
+            }
+            let (shape, probs) = outputs["probs"].try_extract_tensor::<f32>().map_err(infer_err)?;
+            let expected = [1, t as i64, 2, h as i64, w as i64];
+            if shape.as_ref() != expected {
+                return Err(Error::Inference(format!("output shape {shape:?}, expected {expected:?}")));
+            }
+            let probs =
+                ArrayView4::from_shape((t, 2, h, w), probs).map_err(|e| Error::Inference(format!("output: {e}")))?;
+            if !each(probs, distance)? {
+                break;
+            }
+            start = end;
+        }
+        Ok(())
     }
+}
+
+/// The frame's `feature_distance` from a run's outputs.
+fn read_distance(outputs: &ort::session::SessionOutputs<'_>) -> Result<f32> {
+    let (_, d) = outputs[FEATURE_DISTANCE].try_extract_tensor::<f32>().map_err(|e| Error::Inference(e.to_string()))?;
+    let d = *d.first().ok_or_else(|| Error::Inference(format!("'{FEATURE_DISTANCE}' is empty")))?;
+    // A NaN or negative distance is no distance: the trust score then treats the frame as new
+    // (docs/interfaces.md §9), never as typical.
+    Ok(if d >= 0.0 { d } else { f32::INFINITY })
+}
+
+/// One ONNX Runtime session for `path` with the options' provider and threads.
+fn open(env: &Environment, opts: &ModelOptions, path: &Path) -> Result<(Session, &'static str)> {
+    let ort_err = |e: ort::Error<ort::session::builder::SessionBuilder>| Error::Runtime(e.to_string());
+    let mut builder = Session::builder(env)
+        .map_err(|e| Error::Runtime(e.to_string()))?
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(ort_err)?;
+    if opts.intra_threads > 0 {
+        builder = builder.with_intra_threads(opts.intra_threads).map_err(ort_err)?;
+    }
+    let (mut builder, provider) = register_provider(builder, opts)?;
+    let session = builder
+        .commit_from_file(path)
+        .map_err(|e| Error::Model { path: path.to_path_buf(), detail: format!("ONNX Runtime cannot load it: {e}") })?;
+    Ok((session, provider))
 }
 
 fn register_provider(

@@ -1,17 +1,18 @@
 //! The one path from a decoded frame to mask, uncertainty maps and frame score.
 
-use ndarray::{Array4, ArrayView4, Axis};
+use ndarray::{Array4, ArrayView4};
 
+use crate::engine::anytime::{checkpoints, interval, settled};
 use crate::engine::config::{Params, Settings};
 use crate::engine::gate::Observation;
 use crate::engine::image::Frame;
 use crate::engine::model::Model;
-use crate::engine::preprocess::{crop, resize_map, to_tensor};
+use crate::engine::preprocess::{crop, resize_map, to_tensor, Placement};
 use crate::engine::sampler::Sampler;
-use crate::engine::sanity::{check, image_stats, SanityFailure};
+use crate::engine::sanity::{check, image_stats, ImageStats, SanityFailure};
 use crate::engine::score::{frame_score, ScoreMethod, ScoreParams};
 use crate::engine::trust::{Signals, FEATURE_DISTANCE};
-use crate::engine::uncertainty::aggregate;
+use crate::engine::uncertainty::{Maps, Running};
 use crate::error::{Error, Result};
 
 impl std::str::FromStr for Resolution {
@@ -70,7 +71,7 @@ pub struct Segmentation {
     pub sanity: std::result::Result<(), SanityFailure>,
     /// Fraction of mask pixels that are pipeline.
     pub pipeline_fraction: f32,
-    /// Number of MC-Dropout samples T.
+    /// MC-Dropout samples T this frame drew (anytime sampling may stop before `samples`).
     pub samples: usize,
     /// The raw samples [T, C, h, w] at model resolution, when asked for.
     pub probs: Option<Array4<f32>>,
@@ -136,62 +137,69 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Segments one frame with the configured number of samples.
+    /// Segments one frame: samples in chunks of `min_samples` until the decision is settled
+    /// ([`crate::engine::anytime`]) or `samples` are drawn. The masks of all `samples` are drawn
+    /// for every frame, so a seed fixes the samples and the stopping point alike.
     pub fn segment(&mut self, frame: &Frame, resolution: Resolution, keep_samples: bool) -> Result<Segmentation> {
         let info = &self.model.info;
         let (mw, mh) = (info.width, info.height);
         let t = self.settings.samples;
         let (tensor, place) = to_tensor(frame, &info.input())?;
         let sites = info.dropout_sites.clone();
-        let hw = mw * mh;
-        let ((maps, probs), feature_distance) = if self.one_pass_per_sample {
-            let mut all = Array4::<f32>::zeros((t, 2, mh, mw));
-            let mut distance = None;
-            for mut sample in all.outer_iter_mut() {
+        let stats = image_stats(&frame.rgb);
+        let mut running = Running::new(2, mw * mh);
+        let mut feature_distance = None;
+        let (model, settings) = (&mut self.model, &self.settings);
+        if self.one_pass_per_sample {
+            for _ in 0..t {
                 let masks = self.sampler.masks(&sites, 1);
-                distance = self.model.run(tensor.view(), &masks, 1, |p| sample.assign(&p.index_axis(Axis(0), 0)))?.1;
+                model.run_chunks(tensor.view(), &masks, [1], |p, d| {
+                    running.add(standard(p));
+                    feature_distance = d;
+                    Ok(true)
+                })?;
             }
-            ((aggregate(standard(all.view()), t, 2, hw), keep_samples.then_some(all)), distance)
         } else {
             let masks = self.sampler.masks(&sites, t);
-            self.model.run(tensor.view(), &masks, t, |p| {
-                (aggregate(standard(p.view()), t, 2, hw), keep_samples.then(|| p.to_owned()))
-            })?
-        };
-        let (prob_c, ent_c, mi_c) =
-            (crop(&maps.prob, mw, &place), crop(&maps.entropy, mw, &place), crop(&maps.mi, mw, &place));
-        let (pw, ph, params) = (place.width, place.height, self.settings.score);
-        let mut scores = [0.0; ScoreMethod::ALL.len()];
-        for (out, method) in scores.iter_mut().zip(ScoreMethod::ALL) {
-            *out = frame_score(&ent_c, &prob_c, pw, ph, &ScoreParams { method, ..params })?;
+            let thresholds = [settings.gate.threshold_high, settings.gate.threshold_low];
+            let method = settings.score.method;
+            model.run_chunks(tensor.view(), &masks, checkpoints(settings.min_samples, t), |p, d| {
+                running.add(standard(p));
+                feature_distance = d;
+                let n = running.samples();
+                if n >= t {
+                    return Ok(false);
+                }
+                let score_of = |leave_out| {
+                    let maps = Cropped::new(&running.maps(leave_out), mw, &place);
+                    maps.score(method, settings, &stats, d)
+                };
+                let score = score_of(None)?;
+                let replicates = (0..n).map(|i| score_of(Some(i))).collect::<Result<Vec<f32>>>()?;
+                Ok(!settled(interval(score, &replicates, settings.anytime_z), &thresholds))
+            })?;
         }
-        let stats = image_stats(&frame.rgb);
-        let on_mi = |method| frame_score(&mi_c, &prob_c, pw, ph, &ScoreParams { method, ..params });
-        let model_fraction = prob_c.iter().filter(|&&p| p > 0.5).count() as f32 / prob_c.len().max(1) as f32;
-        let signals: Signals = [
-            scores[ScoreMethod::Mean.index()],
-            scores[ScoreMethod::P95.index()],
-            scores[ScoreMethod::FractionAbove.index()],
-            scores[ScoreMethod::PipelineMean.index()],
-            on_mi(ScoreMethod::Mean)?,
-            on_mi(ScoreMethod::PipelineMean)?,
-            feature_distance.unwrap_or(f32::NAN),
-            model_fraction,
-            (stats.luma_mean / 255.0) as f32,
-            (stats.luma_std / 255.0) as f32,
-            stats.saturated as f32,
-        ];
-        scores[ScoreMethod::Trust.index()] = self.settings.trust.as_ref().map_or(f32::NAN, |m| m.score(&signals));
+        let samples = running.samples();
+        let maps = Cropped::new(&running.maps(None), mw, &place);
+        let (scores, signals) = maps.scores(&self.settings, &stats, feature_distance)?;
+        let params = self.settings.score;
         let score = scores[params.method.index()];
-        let mi_score = on_mi(params.method)?;
+        let mi_score = frame_score(&maps.mi, &maps.prob, maps.width, maps.height, &params)?;
         let (width, height) = match resolution {
             Resolution::Input => (frame.width, frame.height),
             Resolution::Model => (place.width, place.height),
         };
         let up = |m: &[f32]| resize_map(m, place.width, place.height, width, height);
-        let (prob, entropy, mi) = (up(&prob_c)?, up(&ent_c)?, up(&mi_c)?);
+        let (prob, entropy, mi) = (up(&maps.prob)?, up(&maps.entropy)?, up(&maps.mi)?);
         let mask: Vec<u8> = prob.iter().map(|&p| if p > 0.5 { 255 } else { 0 }).collect();
         let pipeline_fraction = mask.iter().filter(|&&m| m > 0).count() as f32 / mask.len().max(1) as f32;
+        let probs = match keep_samples {
+            true => Some(
+                Array4::from_shape_vec((samples, 2, mh, mw), running.probs().to_vec())
+                    .map_err(|e| Error::Inference(format!("samples: {e}")))?,
+            ),
+            false => None,
+        };
         Ok(Segmentation {
             width,
             height,
@@ -205,9 +213,75 @@ impl Pipeline {
             mi_score,
             sanity: check(&stats, &self.settings.sanity),
             pipeline_fraction,
-            samples: t,
+            samples,
             probs,
         })
+    }
+}
+
+/// Maps at model resolution with the letterbox removed: what every score is computed on.
+struct Cropped {
+    prob: Vec<f32>,
+    entropy: Vec<f32>,
+    mi: Vec<f32>,
+    width: usize,
+    height: usize,
+}
+
+impl Cropped {
+    fn new(maps: &Maps, mw: usize, place: &Placement) -> Cropped {
+        Cropped {
+            prob: crop(&maps.prob, mw, place),
+            entropy: crop(&maps.entropy, mw, place),
+            mi: crop(&maps.mi, mw, place),
+            width: place.width,
+            height: place.height,
+        }
+    }
+
+    /// The frame score under one method (the trust score needs every signal).
+    fn score(&self, method: ScoreMethod, settings: &Settings, stats: &ImageStats, fd: Option<f32>) -> Result<f32> {
+        match method {
+            ScoreMethod::Trust => Ok(self.scores(settings, stats, fd)?.0[method.index()]),
+            _ => frame_score(
+                &self.entropy,
+                &self.prob,
+                self.width,
+                self.height,
+                &ScoreParams { method, ..settings.score },
+            ),
+        }
+    }
+
+    /// The score under every method and the frame's signals (docs/interfaces.md §9).
+    fn scores(
+        &self,
+        settings: &Settings,
+        stats: &ImageStats,
+        feature_distance: Option<f32>,
+    ) -> Result<([f32; ScoreMethod::ALL.len()], Signals)> {
+        let (pw, ph, params) = (self.width, self.height, settings.score);
+        let mut scores = [0.0; ScoreMethod::ALL.len()];
+        for (out, method) in scores.iter_mut().zip(ScoreMethod::ALL) {
+            *out = frame_score(&self.entropy, &self.prob, pw, ph, &ScoreParams { method, ..params })?;
+        }
+        let on_mi = |method| frame_score(&self.mi, &self.prob, pw, ph, &ScoreParams { method, ..params });
+        let model_fraction = self.prob.iter().filter(|&&p| p > 0.5).count() as f32 / self.prob.len().max(1) as f32;
+        let signals: Signals = [
+            scores[ScoreMethod::Mean.index()],
+            scores[ScoreMethod::P95.index()],
+            scores[ScoreMethod::FractionAbove.index()],
+            scores[ScoreMethod::PipelineMean.index()],
+            on_mi(ScoreMethod::Mean)?,
+            on_mi(ScoreMethod::PipelineMean)?,
+            feature_distance.unwrap_or(f32::NAN),
+            model_fraction,
+            (stats.luma_mean / 255.0) as f32,
+            (stats.luma_std / 255.0) as f32,
+            stats.saturated as f32,
+        ];
+        scores[ScoreMethod::Trust.index()] = settings.trust.as_ref().map_or(f32::NAN, |m| m.score(&signals));
+        Ok((scores, signals))
     }
 }
 

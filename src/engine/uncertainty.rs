@@ -104,7 +104,7 @@ fn aggregate_portable(span: Span) {
     let Span { probs, t, c, hw, start, prob, entropy, mi } = span;
     let n = prob.len();
     let mut sum_p = vec![0.0f32; c * n];
-    let sum_h = mi; // Σ_t H(p_t), unnormalised, until the last loop turns it into MI
+    let sum_h = mi; // Σ_t H(p_t), unnormalised, until `finish_portable` turns it into MI
     for sample in probs.chunks_exact(c * hw) {
         for (class, plane) in sample.chunks_exact(hw).enumerate() {
             let row = &plane[start..start + n];
@@ -116,20 +116,174 @@ fn aggregate_portable(span: Span) {
             }
         }
     }
+    finish_portable(&sum_p, t, c, prob, entropy, sum_h);
+}
+
+/// Turns the sums over `t` samples into the maps: `sum_p` [C, n] = Σ_t p_t per class, and
+/// `mi` holding Σ_t H(p_t) (unnormalised) on entry, the mutual information on return.
+#[inline(always)]
+fn finish_portable(sum_p: &[f32], t: usize, c: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
+    let n = prob.len();
     let inv_t = 1.0 / t as f32;
     let inv_log_c = 1.0 / (c as f32).ln();
+    entropy.fill(0.0);
     for class in 0..c {
         for (h, &s) in entropy.iter_mut().zip(&sum_p[class * n..(class + 1) * n]) {
             let q = (s * inv_t).clamp(EPS, 1.0);
             *h -= q * fast_ln(q);
         }
     }
-    for (h, m) in entropy.iter_mut().zip(sum_h.iter_mut()) {
+    for (h, m) in entropy.iter_mut().zip(mi.iter_mut()) {
         let total = *h * inv_log_c;
         *m = (total - *m * inv_t * inv_log_c).clamp(0.0, total.max(0.0));
         *h = total.clamp(0.0, 1.0);
     }
     for (out, &s) in prob.iter_mut().zip(&sum_p[n..2 * n]) {
         *out = s * inv_t;
+    }
+}
+
+/// Unnormalised entropy H(p) of each pixel of one sample laid out [C, hw], into `out` [hw].
+#[inline(always)]
+fn sample_entropy_portable(sample: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for plane in sample.chunks_exact(out.len()) {
+        for (h, &p) in out.iter_mut().zip(plane) {
+            let q = p.clamp(EPS, 1.0);
+            *h -= q * fast_ln(q);
+        }
+    }
+}
+
+/// The maps from samples that arrive in chunks (anytime sampling): keeps every sample and its
+/// entropy, so that the maps of all samples, or of all but one (the jackknife replicates behind
+/// the stopping rule), cost one pass over the pixels and no pass over the samples.
+#[derive(Clone, Debug, Default)]
+pub struct Running {
+    c: usize,
+    hw: usize,
+    /// Every sample so far, [n, C, hw].
+    probs: Vec<f32>,
+    /// Unnormalised entropy of every sample, [n, hw].
+    h: Vec<f32>,
+    sum_p: Vec<f32>,
+    sum_h: Vec<f32>,
+}
+
+impl Running {
+    /// An empty accumulator for `c` classes on `hw` pixels.
+    pub fn new(c: usize, hw: usize) -> Running {
+        assert!(c > 1, "at least two classes");
+        Running { c, hw, sum_p: vec![0.0; c * hw], sum_h: vec![0.0; hw], ..Running::default() }
+    }
+
+    /// Samples added so far.
+    pub fn samples(&self) -> usize {
+        self.h.len() / self.hw.max(1)
+    }
+
+    /// Every sample so far, [n, C, hw].
+    pub fn probs(&self) -> &[f32] {
+        &self.probs
+    }
+
+    /// Adds samples laid out [k, C, hw].
+    pub fn add(&mut self, chunk: &[f32]) {
+        let (c, hw) = (self.c, self.hw);
+        assert!(chunk.len().is_multiple_of(c * hw), "samples must be [k, C, hw]");
+        for sample in chunk.chunks_exact(c * hw) {
+            let at = self.h.len();
+            self.h.resize(at + hw, 0.0);
+            let h = &mut self.h[at..];
+            sample_entropy(sample, h);
+            for (s, &v) in self.sum_h.iter_mut().zip(h.iter()) {
+                *s += v;
+            }
+            for (s, &p) in self.sum_p.iter_mut().zip(sample) {
+                *s += p;
+            }
+            self.probs.extend_from_slice(sample);
+        }
+    }
+
+    /// The maps of every sample so far, or of all but sample `leave_out`.
+    pub fn maps(&self, leave_out: Option<usize>) -> Maps {
+        let (c, hw, n) = (self.c, self.hw, self.samples());
+        let mut sum_p = self.sum_p.clone();
+        let mut mi = self.sum_h.clone();
+        let mut t = n;
+        if let Some(i) = leave_out.filter(|&i| i < n && n > 1) {
+            for (s, &p) in sum_p.iter_mut().zip(&self.probs[i * c * hw..(i + 1) * c * hw]) {
+                *s -= p;
+            }
+            for (s, &v) in mi.iter_mut().zip(&self.h[i * hw..(i + 1) * hw]) {
+                *s -= v;
+            }
+            t -= 1;
+        }
+        let mut maps = Maps { prob: vec![0.0; hw], entropy: vec![0.0; hw], mi };
+        finish(&sum_p, t.max(1), c, &mut maps.prob, &mut maps.entropy, &mut maps.mi);
+        maps
+    }
+}
+
+/// [`sample_entropy_portable`] with the widest vectors the CPU has.
+#[allow(unsafe_code, reason = "calls the target_feature variants after checking the CPU has the features")]
+fn sample_entropy(sample: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { wide::sample_entropy_avx512(sample, out) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { wide::sample_entropy_avx2(sample, out) };
+        }
+    }
+    sample_entropy_portable(sample, out)
+}
+
+/// [`finish_portable`] with the widest vectors the CPU has.
+#[allow(unsafe_code, reason = "calls the target_feature variants after checking the CPU has the features")]
+fn finish(sum_p: &[f32], t: usize, c: usize, prob: &mut [f32], entropy: &mut [f32], mi: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU supports the features the function is compiled for.
+            return unsafe { wide::finish_avx512(sum_p, t, c, prob, entropy, mi) };
+        }
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: as above.
+            return unsafe { wide::finish_avx2(sum_p, t, c, prob, entropy, mi) };
+        }
+    }
+    finish_portable(sum_p, t, c, prob, entropy, mi)
+}
+
+/// The running kernels compiled for wider vectors (called after a run-time CPU check).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code, reason = "a target_feature function is unsafe to call; its body is safe code")]
+mod wide {
+    use super::{finish_portable, sample_entropy_portable};
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn sample_entropy_avx512(sample: &[f32], out: &mut [f32]) {
+        sample_entropy_portable(sample, out)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn sample_entropy_avx2(sample: &[f32], out: &mut [f32]) {
+        sample_entropy_portable(sample, out)
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn finish_avx512(sum_p: &[f32], t: usize, c: usize, p: &mut [f32], e: &mut [f32], m: &mut [f32]) {
+        finish_portable(sum_p, t, c, p, e, m)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn finish_avx2(sum_p: &[f32], t: usize, c: usize, p: &mut [f32], e: &mut [f32], m: &mut [f32]) {
+        finish_portable(sum_p, t, c, p, e, m)
     }
 }

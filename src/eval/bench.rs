@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::eval::Progress;
+use crate::io::files::collect_inputs;
 use crate::num::percentile;
 
 /// What `bench` prints (docs/interfaces.md §6).
@@ -22,8 +23,12 @@ pub struct BenchReport {
     pub p99_ms: f64,
     /// Frames per second from the mean latency.
     pub fps: f64,
-    /// MC-Dropout samples T.
+    /// MC-Dropout samples T: the most a frame draws.
     pub samples: usize,
+    /// Mean samples a frame drew (anytime sampling stops early on settled frames).
+    pub samples_mean: f64,
+    /// Samples drawn before the first look at whether a frame is settled.
+    pub min_samples: usize,
     /// ONNX Runtime execution provider.
     pub execution_provider: &'static str,
     /// Timed frames.
@@ -38,7 +43,7 @@ pub struct BenchReport {
 const BENCH_FRAME: &[u8] = include_bytes!("../../tests/data/frames/val/image/00000.jpg");
 
 /// Times `frames` runs (after 3 warm-up runs) of decoding `input` (default: a bundled validation
-/// frame) and segmenting it.
+/// frame; a directory: its images in turn) and segmenting it.
 pub fn run(
     params: &Params,
     input: Option<&Path>,
@@ -46,32 +51,43 @@ pub fn run(
     one_pass_per_sample: bool,
     progress: &mut dyn Progress,
 ) -> Result<BenchReport> {
-    let (bytes, input) = match input {
+    let (images, input) = match input {
         Some(p) => {
-            (std::fs::read(p).map_err(|source| Error::Io { path: p.to_path_buf(), source })?, p.display().to_string())
+            let files = collect_inputs(&[p.to_path_buf()]);
+            let read =
+                |f: &std::path::PathBuf| std::fs::read(f).map_err(|source| Error::Io { path: f.clone(), source });
+            (files.iter().map(read).collect::<Result<Vec<_>>>()?, p.display().to_string())
         }
-        None => (BENCH_FRAME.to_vec(), "bundled val/00000.jpg".to_string()),
+        None => (vec![BENCH_FRAME.to_vec()], "bundled val/00000.jpg".to_string()),
     };
-    let bytes = bytes.as_slice();
+    if images.is_empty() {
+        return Err(Error::param("input", format!("{input}: no .png/.jpg/.jpeg images")));
+    }
     let mut pipeline = Pipeline::new(params)?;
     pipeline.one_pass_per_sample = one_pass_per_sample;
     let max_pixels = pipeline.settings().max_image_pixels;
-    let mut run_once = || -> Result<f64> {
+    let mut next = images.iter().cycle();
+    let mut run_once = || -> Result<(f64, usize)> {
+        let bytes = next.next().map(Vec::as_slice).unwrap_or_default();
         let start = std::time::Instant::now();
         let frame = decode_compressed("", bytes, max_pixels)?;
-        std::hint::black_box(pipeline.segment(&frame, Resolution::Input, false)?);
-        Ok(start.elapsed().as_secs_f64() * 1e3)
+        let seg = std::hint::black_box(pipeline.segment(&frame, Resolution::Input, false)?);
+        Ok((start.elapsed().as_secs_f64() * 1e3, seg.samples))
     };
     for _ in 0..3 {
         run_once()?;
     }
+    let mut drawn = Vec::with_capacity(frames);
     progress.start("bench", Some(frames as u64));
     let mut times = Vec::with_capacity(frames);
     for _ in 0..frames.max(1) {
-        times.push(run_once()?);
+        let (ms, samples) = run_once()?;
+        times.push(ms);
+        drawn.push(samples);
         progress.step("");
     }
     progress.finish();
+    let samples_mean = drawn.iter().sum::<usize>() as f64 / drawn.len().max(1) as f64;
     let mean = times.iter().sum::<f64>() / times.len() as f64;
     let round = |v: f64| (v * 1000.0).round() / 1000.0;
     let q = |p: f64| round(percentile(&times, p).unwrap_or(f64::NAN));
@@ -81,6 +97,8 @@ pub fn run(
         p99_ms: q(0.99),
         fps: round(1000.0 / mean),
         samples: pipeline.settings().samples,
+        samples_mean: round(samples_mean),
+        min_samples: pipeline.settings().min_samples,
         execution_provider: pipeline.model.execution_provider,
         frames: times.len(),
         input,

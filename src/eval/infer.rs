@@ -49,6 +49,9 @@ pub struct InferFrame {
     pub trust: Option<f64>,
     /// The frame's signals by name (`null` where the model has none); `None` for a failed input.
     pub signals: Option<std::collections::BTreeMap<&'static str, Option<f64>>>,
+    /// MC-Dropout samples the frame drew (anytime sampling: `min_samples`..`samples`); `None`
+    /// for a failed input.
+    pub samples: Option<usize>,
     /// Why the input failed.
     pub error: Option<String>,
 }
@@ -58,8 +61,10 @@ pub struct InferFrame {
 pub struct InferSummary {
     /// The model file.
     pub model: PathBuf,
-    /// MC-Dropout samples T.
+    /// MC-Dropout samples T: the most a frame draws.
     pub samples: usize,
+    /// Samples before the first look at whether a frame is settled.
+    pub min_samples: usize,
     /// Seed of the dropout masks.
     pub seed: u64,
     /// ONNX Runtime execution provider.
@@ -106,6 +111,7 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
     let mut summary = InferSummary {
         model: model.path.clone(),
         samples: s.samples,
+        min_samples: s.min_samples,
         seed: s.seed,
         execution_provider: model.execution_provider,
         score_method: s.score.method.name(),
@@ -139,6 +145,7 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
                             .map(|(&n, v)| (n, Some(v as f64).filter(|v| !v.is_nan())))
                             .collect(),
                     ),
+                    samples: Some(seg.samples),
                     error: None,
                 }
             }
@@ -164,6 +171,7 @@ pub fn run(params: &Params, cfg: &InferConfig, progress: &mut dyn Progress) -> R
                     latency_ms: None,
                     trust: None,
                     signals: None,
+                    samples: None,
                     error: Some(error),
                 }
             }

@@ -331,6 +331,8 @@ pub struct FrameRow {
     pub feature_distance: Option<f32>,
     /// The trust score, when the model has a trust model.
     pub trust: Option<f32>,
+    /// MC-Dropout samples the frame drew; `None` for a failed frame.
+    pub samples: Option<usize>,
 }
 
 /// `metrics.json`: docs/interfaces.md §7 over the frames with ground truth, and what ran.
@@ -569,7 +571,7 @@ pub fn run(
         .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
     writeln!(
         csv,
-        "stamp_ns,score,confident,reason,pipeline_fraction,latency_ms,iou,dice,pixel_error_rate,feature_distance,trust"
+        "stamp_ns,score,confident,reason,pipeline_fraction,latency_ms,iou,dice,pixel_error_rate,feature_distance,trust,samples"
     )
     .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
     let mut ev = Evaluation {
@@ -626,11 +628,12 @@ pub fn run(
             metrics,
             feature_distance: seg.and_then(Segmentation::feature_distance),
             trust: seg.and_then(Segmentation::trust),
+            samples: seg.map(|s| s.samples),
         };
         let m = row.metrics;
         writeln!(
             csv,
-            "{},{},{},{},{},{:.3},{},{},{},{},{}",
+            "{},{},{},{},{},{:.3},{},{},{},{},{},{}",
             row.stamp_ns,
             opt(row.score),
             row.decision.confident,
@@ -642,6 +645,7 @@ pub fn run(
             opt(m.map(|m| m.pixel_error_rate)),
             opt(row.feature_distance),
             opt(row.trust),
+            row.samples.map_or_else(String::new, |n| n.to_string()),
         )
         .map_err(|e| Stop::Output(format!("{}: {e}", csv_path.display())))?;
         let first = *ev.first_ns.get_or_insert(t);

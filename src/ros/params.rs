@@ -19,8 +19,12 @@ pub struct NodeParams {
     pub device: String,
     /// Run on CPU when the requested GPU provider cannot be used (else: exit)
     pub allow_cpu_fallback: bool,
-    /// MC-Dropout samples T per frame, 1..256 (default: the model's metadata)
+    /// MC-Dropout samples T per frame at most, 1..256 (default: the model's metadata)
     pub samples: i64,
+    /// Samples before the first look at whether the frame is settled, and between looks, 1..256
+    pub min_samples: i64,
+    /// Stop sampling once the score's interval (this many jackknife standard errors) clears both thresholds, 0..100
+    pub anytime_z: f64,
     /// Seed of the dropout masks; one seed reproduces a run
     pub seed: i64,
     /// ONNX Runtime intra-op threads; 0 = ONNX Runtime decides
@@ -93,6 +97,8 @@ impl Default for NodeParams {
             device: p.device.name().into(),
             allow_cpu_fallback: p.allow_cpu_fallback,
             samples: 0,
+            min_samples: p.min_samples as i64,
+            anytime_z: p.anytime_z as f64,
             seed: p.seed as i64,
             intra_threads: 0,
             input_transport: "raw".into(),
@@ -163,7 +169,8 @@ impl NodeParams {
             let value = to_yaml(&value);
             if let (serde_yaml::Value::Number(n), true) = (
                 &value,
-                ["samples", "seed", "intra_threads", "band_px", "recover_frames", "max_image_pixels"].contains(name),
+                ["samples", "min_samples", "seed", "intra_threads", "band_px", "recover_frames", "max_image_pixels"]
+                    .contains(name),
             ) {
                 if n.as_i64().is_some_and(|i| i < 0) {
                     return Err(Error::param(name, format!("{n} must not be negative")));
