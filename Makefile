@@ -12,23 +12,24 @@ BIN_DEP := $(if $(filter target/release/pipeline_seg,$(PIPELINE_SEG)),build,)
 BASE ?= models/pipeline_seg_unet.onnx
 ADAPT_OUT := adapt_out
 
-.PHONY: help setup build lint demo test bench model study finetune test-training al-study adapt-demo
+.PHONY: help setup build lint demo test bench model study finetune test-training test-gpu-setup al-study adapt-demo
 
 help:
 	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ and replay tests/data/sample_bag"
 	@echo "make test   - set up, build, run the Rust and Python tests (what CI runs)"
 	@echo "make lint   - cargo fmt --check and clippy -D warnings, with and without the ros feature (part of make test)"
 	@echo "make bench  - criterion benches and 'pipeline_seg bench' at T = 1, 8, 16"
-	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent"
+	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent; GPU=1 adds the GPU ONNX Runtime (CUDA 13, ~1.5 GB)"
 	@echo "make model  - rebuild data, train, export, calibrate and evaluate the shipped model (~30 min, CPU)"
 	@echo "make study  - the dropout-placement study behind the shipped choice"
 	@echo "make finetune LABELS=\"DIR...\" OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] - fine-tune on labelled frames"
 	@echo "make test-training - a few-step fine-tune with PyTorch, checked against the model contract"
+	@echo "make test-gpu-setup - install the GPU ONNX Runtime, build with cuda; bench --device cuda runs on a GPU or exits 2 saying there is none"
 	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes of ~4 min each: ~2 h on 2 CPU cores; AL_ARGS='--seeds 0 --budgets 10,40' for a quick one)"
 	@echo "make adapt-demo - record -> replay -> select -> label -> finetune -> calibrate on the sample bag"
 
 setup:
-	@bash scripts/setup.sh
+	@bash scripts/setup.sh $(if $(filter 1,$(GPU)),--gpu,)
 
 build: setup
 	$(ENV) $(CARGO_RELEASE)
@@ -76,6 +77,11 @@ study: $(TRAIN_VENV)/.ok
 finetune: $(TRAIN_VENV)/.ok
 	@test -n "$(LABELS)" -a -n "$(OUT)" || { echo 'usage: make finetune LABELS="DIR..." OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] [FINETUNE_ARGS="--steps 200"]' >&2; exit 2; }
 	$(TRAIN_VENV)/bin/python training/finetune.py --labels $(LABELS) --out $(OUT) --base $(BASE) $(FINETUNE_ARGS)
+
+# The GPU path: installs onnxruntime-gpu (~1.5 GB), builds with the cuda feature, and checks that
+# `bench --device cuda` runs on a GPU or, without one, exits 2 saying so (not part of make test).
+test-gpu-setup:
+	bash scripts/test_gpu_setup.sh
 
 test-training: $(TRAIN_VENV)/.ok
 	$(TRAIN_VENV)/bin/python -m pytest -q training/tests_torch

@@ -1,8 +1,8 @@
 """Load benchmark of pipeline_seg_node (BENCHMARKS.md): a camera faster than inference.
 
-Publishes 640x480 bgr8 frames at --hz for --seconds to a freshly started node and reports what
-/diagnostics says about rates, drops and latency, plus the node's resident memory at 10 s and at
-the end. Run after `source scripts/env.sh` (and `make build`):
+Publishes 640x480 bgr8 frames (the bundled validation frames in turn) at --hz for --seconds to a
+freshly started node and reports what /diagnostics says about rates, drops and latency, plus the
+node's resident memory at 10 s, at the end, and its peak. Run after `source scripts/env.sh` (and `make build`):
 
     python3 scripts/bench_node.py --seconds 60 --hz 30
 """
@@ -26,9 +26,9 @@ from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 
 
-def rss_mb(pid):
+def rss_mb(pid, key="VmRSS"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
@@ -38,19 +38,25 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--hz", type=float, default=30)
     ap.add_argument("--samples", type=int, default=0, help="0 = the model's default")
+    ap.add_argument("--min-samples", type=int, default=0, help="0 = the default (anytime sampling)")
     args = ap.parse_args()
     cmd = [str(ROOT / "target/release/pipeline_seg_node"), "--ros-args"]
     if args.samples:
         cmd += ["-p", f"samples:={args.samples}"]
+    if args.min_samples:
+        cmd += ["-p", f"min_samples:={args.min_samples}"]
     node_proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     rclpy.init()
     peer = rclpy.create_node("bench_camera")
     pub = peer.create_publisher(Image, "/pipeline_seg_node/image", qos_profile_sensor_data)
     diags = []
     peer.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.append((time.monotonic(), m)), 10)
-    bgr = cv2.imread(str(ROOT / "tests/data/frames/val/image/00000.jpg"))
-    msg = Image(height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8", step=bgr.shape[1] * 3, data=bgr.tobytes())
-    msg.header.frame_id = "camera"
+    msgs = []
+    for f in sorted((ROOT / "tests/data/frames/val/image").glob("*.jpg")):
+        bgr = cv2.imread(str(f))
+        m = Image(height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8", step=bgr.shape[1] * 3, data=bgr.tobytes())
+        m.header.frame_id = "camera"
+        msgs.append(m)
     deadline = time.monotonic() + 20
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         rclpy.spin_once(peer, timeout_sec=0.05)
@@ -58,6 +64,7 @@ def main():
     period, sent, rss_10 = 1.0 / args.hz, 0, None
     while time.monotonic() - start < args.seconds:
         now = time.time_ns()
+        msg = msgs[sent % len(msgs)]
         msg.header.stamp.sec, msg.header.stamp.nanosec = now // 10**9, now % 10**9
         pub.publish(msg)
         sent += 1
@@ -66,7 +73,7 @@ def main():
         next_at = start + sent * period
         while time.monotonic() < next_at:
             rclpy.spin_once(peer, timeout_sec=max(0.0, next_at - time.monotonic()))
-    rss_end = rss_mb(node_proc.pid)
+    rss_end, rss_peak = rss_mb(node_proc.pid), rss_mb(node_proc.pid, "VmHWM")
     end = time.monotonic() + 1.5
     while time.monotonic() < end:
         rclpy.spin_once(peer, timeout_sec=0.05)
@@ -81,7 +88,8 @@ def main():
         "received": int(last["received"]), "processed": int(last["processed"]), "dropped": int(last["dropped"]),
         "input_hz_mean": round(mean("input_hz"), 2), "processed_hz_mean": round(mean("processed_hz"), 2),
         "latency_p50_ms": float(last["latency_p50_ms"]), "latency_p95_ms": float(last["latency_p95_ms"]),
-        "rss_mb_10s": round(rss_10 or float("nan"), 1), "rss_mb_end": round(rss_end, 1),
+        "min_samples": args.min_samples or "default",
+        "rss_mb_10s": round(rss_10 or float("nan"), 1), "rss_mb_end": round(rss_end, 1), "rss_mb_peak": round(rss_peak, 1),
         "rss_growth_pct": round(100 * (rss_end - rss_10) / rss_10, 2) if rss_10 else None,
     }))
     peer.destroy_node()

@@ -13,7 +13,8 @@ if [ ! -x "$_ps_venv/bin/python" ]; then
   return 1
 fi
 # Prepend a directory to a colon-separated variable once, so re-sourcing adds no duplicates.
-_ps_prepend() { case ":${!1}:" in *":$2:"*) ;; *) export "$1=$2${!1:+:${!1}}" ;; esac; }
+# ${!1:-}: the variable may be unset, and the caller may run `set -u`.
+_ps_prepend() { case ":${!1:-}:" in *":$2:"*) ;; *) export "$1=$2${!1:+:${!1}}" ;; esac; }
 
 # A sourced ROS counts only if its rclpy imports and is not the one in our venv (re-sourcing).
 _ps_ros=wheels
@@ -23,6 +24,18 @@ if [ -n "${ROS_DISTRO:-}" ] &&
   _ps_ros=sourced
 fi
 
+# The GPU ONNX Runtime of `scripts/setup.sh --gpu`, when installed: its library also runs the CPU
+# provider; the CUDA provider needs the CUDA 13 and cuDNN libraries of the nvidia wheels beside it.
+if [ -d "$_ps_venv/ort-gpu/onnxruntime/capi" ]; then
+  if [ -z "${ORT_DYLIB_PATH:-}" ]; then
+    for _ps_f in "$_ps_venv"/ort-gpu/onnxruntime/capi/libonnxruntime.so.[0-9]*; do
+      [ -e "$_ps_f" ] && export ORT_DYLIB_PATH=$_ps_f
+    done
+  fi
+  for _ps_d in "$_ps_venv"/ort-gpu/nvidia/*/lib; do
+    [ -d "$_ps_d" ] && _ps_prepend LD_LIBRARY_PATH "$_ps_d"
+  done
+fi
 if [ -z "${ORT_DYLIB_PATH:-}" ]; then
   for _ps_f in "$_ps_venv"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.[0-9]*; do
     [ -e "$_ps_f" ] && export ORT_DYLIB_PATH=$_ps_f

@@ -3,7 +3,17 @@
 # and, unless a ROS 2 is already sourced (e.g. /opt/ros/jazzy on the vehicle), ROS 2 Jazzy from
 # PyPI wheels inside .venv. Idempotent; a re-run with nothing to do takes well under 2 s.
 # Afterwards: `source scripts/env.sh`. PYTHON picks the interpreter (default python3).
+# --gpu (or GPU=1, as `make setup GPU=1` passes it) also installs the GPU ONNX Runtime
+# (onnxruntime-gpu 1.31.1, a CUDA 13 build, with its CUDA and cuDNN wheels: ~1.5 GB) into
+# .venv/ort-gpu, apart from the CPU onnxruntime that the Python tests import.
 set -euo pipefail
+gpu=${GPU:-0}
+for arg in "$@"; do
+  case $arg in
+    --gpu) gpu=1 ;;
+    *) echo "setup.sh: unknown option '$arg' (known: --gpu)" >&2; exit 2 ;;
+  esac
+done
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 VENV=$ROOT/.venv
 PY=${PYTHON:-python3}
@@ -57,6 +67,19 @@ if [ $ros = wheels ] && [ ! -e "$VENV/lib/librmw_implementation.so" ]; then
   echo 'INPUT(-lrmw_fastrtps_cpp)' >"$VENV/lib/librmw_implementation.so"
 fi
 
+# --- GPU ONNX Runtime: pip --target keeps it out of the venv's own site-packages (both wheels
+# provide the `onnxruntime` module). env.sh points ORT_DYLIB_PATH at its library, which also runs
+# the CPU provider, and puts its CUDA/cuDNN libraries on LD_LIBRARY_PATH.
+GPU_DIR=$VENV/ort-gpu
+if [ "$gpu" = 1 ] && [ ! -e "$GPU_DIR/.ok-1.31.1" ]; then
+  rm -rf "$GPU_DIR"
+  "$VENV/bin/pip" install -q --disable-pip-version-check --target "$GPU_DIR" "onnxruntime-gpu[cuda,cudnn]==1.31.1"
+  touch "$GPU_DIR/.ok-1.31.1"
+fi
+
 echo "apt:  ok${missing[*]:+ (installed ${missing[*]})}"
 echo "venv: ok ($VENV, Python $pyver)"
 if [ $ros = wheels ]; then echo "ROS:  wheels (Jazzy in .venv)"; else echo "ROS:  sourced ($ROS_DISTRO, $rclpy)"; fi
+if [ -e "$GPU_DIR/.ok-1.31.1" ]; then
+  echo "GPU:  onnxruntime-gpu 1.31.1 (CUDA 13) in $GPU_DIR; needs an NVIDIA driver >= R580 at run time"
+fi

@@ -9,6 +9,12 @@ tensors and the masks and returns `probs`, so the engine can draw the T samples 
 when the frame's decision is settled. The main file stays the contract; the engine checks at load
 that trunk + head give the main model's output and falls back to the main file if not.
 Needs only `onnx` (no PyTorch): it runs on any model, shipped or fine-tuned.
+
+One exact rewrite makes the head cheaper (`hoist_skip_convs`): a convolution of the
+concatenation [upsampled stochastic features, skip connection] is the sum of a convolution of
+each part, and the skip part is the same for every sample, so it moves to the trunk (once per
+frame) and the head adds it. For the shipped model that halves the head's first convolution.
+The head then expects batch N = 1 (what the engine runs); the main file keeps any N.
 """
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ import sys
 from pathlib import Path
 
 import onnx
+import numpy as np
+from onnx import helper, numpy_helper
 from onnx import utils as onnx_utils
 
 PART_KEY = "anytime_part"
@@ -61,8 +69,118 @@ def parts(model: onnx.ModelProto) -> tuple[onnx.ModelProto, onnx.ModelProto]:
             p = part.metadata_props.add()
             p.key, p.value = k, v
         onnx.checker.check_model(part)
-    # The head's own inputs: the cut, then the masks (whatever order the extractor chose).
+    hoist_skip_convs(trunk, head)
+    for part in (trunk, head):
+        onnx.checker.check_model(part)
     return trunk, head
+
+
+def _producers(g: onnx.GraphProto) -> dict:
+    return {o: n for n in g.node for o in n.output}
+
+
+def _prune(g: onnx.GraphProto) -> None:
+    """Drops nodes, initialisers and inputs that no output needs."""
+    needed = {o.name for o in g.output}
+    keep = []
+    for n in reversed(list(g.node)):
+        if any(o in needed for o in n.output):
+            keep.append(n)
+            needed.update(i for i in n.input if i)
+    keep.reverse()
+    del g.node[:]
+    g.node.extend(keep)
+    inits = [i for i in g.initializer if i.name in needed]
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    ins = [i for i in g.input if i.name in needed]
+    del g.input[:]
+    g.input.extend(ins)
+
+
+def hoist_skip_convs(trunk: onnx.ModelProto, head: onnx.ModelProto) -> int:
+    """Moves the skip-connection half of each head Conv(Concat(a, broadcast(S))) to the trunk.
+
+    S is a head input that the trunk makes as Unsqueeze(x, 1) and the head broadcasts to the T
+    samples; Conv(Concat(a, S_T), W, b) = Conv(a, W_a) + Conv(x, W_s, b), and the second term is
+    computed once in the trunk. Returns how many were moved (0 when the pattern is absent)."""
+    th, hh = trunk.graph, head.graph
+    t_prod, h_prod = _producers(th), _producers(hh)
+    h_inputs = {i.name for i in hh.input}
+    inits = {i.name: i for i in hh.initializer}
+    moved = 0
+    for conv in [n for n in hh.node if n.op_type == "Conv"]:
+        cat = h_prod.get(conv.input[0])
+        if cat is None or cat.op_type != "Concat" or len(cat.input) != 2:
+            continue
+        if next((a.i for a in cat.attribute if a.name == "axis"), None) != 1 or conv.input[1] not in inits:
+            continue
+        # The skip half: Reshape(Expand(S)) with S a head input made by Unsqueeze(x, [1]) in the trunk.
+        reshape = h_prod.get(cat.input[1])
+        expand = h_prod.get(reshape.input[0]) if reshape is not None and reshape.op_type == "Reshape" else None
+        if expand is None or expand.op_type != "Expand" or expand.input[0] not in h_inputs:
+            continue
+        unsq = t_prod.get(expand.input[0])
+        if unsq is None or unsq.op_type != "Unsqueeze" or len(unsq.input) < 2:
+            continue
+        axes = t_prod.get(unsq.input[1])
+        axes_v = numpy_helper.to_array(axes.attribute[0].t).tolist() if axes is not None and axes.op_type == "Constant" else None
+        if axes_v != [1]:
+            continue
+        x = unsq.input[0]
+        w = numpy_helper.to_array(inits[conv.input[1]])
+        c_skip = _channels(trunk, x)
+        if c_skip is None or c_skip >= w.shape[1]:
+            continue
+        c_a = w.shape[1] - c_skip
+        base = conv.output[0]
+        w_a, w_s = f"{base}/w_stochastic", f"{base}/w_skip"
+        y = f"{base}/skip_part"
+        attrs = list(conv.attribute)
+        # Trunk: y = Conv(x, W_skip, bias), once per frame.
+        th.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w[:, c_a:]), w_s))
+        t_inputs = [x, w_s]
+        if len(conv.input) > 2 and conv.input[2]:
+            bias = inits[conv.input[2]]
+            b = onnx.TensorProto()
+            b.CopyFrom(bias)
+            b.name = f"{base}/bias"
+            th.initializer.append(b)
+            t_inputs.append(b.name)
+        node = helper.make_node("Conv", t_inputs, [y], name=f"{base}/skip_conv")
+        node.attribute.extend(attrs)
+        th.node.append(node)
+        th.output.append(helper.make_tensor_value_info(y, onnx.TensorProto.FLOAT, ["N", int(w.shape[0]), "H", "W"]))
+        # Head: Conv(a, W_stochastic) + y (broadcast over the samples: batch N = 1).
+        hh.initializer.append(numpy_helper.from_array(np.ascontiguousarray(w[:, :c_a]), w_a))
+        hh.input.append(helper.make_tensor_value_info(y, onnx.TensorProto.FLOAT, ["N", int(w.shape[0]), "H", "W"]))
+        part = f"{base}/stochastic_part"
+        new_conv = helper.make_node("Conv", [cat.input[0], w_a], [part], name=f"{base}/stochastic_conv")
+        new_conv.attribute.extend(attrs)
+        add = helper.make_node("Add", [part, y], [base], name=f"{base}/add_skip")
+        at = list(hh.node).index(conv)
+        hh.node.remove(conv)
+        hh.node.insert(at, add)
+        hh.node.insert(at, new_conv)
+        moved += 1
+    if moved:
+        _prune(hh)
+        used = {i.name for i in hh.input} | {o.name for o in th.output if o.name == "feature_distance"}
+        outs = [o for o in th.output if o.name in used]
+        del th.output[:]
+        th.output.extend(outs)
+        _prune(th)
+    return moved
+
+
+def _channels(model: onnx.ModelProto, name: str):
+    """The channel count (dim 1) of tensor `name`, from shape inference."""
+    inferred = onnx.shape_inference.infer_shapes(model)
+    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
+        if vi.name == name:
+            dims = vi.type.tensor_type.shape.dim
+            return dims[1].dim_value if len(dims) > 1 and dims[1].dim_value > 0 else None
+    return None
 
 
 def paths(model_path: Path) -> tuple[Path, Path]:

@@ -7,6 +7,18 @@
 //! towards "confident"; the interval spans the score and its bias-corrected value, widened by
 //! `z` standard errors on both sides.
 
+/// The expected share of the mask that more samples would still flip, at most this for a
+/// settled frame: the pixels' flip chances summed, over the pixels predicted pipeline (at least
+/// one). It keeps frames with a small or ambiguous mask sampling, where the frame score can jump
+/// (`pipeline_mean` falls back to `p95` when the mask empties) and IoU moves most.
+pub const MASK_TOLERANCE: f32 = 0.05;
+
+/// Whether the mask is settled: the expected flips (Σ of the pixels' flip chances) are at most
+/// [`MASK_TOLERANCE`] of the predicted pipeline pixels (at least one).
+pub fn mask_settled(expected_flips: f32, predicted: usize) -> bool {
+    expected_flips <= MASK_TOLERANCE * predicted.max(1) as f32
+}
+
 /// The sample counts at which the rule is asked: `min_samples`, then every `min_samples` more,
 /// up to `samples` (the last chunk may be shorter).
 pub fn checkpoints(min_samples: usize, samples: usize) -> impl Iterator<Item = usize> {
@@ -80,6 +92,14 @@ mod tests {
         assert!(settled(Some((0.6, 0.9)), &[0.5, 0.3]));
         assert!(settled(Some((0.35, 0.45)), &[0.5, 0.3]), "between the thresholds is a decision too");
         assert!(!settled(None, &[0.5]));
+    }
+
+    #[test]
+    fn a_mask_is_settled_when_few_of_its_pixels_may_flip() {
+        assert!(mask_settled(40.0, 1000));
+        assert!(!mask_settled(60.0, 1000));
+        assert!(!mask_settled(0.5, 3), "a small mask that may flip or vanish is not settled");
+        assert!(mask_settled(0.01, 0));
     }
 
     #[test]

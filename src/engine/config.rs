@@ -25,6 +25,9 @@ pub const PARAM_NAMES: &[&str] = &[
     "allow_cpu_fallback",
     "seed",
     "intra_threads",
+    "gpu_device_id",
+    "trt_fp16",
+    "trt_cache_dir",
     "samples",
     "score_method",
     "pixel_threshold",
@@ -46,11 +49,11 @@ pub const PARAM_NAMES: &[&str] = &[
 
 /// The leading entries of [`PARAM_NAMES`]: they load the model, so they take effect only at
 /// start-up.
-pub const LOAD_PARAMS: &[&str] = PARAM_NAMES.split_at(6).0;
+pub const LOAD_PARAMS: &[&str] = PARAM_NAMES.split_at(9).0;
 
 /// Parameters whose default is the model's metadata (docs/interfaces.md §5): the run of
 /// [`PARAM_NAMES`] from `samples` to `trust_model`.
-pub const FROM_MODEL: &[&str] = PARAM_NAMES.split_at(14).0.split_at(6).1;
+pub const FROM_MODEL: &[&str] = PARAM_NAMES.split_at(17).0.split_at(9).1;
 
 /// Parameters only the ROS node uses; the CLI accepts and ignores them in a shared file.
 pub const NODE_ONLY: &[&str] = &[
@@ -91,6 +94,12 @@ pub struct Params {
     pub seed: u64,
     /// ONNX Runtime intra-op threads; 0 lets ONNX Runtime choose.
     pub intra_threads: usize,
+    /// CUDA device of the `cuda` and `tensorrt` providers.
+    pub gpu_device_id: u32,
+    /// TensorRT builds fp16 engines.
+    pub trt_fp16: bool,
+    /// Where TensorRT keeps its engine and timing caches; `None` = the user's cache directory.
+    pub trt_cache_dir: Option<PathBuf>,
     /// How the entropy map becomes the frame score.
     pub score_method: Option<ScoreMethod>,
     /// Entropy above which a pixel counts for `fraction_above`, 0..1.
@@ -128,6 +137,9 @@ impl Default for Params {
             anytime_z: 3.0,
             seed: 0,
             intra_threads: 0,
+            gpu_device_id: 0,
+            trt_fp16: false,
+            trt_cache_dir: None,
             score_method: None,
             pixel_threshold: None,
             band_px: None,
@@ -176,6 +188,14 @@ impl Params {
             "anytime_z" => self.anytime_z = as_f32(name, v)?,
             "seed" => self.seed = as_uint(name, v)?,
             "intra_threads" => self.intra_threads = as_uint(name, v)? as usize,
+            "gpu_device_id" => {
+                self.gpu_device_id = u32::try_from(as_uint(name, v)?)
+                    .ok()
+                    .filter(|&d| d < 64)
+                    .ok_or_else(|| Error::param(name, format!("{v:?} is outside [0, 63]")))?
+            }
+            "trt_fp16" => self.trt_fp16 = v.as_bool().ok_or_else(|| Error::param(name, "expects true or false"))?,
+            "trt_cache_dir" => self.trt_cache_dir = as_path(name, v)?,
             "score_method" => self.score_method = Some(as_str(name, v)?.parse()?),
             "pixel_threshold" => self.pixel_threshold = Some(as_f32(name, v)?),
             "band_px" => self.band_px = Some(as_uint(name, v)? as u32),
@@ -235,6 +255,9 @@ impl Params {
             allow_cpu_fallback: self.allow_cpu_fallback,
             intra_threads: self.intra_threads,
             onnxruntime_lib: self.onnxruntime_lib.clone(),
+            gpu_device_id: self.gpu_device_id,
+            trt_fp16: self.trt_fp16,
+            trt_cache_dir: self.trt_cache_dir.clone(),
         }
     }
 

@@ -158,12 +158,37 @@ pub struct ModelOptions {
     pub intra_threads: usize,
     /// The ONNX Runtime library (libonnxruntime.so); `None` = `ORT_DYLIB_PATH`, else the project's .venv.
     pub onnxruntime_lib: Option<PathBuf>,
+    /// CUDA device of the GPU providers.
+    pub gpu_device_id: u32,
+    /// TensorRT builds fp16 engines.
+    pub trt_fp16: bool,
+    /// TensorRT engine and timing cache directory; `None` = [`default_trt_cache`].
+    pub trt_cache_dir: Option<PathBuf>,
 }
 
 impl Default for ModelOptions {
     fn default() -> Self {
-        ModelOptions { device: Device::Cpu, allow_cpu_fallback: false, intra_threads: 0, onnxruntime_lib: None }
+        ModelOptions {
+            device: Device::Cpu,
+            allow_cpu_fallback: false,
+            intra_threads: 0,
+            onnxruntime_lib: None,
+            gpu_device_id: 0,
+            trt_fp16: false,
+            trt_cache_dir: None,
+        }
     }
+}
+
+/// `$XDG_CACHE_HOME/pipeline_seg/tensorrt`, else `~/.cache/pipeline_seg/tensorrt`: engines survive
+/// restarts, so only the first start builds them.
+pub fn default_trt_cache() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("pipeline_seg").join("tensorrt")
 }
 
 /// How the samples run: the whole graph per chunk, or the trunk once and the head per chunk.
@@ -452,7 +477,7 @@ fn register_provider(
     if device == Device::Cpu {
         return Ok((builder, "CPUExecutionProvider"));
     }
-    let chain = provider_chain(device);
+    let chain = provider_chain(opts)?;
     let Some(first) = chain.first() else {
         let detail = format!("this build has no '{0}' feature (cargo build --release --features {0})", device.name());
         return fallback_or(builder, opts, unusable(detail));
@@ -461,27 +486,83 @@ fn register_provider(
     // TensorRT first, CUDA behind it for the nodes TensorRT leaves.
     for ep in &chain {
         if let Err(e) = ep.register(&mut builder) {
-            let detail = format!("{e} (is onnxruntime-gpu installed and a GPU visible?)");
-            return fallback_or(builder, opts, unusable(detail));
+            return fallback_or(builder, opts, unusable(explain_provider_error(&e.to_string())));
         }
     }
     Ok((builder, name))
 }
 
 /// The providers to register for a GPU device, each failing loudly instead of silently.
-fn provider_chain(device: Device) -> Vec<ort::ep::ExecutionProviderDispatch> {
+fn provider_chain(opts: &ModelOptions) -> Result<Vec<ort::ep::ExecutionProviderDispatch>> {
     #[allow(unused_mut)]
     let mut chain = Vec::new();
+    let device = opts.device;
     #[cfg(feature = "tensorrt")]
     if device == Device::TensorRt {
-        chain.push(ort::ep::TensorRT::default().build().error_on_failure());
+        let dir = opts.trt_cache_dir.clone().unwrap_or_else(default_trt_cache);
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
+        eprintln!(
+            "TensorRT: engines are built on the first start for this model, GPU and settings (this can take \
+             minutes) and cached in {}",
+            dir.display()
+        );
+        let dir = dir.display().to_string();
+        chain.push(
+            ort::ep::TensorRT::default()
+                .with_device_id(opts.gpu_device_id as i32)
+                .with_fp16(opts.trt_fp16)
+                .with_engine_cache(true)
+                .with_engine_cache_path(&dir)
+                .with_timing_cache(true)
+                .with_timing_cache_path(&dir)
+                .build()
+                .error_on_failure(),
+        );
     }
     #[cfg(feature = "cuda")]
     if device == Device::Cuda || (device == Device::TensorRt && !chain.is_empty()) {
-        chain.push(ort::ep::CUDA::default().build().error_on_failure());
+        chain.push(ort::ep::CUDA::default().with_device_id(opts.gpu_device_id as i32).build().error_on_failure());
     }
-    let _ = device;
-    chain
+    let _ = (device, &opts.trt_cache_dir, opts.trt_fp16);
+    Ok(chain)
+}
+
+/// What ONNX Runtime's provider error means for a user: no usable GPU or driver, TensorRT not
+/// installed, or a missing GPU runtime library.
+pub fn explain_provider_error(e: &str) -> String {
+    let lower = e.to_ascii_lowercase();
+    let no_device = [
+        "libcuda.so",
+        "no cuda-capable device",
+        "cuda driver version is insufficient",
+        "cudaerrornodevice",
+        "cudaerrorinsufficientdriver",
+        "cuda failure 100",
+        "cuda failure 35",
+        "cuda failure 999",
+        "invalid device ordinal",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle));
+    if no_device {
+        format!(
+            "{e}\n -> no usable CUDA device or driver: the GPU runtime is installed, but the NVIDIA driver \
+             (libcuda.so.1, R580 or newer) or a GPU is missing; check nvidia-smi and gpu_device_id"
+        )
+    } else if lower.contains("libnvinfer") {
+        format!(
+            "{e}\n -> TensorRT 10 (libnvinfer.so.10) is not installed: PyPI has no usable TensorRT for CUDA 13; \
+             install it from NVIDIA and put its lib/ on LD_LIBRARY_PATH (README, Running on a GPU), or use \
+             device cuda"
+        )
+    } else if lower.contains("cannot open shared object") || lower.contains("failed to load library") {
+        format!(
+            "{e}\n -> a GPU runtime library is missing: run `scripts/setup.sh --gpu` and `source scripts/env.sh` \
+             (ORT_DYLIB_PATH must name onnxruntime-gpu's libonnxruntime.so, LD_LIBRARY_PATH its CUDA libraries)"
+        )
+    } else {
+        format!("{e} (is onnxruntime-gpu installed and a GPU visible?)")
+    }
 }
 
 fn fallback_or(

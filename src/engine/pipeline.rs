@@ -2,7 +2,7 @@
 
 use ndarray::{Array4, ArrayView4};
 
-use crate::engine::anytime::{checkpoints, interval, settled};
+use crate::engine::anytime::{checkpoints, interval, mask_settled, settled};
 use crate::engine::config::{Params, Settings};
 use crate::engine::gate::Observation;
 use crate::engine::image::Frame;
@@ -176,7 +176,12 @@ impl Pipeline {
                 };
                 let score = score_of(None)?;
                 let replicates = (0..n).map(|i| score_of(Some(i))).collect::<Result<Vec<f32>>>()?;
-                Ok(!settled(interval(score, &replicates, settings.anytime_z), &thresholds))
+                if !settled(interval(score, &replicates, settings.anytime_z), &thresholds) {
+                    return Ok(true);
+                }
+                let flips: f32 = crop(&running.flip_chance(), mw, &place).iter().sum();
+                let prob = crop(&running.maps(None).prob, mw, &place);
+                Ok(!mask_settled(flips, prob.iter().filter(|&&p| p > 0.5).count()))
             })?;
         }
         let samples = running.samples();

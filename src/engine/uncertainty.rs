@@ -168,13 +168,15 @@ pub struct Running {
     h: Vec<f32>,
     sum_p: Vec<f32>,
     sum_h: Vec<f32>,
+    /// Σ_t p_t² of the last class (pipeline), for the per-pixel spread of the mean.
+    sum_p2: Vec<f32>,
 }
 
 impl Running {
     /// An empty accumulator for `c` classes on `hw` pixels.
     pub fn new(c: usize, hw: usize) -> Running {
         assert!(c > 1, "at least two classes");
-        Running { c, hw, sum_p: vec![0.0; c * hw], sum_h: vec![0.0; hw], ..Running::default() }
+        Running { c, hw, sum_p: vec![0.0; c * hw], sum_h: vec![0.0; hw], sum_p2: vec![0.0; hw], ..Running::default() }
     }
 
     /// Samples added so far.
@@ -202,8 +204,36 @@ impl Running {
             for (s, &p) in self.sum_p.iter_mut().zip(sample) {
                 *s += p;
             }
+            for (s, &p) in self.sum_p2.iter_mut().zip(&sample[(c - 1) * hw..]) {
+                *s += p * p;
+            }
             self.probs.extend_from_slice(sample);
         }
+    }
+
+    /// Per pixel, the chance that the mask (mean pipeline probability > 0.5) would flip with
+    /// many more samples: Φ(−|p̄ − 0.5| / se), se = the samples' standard deviation / √n (a
+    /// normal approximation of the mean). All 1 with fewer than two samples.
+    pub fn flip_chance(&self) -> Vec<f32> {
+        let (c, hw, n) = (self.c, self.hw, self.samples());
+        if n < 2 {
+            return vec![1.0; hw];
+        }
+        let nf = n as f32;
+        let mean = &self.sum_p[(c - 1) * hw..c * hw];
+        mean.iter()
+            .zip(&self.sum_p2)
+            .map(|(&s, &s2)| {
+                let m = s / nf;
+                let var = ((s2 - s * m) / (nf - 1.0)).max(0.0);
+                let se = (var / nf).sqrt();
+                let gap = (m - 0.5).abs();
+                match gap >= 6.0 * se {
+                    true => 0.0,
+                    false => normal_tail(gap / se.max(f32::MIN_POSITIVE)),
+                }
+            })
+            .collect()
     }
 
     /// The maps of every sample so far, or of all but sample `leave_out`.
@@ -225,6 +255,17 @@ impl Running {
         finish(&sum_p, t.max(1), c, &mut maps.prob, &mut maps.entropy, &mut maps.mi);
         maps
     }
+}
+
+/// Φ(−x), the standard normal's upper tail at x ≥ 0 (Abramowitz & Stegun 7.1.26 for erfc,
+/// absolute error < 1e-7).
+#[allow(clippy::excessive_precision)]
+pub fn normal_tail(x: f32) -> f32 {
+    let z = x as f64 / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.327_591_1 * z);
+    let poly =
+        t * (0.254_829_592 + t * (-0.284_496_736 + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
+    (0.5 * poly * (-z * z).exp()) as f32
 }
 
 /// [`sample_entropy_portable`] with the widest vectors the CPU has.
