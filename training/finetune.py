@@ -314,6 +314,9 @@ def main(argv=None):
         # 5. Only now write the outputs (never the base).
         shutil.move(str(tmp_onnx), out)
         shutil.move(str(E.weights_path(tmp_onnx)), out.with_suffix(".pt"))
+        # The trunk/head pair beside it, for anytime sampling (the engine checks they agree).
+        import split
+        split.write(out)
         out.with_suffix(".md").write_text(card)
         if a.record:
             Path(a.record).write_text(json.dumps(record, indent=1))

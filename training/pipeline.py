@@ -55,6 +55,9 @@ def main():
                    "--clear-split", "val_dr", "--out", MODEL, "--report", RUN / "trust.json"]),
         ("calibrate+evaluate", [py, HERE / "evaluate.py", MODEL, "--json", RUN / "eval.json", "--calibrate", RUN / "calib.json",
                                 "--calibrate-split", "val_dr"]),
+        # Issue 12: the trunk/head pair beside the model, for anytime sampling (graph only: the
+        # engine reads the metadata from the main file).
+        ("split", [py, HERE / "split.py", MODEL]),
         # The test fixtures (tests/data/frames, the sample bag) are legacy renders and stay fixed;
         # this step records how the new model behaves on them (what main's tests assume).
         ("compat", [py, HERE / "compat.py", MODEL, "--json", RUN / "compat.json"]),

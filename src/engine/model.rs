@@ -461,6 +461,10 @@ fn open(env: &Environment, opts: &ModelOptions, path: &Path) -> Result<(Session,
     if opts.intra_threads > 0 {
         builder = builder.with_intra_threads(opts.intra_threads).map_err(ort_err)?;
     }
+    // No memory pattern: it keeps a planned buffer per input shape (the head sees chunks of
+    // several sizes); off, the node holds 224 instead of 247 MB and bench time is unchanged
+    // (BENCHMARKS.md, "Memory").
+    builder = builder.with_memory_pattern(false).map_err(ort_err)?;
     let (mut builder, provider) = register_provider(builder, opts)?;
     let session = builder
         .commit_from_file(path)

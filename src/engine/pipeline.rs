@@ -117,6 +117,15 @@ impl Pipeline {
     /// Loads the model named by `params` and resolves the settings against its metadata.
     pub fn new(params: &Params) -> Result<Pipeline> {
         let model = Model::load(&params.resolve_model_path()?, &params.model_options())?;
+        match (&model.split_problem, model.is_split()) {
+            (Some(why), _) => eprintln!("warning: {why}"),
+            (None, false) => eprintln!(
+                "note: no {{stem}}.trunk.onnx/.head.onnx beside {}: each chunk of samples reruns the whole graph \
+                 (training/split.py writes them)",
+                model.path.display()
+            ),
+            (None, true) => {}
+        }
         let settings = params.resolve(&model.info)?;
         check_trust(&settings, &model)?;
         let sampler = Sampler::new(settings.seed, model.info.dropout_p);

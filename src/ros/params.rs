@@ -29,6 +29,12 @@ pub struct NodeParams {
     pub seed: i64,
     /// ONNX Runtime intra-op threads; 0 = ONNX Runtime decides
     pub intra_threads: i64,
+    /// CUDA device of the cuda and tensorrt providers, 0..63
+    pub gpu_device_id: i64,
+    /// TensorRT builds fp16 engines
+    pub trt_fp16: bool,
+    /// TensorRT engine and timing cache directory; empty = ~/.cache/pipeline_seg/tensorrt
+    pub trt_cache_dir: String,
     /// Input: raw (~/image, sensor_msgs/Image) | compressed (~/image/compressed)
     pub input_transport: String,
     /// Input QoS reliability: best_effort | reliable
@@ -101,6 +107,9 @@ impl Default for NodeParams {
             anytime_z: p.anytime_z as f64,
             seed: p.seed as i64,
             intra_threads: 0,
+            gpu_device_id: p.gpu_device_id as i64,
+            trt_fp16: p.trt_fp16,
+            trt_cache_dir: String::new(),
             input_transport: "raw".into(),
             input_reliability: "best_effort".into(),
             input_depth: 5,
@@ -169,8 +178,17 @@ impl NodeParams {
             let value = to_yaml(&value);
             if let (serde_yaml::Value::Number(n), true) = (
                 &value,
-                ["samples", "min_samples", "seed", "intra_threads", "band_px", "recover_frames", "max_image_pixels"]
-                    .contains(name),
+                [
+                    "samples",
+                    "min_samples",
+                    "seed",
+                    "intra_threads",
+                    "gpu_device_id",
+                    "band_px",
+                    "recover_frames",
+                    "max_image_pixels",
+                ]
+                .contains(name),
             ) {
                 if n.as_i64().is_some_and(|i| i < 0) {
                     return Err(Error::param(name, format!("{n} must not be negative")));
