@@ -642,7 +642,8 @@ class TestGate:
         for name in itertools.islice(itertools.cycle(VAL_CLEAR), 3 * recover + 2):
             msg = raw_msg(bgr(VAL / f"{name}.jpg"), "bgr8", new_header())
             conf = check_confidence(gate_run.process(msg)["confidence"], msg.header)
-            assert conf["samples"] == meta["default_samples"]
+            # anytime sampling: clear frames settle before the model's T (16), in chunks of 4
+            assert int(conf["samples"]) in range(4, int(meta["default_samples"]) + 1, 4), conf["samples"]
             reasons.append(conf["reason"])
             scores.append(np.float32(conf["score"]))
             if conf["reason"] == "ok":

@@ -6,9 +6,8 @@ against fp32 for speed and for uncertainty quality, with onnxruntime on this CPU
 - int8: `onnxruntime.quantization.quantize_static` (QDQ, per-channel weights, MinMax ranges)
   calibrated on frames from `--calib` (training frames: the look the shipped weights learnt);
   the head is calibrated on the trunk's outputs for those frames with random dropout masks.
-- fp16: `onnxconverter_common`-free conversion is not in our pinned tools, so fp16 here is
-  onnxruntime's own `float16` conversion of initialisers and activations when available;
-  skipped (and said so) otherwise.
+- fp16: onnxruntime's own converter (`onnxruntime.transformers.float16`, in the pinned wheel),
+  weights and activations in fp16, inputs and outputs kept fp32.
 For each variant and each `--eval` directory (image/*.jpg + mask/*.png): per-frame latency of
 trunk + 16 head samples (4 chunks of 4), pooled IoU, entropy AUROC and the mean absolute change of
 the entropy map against fp32 with the same masks. Records precision.json.
@@ -121,6 +120,11 @@ def main() -> int:
     quantize(hp, qh, head_feeds)
     variants["int8"] = (session(qt, a.threads), session(qh, a.threads))
     variants["int8_head_only"] = (fp32[0], variants["int8"][1])
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+    ft, fh = a.work / "trunk.fp16.onnx", a.work / "head.fp16.onnx"
+    for src, dst in ((tp, ft), (hp, fh)):
+        onnx.save(convert_float_to_float16(onnx.load(str(src)), keep_io_types=True), str(dst))
+    variants["fp16"] = (session(ft, a.threads), session(fh, a.threads))
     rec = {"model": str(a.model), "T": T, "chunk": CHUNK, "calib": str(a.calib), "calib_frames": len(trunk_feeds),
            "cpu": open("/proc/cpuinfo").read().split("model name")[1].split("\n")[0].strip(": "),
            "sizes_mb": {"trunk_int8": round(qt.stat().st_size / 1e6, 2), "head_int8": round(qh.stat().st_size / 1e6, 2)},
