@@ -45,12 +45,15 @@ def test_trunk_once_and_head_in_chunks_give_the_main_models_samples():
     assert [p.value for p in onnx.load(str(split.paths(MODEL)[1])).metadata_props if p.key == split.PART_KEY] == ["head"]
 
 
-def test_the_skip_half_of_the_first_head_conv_moves_to_the_trunk():
+def test_the_once_per_frame_work_moves_to_the_trunk():
     trunk, head = (onnx.load(str(p)) for p in split.paths(MODEL))
     convs = [n for n in head.graph.node if n.op_type == "Conv"]
     first = onnx.numpy_helper.to_array(next(i for i in head.graph.initializer if i.name == convs[0].input[1]))
     assert first.shape[1] == 16, "the head's first conv reads only the stochastic features"
     assert any(n.name.endswith("/skip_conv") for n in trunk.graph.node)
+    ops = {n.op_type for n in head.graph.node}
+    assert "Resize" not in ops, "the upsampling runs once, in the trunk"
+    assert "Softmax" not in ops and "Sigmoid" in ops, "two-class softmax as a sigmoid of the logit difference"
 
 
 def test_a_graph_without_masks_is_refused(tmp_path):
