@@ -3,7 +3,7 @@
 //! method on degenerate maps.
 
 use pipeline_seg::engine::score::{frame_score, percentile95, ScoreMethod, ScoreParams};
-use pipeline_seg::engine::uncertainty::{aggregate, fast_ln, EPS};
+use pipeline_seg::engine::uncertainty::{aggregate, fast_ln, normal_tail, Running, EPS};
 use proptest::prelude::*;
 
 /// docs/interfaces.md §2 written out in f64: probs [T, C, hw] → (mean p_1, H, MI), normalised by ln C.
@@ -198,4 +198,42 @@ fn score_methods_compute_what_their_names_say() {
     // No predicted pipeline (prob 0.5 is not > 0.5): falls back to p95.
     let none = frame_score(&entropy, &[0.5; 4], 2, 2, &params(ScoreMethod::PipelineMean, 3)).unwrap();
     assert_eq!(none, percentile95(&entropy));
+}
+
+proptest! {
+    /// Anytime sampling: samples added in chunks give the maps of all of them, and leaving one out
+    /// gives the maps of the others (the jackknife replicates), both within 1e-5 of the reference.
+    #[test]
+    fn running_maps_in_chunks_and_without_one_sample((t, hw, p1) in samples(), cut in 0..20usize) {
+        prop_assume!(t >= 2);
+        let probs = two_class(&p1, t, hw);
+        let mut running = Running::new(2, hw);
+        let cut = cut.min(t);
+        running.add(&probs[..cut * 2 * hw]);
+        running.add(&probs[cut * 2 * hw..]);
+        prop_assert_eq!(running.samples(), t);
+        let close = |a: &[f32], b: &[f64]| a.iter().zip(b).all(|(x, y)| (*x as f64 - y).abs() < 1e-5);
+        let all = running.maps(None);
+        let (rp, re, rm) = reference(&probs, t, 2, hw);
+        prop_assert!(close(&all.prob, &rp) && close(&all.entropy, &re) && close(&all.mi, &rm));
+        let leave = cut.min(t - 1);
+        let others: Vec<f32> = (0..t).filter(|&s| s != leave).flat_map(|s| probs[s * 2 * hw..(s + 1) * 2 * hw].to_vec()).collect();
+        let without = running.maps(Some(leave));
+        let (rp, re, rm) = reference(&others, t - 1, 2, hw);
+        prop_assert!(close(&without.prob, &rp) && close(&without.entropy, &re) && close(&without.mi, &rm));
+    }
+}
+
+#[test]
+fn flip_chance_is_high_near_one_half_and_nil_far_from_it() {
+    // 4 samples: pixel 0 always 0.9 (no spread), pixel 1 around 0.5, pixel 2 around 0.1 with spread.
+    let p1 = [0.9, 0.45, 0.05, 0.9, 0.55, 0.15, 0.9, 0.48, 0.1, 0.9, 0.56, 0.1];
+    let mut running = Running::new(2, 3);
+    running.add(&two_class(&p1, 4, 3));
+    let f = running.flip_chance();
+    assert_eq!(f[0], 0.0, "{f:?}");
+    assert!(f[1] > 0.2 && f[1] <= 0.5, "{f:?}");
+    assert!(f[2] < 1e-6, "{f:?}");
+    assert!((normal_tail(0.0) - 0.5).abs() < 1e-6 && (normal_tail(1.959_964) - 0.025).abs() < 1e-5);
+    assert_eq!(Running::new(2, 3).flip_chance(), vec![1.0; 3], "no samples: anything may flip");
 }

@@ -179,18 +179,17 @@ impl Pipeline {
                 if n >= t {
                     return Ok(false);
                 }
-                let score_of = |leave_out| {
-                    let maps = Cropped::new(&running.maps(leave_out), mw, &place);
-                    maps.score(method, settings, &stats, d)
-                };
-                let score = score_of(None)?;
-                let replicates = (0..n).map(|i| score_of(Some(i))).collect::<Result<Vec<f32>>>()?;
+                // The score of all n samples and its n delete-one replicates (the jackknife).
+                let all = Cropped::new(&running.maps(None), mw, &place);
+                let score = all.score(method, settings, &stats, d)?;
+                let replicates = (0..n)
+                    .map(|i| Cropped::new(&running.maps(Some(i)), mw, &place).score(method, settings, &stats, d))
+                    .collect::<Result<Vec<f32>>>()?;
                 if !settled(interval(score, &replicates, settings.anytime_z), &thresholds) {
                     return Ok(true);
                 }
                 let flips: f32 = crop(&running.flip_chance(), mw, &place).iter().sum();
-                let prob = crop(&running.maps(None).prob, mw, &place);
-                Ok(!mask_settled(flips, prob.iter().filter(|&&p| p > 0.5).count()))
+                Ok(!mask_settled(flips, all.prob.iter().filter(|&&p| p > 0.5).count()))
             })?;
         }
         let samples = running.samples();

@@ -34,89 +34,13 @@ pub fn fast_ln(x: f32) -> f32 {
     (2.0 * z + 2.0 * z * tail) + e * 0.693_359_375 + e * -2.121_944_4e-4
 }
 
-/// The samples [T, C, hw] and the part of the maps one thread fills: pixels
-/// `start..start + prob.len()`.
-struct Span<'a> {
-    probs: &'a [f32],
-    t: usize,
-    c: usize,
-    hw: usize,
-    start: usize,
-    prob: &'a mut [f32],
-    entropy: &'a mut [f32],
-    mi: &'a mut [f32],
-}
-
-/// Mean probability, entropy and MI from `probs` laid out [T, C, hw], normalised by log C.
-///
-/// Large sample sets are split by pixel range over two cores (the model is idle meanwhile).
+/// Mean probability, entropy and MI from `probs` laid out [T, C, hw], normalised by log C: the
+/// maps of [`Running`] with every sample added at once.
 pub fn aggregate(probs: &[f32], t: usize, c: usize, hw: usize) -> Maps {
     assert!(probs.len() == t * c * hw && t > 0 && c > 1, "probs must be [T, C, hw]");
-    let mut maps = Maps { prob: vec![0.0; hw], entropy: vec![0.0; hw], mi: vec![0.0; hw] };
-    let parallel = t * c * hw >= 1 << 20 && std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-    let split = if parallel { (hw / 2).next_multiple_of(64).min(hw) } else { hw };
-    let (p0, p1) = maps.prob.split_at_mut(split);
-    let (e0, e1) = maps.entropy.split_at_mut(split);
-    let (m0, m1) = maps.mi.split_at_mut(split);
-    std::thread::scope(|scope| {
-        if split < hw {
-            scope.spawn(move || aggregate_range(Span { probs, t, c, hw, start: split, prob: p1, entropy: e1, mi: m1 }));
-        }
-        aggregate_range(Span { probs, t, c, hw, start: 0, prob: p0, entropy: e0, mi: m0 });
-    });
-    maps
-}
-
-/// Fills one span of the maps, with the widest vectors the CPU has.
-#[allow(unsafe_code, reason = "calls the target_feature variants after checking the CPU has the features")]
-fn aggregate_range(span: Span) {
-    // The same loop, compiled for wider vectors where the CPU has them (checked at run time).
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU supports the features the function is compiled for.
-            return unsafe { aggregate_avx512(span) };
-        }
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            // SAFETY: as above.
-            return unsafe { aggregate_avx2(span) };
-        }
-    }
-    aggregate_portable(span)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[allow(unsafe_code, reason = "a target_feature function is unsafe to call; its body is safe code")]
-unsafe fn aggregate_avx512(span: Span) {
-    aggregate_portable(span)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-#[allow(unsafe_code, reason = "a target_feature function is unsafe to call; its body is safe code")]
-unsafe fn aggregate_avx2(span: Span) {
-    aggregate_portable(span)
-}
-
-#[inline(always)]
-fn aggregate_portable(span: Span) {
-    let Span { probs, t, c, hw, start, prob, entropy, mi } = span;
-    let n = prob.len();
-    let mut sum_p = vec![0.0f32; c * n];
-    let sum_h = mi; // Σ_t H(p_t), unnormalised, until `finish_portable` turns it into MI
-    for sample in probs.chunks_exact(c * hw) {
-        for (class, plane) in sample.chunks_exact(hw).enumerate() {
-            let row = &plane[start..start + n];
-            let acc = &mut sum_p[class * n..(class + 1) * n];
-            for ((s, h), &p) in acc.iter_mut().zip(sum_h.iter_mut()).zip(row) {
-                *s += p;
-                let q = p.clamp(EPS, 1.0);
-                *h -= q * fast_ln(q);
-            }
-        }
-    }
-    finish_portable(&sum_p, t, c, prob, entropy, sum_h);
+    let mut running = Running::new(c, hw);
+    running.add(probs);
+    running.maps(None)
 }
 
 /// Turns the sums over `t` samples into the maps: `sum_p` [C, n] = Σ_t p_t per class, and
