@@ -18,8 +18,8 @@ help:
 	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ and replay tests/data/sample_bag"
 	@echo "make test   - set up, build, run the Rust and Python tests (what CI runs)"
 	@echo "make lint   - cargo fmt --check and clippy -D warnings, with and without the ros feature (part of make test)"
-	@echo "make bench  - criterion benches and 'pipeline_seg bench' at T = 1, 8, 16"
-	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent; GPU=1 adds the GPU ONNX Runtime (CUDA 13, ~1.5 GB)"
+	@echo "make bench  - criterion benches, 'pipeline_seg bench' at fixed T = 1, 8, 16, the default (anytime, T <= 16) and the naive loop"
+	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent; GPU=1 adds the GPU ONNX Runtime (CUDA 13, ~2.5 GB on disk)"
 	@echo "make model  - rebuild data, train, export, calibrate and evaluate the shipped model (~30 min, CPU)"
 	@echo "make study  - the dropout-placement study behind the shipped choice"
 	@echo "make finetune LABELS=\"DIR...\" OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] - fine-tune on labelled frames"
@@ -57,8 +57,9 @@ test: build lint
 
 bench: build
 	$(ENV) cargo bench --locked --bench engine
-	$(ENV) for t in 1 8 16; do target/release/pipeline_seg bench --samples $$t --frames 50; done
-	$(ENV) target/release/pipeline_seg bench --samples 16 --frames 20 --one-pass-per-sample
+	$(ENV) for t in 1 8 16; do target/release/pipeline_seg bench --samples $$t --min-samples $$t --frames 50; done
+	$(ENV) target/release/pipeline_seg bench --frames 50 --input tests/data/frames/val/image
+	$(ENV) target/release/pipeline_seg bench --samples 16 --frames 20 --input tests/data/frames/val/image --one-pass-per-sample
 
 $(TRAIN_VENV)/.ok: training/requirements.txt
 	$(PYTHON) -m venv $(TRAIN_VENV)
@@ -78,7 +79,7 @@ finetune: $(TRAIN_VENV)/.ok
 	@test -n "$(LABELS)" -a -n "$(OUT)" || { echo 'usage: make finetune LABELS="DIR..." OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] [FINETUNE_ARGS="--steps 200"]' >&2; exit 2; }
 	$(TRAIN_VENV)/bin/python training/finetune.py --labels $(LABELS) --out $(OUT) --base $(BASE) $(FINETUNE_ARGS)
 
-# The GPU path: installs onnxruntime-gpu (~1.5 GB), builds with the cuda feature, and checks that
+# The GPU path: installs onnxruntime-gpu (~2.5 GB on disk), builds with the cuda feature, and checks that
 # `bench --device cuda` runs on a GPU or, without one, exits 2 saying so (not part of make test).
 test-gpu-setup:
 	bash scripts/test_gpu_setup.sh

@@ -4,7 +4,7 @@
 # PyPI wheels inside .venv. Idempotent; a re-run with nothing to do takes well under 2 s.
 # Afterwards: `source scripts/env.sh`. PYTHON picks the interpreter (default python3).
 # --gpu (or GPU=1, as `make setup GPU=1` passes it) also installs the GPU ONNX Runtime
-# (onnxruntime-gpu 1.31.1, a CUDA 13 build, with its CUDA and cuDNN wheels: ~1.5 GB) into
+# (onnxruntime-gpu 1.31.1, a CUDA 13 build, with its CUDA and cuDNN wheels: ~2.5 GB on disk) into
 # .venv/ort-gpu, apart from the CPU onnxruntime that the Python tests import.
 set -euo pipefail
 gpu=${GPU:-0}
