@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test-gpu-setup`: the GPU path installs and fails loudly (not part of `make test`, which
-# needs no GPU runtime). Installs the GPU ONNX Runtime (scripts/setup.sh --gpu, ~1.5 GB), builds
+# needs no GPU runtime). Installs the GPU ONNX Runtime (scripts/setup.sh --gpu, ~2.5 GB on disk), builds
 # the CLI with the cuda feature and runs `bench --device cuda`:
 # - with a GPU (nvidia-smi lists one): it must run on CUDAExecutionProvider;
 # - without: exit 2 and a message saying no usable CUDA device or driver, not a missing library.
