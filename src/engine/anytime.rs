@@ -1,5 +1,6 @@
 //! When to stop drawing MC-Dropout samples: the frame's decision is settled once the score's
-//! interval from the samples so far lies clear of the gate's thresholds.
+//! interval from the samples so far lies clear of the gate's thresholds and few of the mask's
+//! pixels may still flip ([`mask_settled`]).
 //!
 //! The interval is a delete-one jackknife of the score over the samples drawn: the replicates
 //! (the score without sample i) give a standard error and a bias estimate. The bias matters:
