@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import labels as L  # noqa: E402  (torch-free; checked before torch is even imported)
+import split as S  # noqa: E402  (onnx only: the trunk/head pair beside the output)
 
 DEFAULT_BASE = ROOT / "models" / "pipeline_seg_unet.onnx"
 GATE_KEYS = ["score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"]
@@ -315,8 +316,7 @@ def main(argv=None):
         shutil.move(str(tmp_onnx), out)
         shutil.move(str(E.weights_path(tmp_onnx)), out.with_suffix(".pt"))
         # The trunk/head pair beside it, for anytime sampling (the engine checks they agree).
-        import split
-        split.write(out)
+        S.write(out)
         out.with_suffix(".md").write_text(card)
         if a.record:
             Path(a.record).write_text(json.dumps(record, indent=1))
