@@ -128,16 +128,10 @@ def hoist_skip_convs(trunk: onnx.ModelProto, head: onnx.ModelProto) -> int:
         expand = h_prod.get(reshape.input[0]) if reshape is not None and reshape.op_type == "Reshape" else None
         if expand is None or expand.op_type != "Expand" or expand.input[0] not in h_inputs:
             continue
-        unsq = t_prod.get(expand.input[0])
-        if unsq is None or unsq.op_type != "Unsqueeze" or len(unsq.input) < 2:
-            continue
-        axes = t_prod.get(unsq.input[1])
-        axes_v = numpy_helper.to_array(axes.attribute[0].t).tolist() if axes is not None and axes.op_type == "Constant" else None
-        if axes_v != [1]:
-            continue
-        x = unsq.input[0]
+        x = _unsqueezed_on_axis_1(th, t_prod, expand.input[0])
+        dims = _dims(trunk, x) if x is not None else None
         w = numpy_helper.to_array(inits[conv.input[1]])
-        c_skip = _channels(trunk, x)
+        c_skip = dims[1] if dims is not None and len(dims) > 1 and dims[1] > 0 else None
         if c_skip is None or c_skip >= w.shape[1]:
             continue
         c_a = w.shape[1] - c_skip
@@ -192,6 +186,16 @@ def _const(g: onnx.GraphProto, name: str):
     return None
 
 
+def _unsqueezed_on_axis_1(trunk: onnx.GraphProto, producers: dict, name: str):
+    """x when the trunk makes `name` as Unsqueeze(x, [1]) (a tensor the head broadcasts to the T
+    samples), else None."""
+    unsq = producers.get(name)
+    if unsq is None or unsq.op_type != "Unsqueeze" or len(unsq.input) < 2:
+        return None
+    axes = _const(trunk, unsq.input[1])
+    return unsq.input[0] if axes is not None and axes.tolist() == [1] else None
+
+
 def _dims(model: onnx.ModelProto, name: str):
     """The dims of tensor `name` from shape inference (0 where unknown), or None."""
     inferred = onnx.shape_inference.infer_shapes(model)
@@ -218,12 +222,8 @@ def hoist_upsample(trunk: onnx.ModelProto, head: onnx.ModelProto) -> int:
         if scales is None or len(scales) != 4 or list(scales[:2]) != [1, 1] or mul is None or mul.op_type != "Mul":
             continue
         feats = [i for i in mul.input if i in h_inputs]
-        unsq = t_prod.get(feats[0]) if len(feats) == 1 else None
-        if unsq is None or unsq.op_type != "Unsqueeze" or _const(th, unsq.input[1]) is None:
-            continue
-        if _const(th, unsq.input[1]).tolist() != [1]:
-            continue
-        src = _dims(trunk, unsq.input[0])  # [N, C, h, w] before the upsampling
+        x = _unsqueezed_on_axis_1(th, t_prod, feats[0]) if len(feats) == 1 else None
+        src = _dims(trunk, x) if x is not None else None  # [N, C, h, w] before the upsampling
         if src is None or len(src) != 4 or 0 in src[1:]:
             continue
         out = [src[0], src[1], int(round(src[2] * float(scales[2]))), int(round(src[3] * float(scales[3])))]
@@ -231,7 +231,7 @@ def hoist_upsample(trunk: onnx.ModelProto, head: onnx.ModelProto) -> int:
         up, up5 = f"{base}/once", f"{base}/once_unsqueezed"
         th.initializer.append(numpy_helper.from_array(scales.astype(np.float32), f"{base}/scales"))
         th.initializer.append(numpy_helper.from_array(np.array([1], np.int64), f"{base}/axis1"))
-        node = helper.make_node("Resize", [unsq.input[0], "", f"{base}/scales"], [up], name=f"{base}/resize_once")
+        node = helper.make_node("Resize", [x, "", f"{base}/scales"], [up], name=f"{base}/resize_once")
         node.attribute.extend(rs.attribute)
         th.node.append(node)
         th.node.append(helper.make_node("Unsqueeze", [up, f"{base}/axis1"], [up5], name=f"{base}/unsqueeze_once"))
@@ -299,16 +299,6 @@ def _prune_pair(trunk: onnx.ModelProto, head: onnx.ModelProto) -> None:
     del th.output[:]
     th.output.extend(outs)
     _prune(th)
-
-
-def _channels(model: onnx.ModelProto, name: str):
-    """The channel count (dim 1) of tensor `name`, from shape inference."""
-    inferred = onnx.shape_inference.infer_shapes(model)
-    for vi in list(inferred.graph.value_info) + list(inferred.graph.output):
-        if vi.name == name:
-            dims = vi.type.tensor_type.shape.dim
-            return dims[1].dim_value if len(dims) > 1 and dims[1].dim_value > 0 else None
-    return None
 
 
 def paths(model_path: Path) -> tuple[Path, Path]:
