@@ -236,6 +236,15 @@ impl Model {
             return Err(model_err("file not found".into()));
         }
         let env = environment(&find_onnxruntime(opts.onnxruntime_lib.as_deref())?)?;
+        // Said once per load, not per session (the model, its trunk and its head each get one).
+        if cfg!(feature = "tensorrt") && opts.device == Device::TensorRt {
+            let dir = opts.trt_cache_dir.clone().unwrap_or_else(default_trt_cache);
+            eprintln!(
+                "TensorRT: engines are built on the first start for this model, GPU and settings (this can take \
+                 minutes) and cached in {}",
+                dir.display()
+            );
+        }
         let (session, execution_provider) = open(&env, opts, path)?;
         let info = read_info(&session).map_err(model_err)?;
         check_signature(&session, &info).map_err(model_err)?;
@@ -328,28 +337,6 @@ impl Model {
             ));
         }
         Ok(split_graph)
-    }
-
-    /// Runs one image [1,3,H,W] with `t` samples; `masks[k]` holds `t * C_k` values. `use_probs`
-    /// gets the probabilities [T,C,H,W] straight from ONNX Runtime's output buffer (no copy).
-    /// Also returns the frame's `feature_distance` when the model has that output.
-    pub fn run<R>(
-        &mut self,
-        image: ArrayView4<'_, f32>,
-        masks: &[Vec<f32>],
-        t: usize,
-        use_probs: impl FnOnce(ArrayView4<'_, f32>) -> R,
-    ) -> Result<(R, Option<f32>)> {
-        let mut use_probs = Some(use_probs);
-        let mut out = None;
-        let mut distance = None;
-        self.run_chunks(image, masks, [t], |p, d| {
-            out = use_probs.take().map(|f| f(p));
-            distance = d;
-            Ok(false)
-        })?;
-        let out = out.ok_or_else(|| Error::Inference("the model ran no samples".into()))?;
-        Ok((out, distance))
     }
 
     /// Runs one image [1,3,H,W] with the samples in chunks: samples `0..ends[0]`, then
@@ -505,11 +492,6 @@ fn provider_chain(opts: &ModelOptions) -> Result<Vec<ort::ep::ExecutionProviderD
     if device == Device::TensorRt {
         let dir = opts.trt_cache_dir.clone().unwrap_or_else(default_trt_cache);
         std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
-        eprintln!(
-            "TensorRT: engines are built on the first start for this model, GPU and settings (this can take \
-             minutes) and cached in {}",
-            dir.display()
-        );
         let dir = dir.display().to_string();
         chain.push(
             ort::ep::TensorRT::default()

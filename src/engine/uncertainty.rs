@@ -92,7 +92,8 @@ pub struct Running {
     h: Vec<f32>,
     sum_p: Vec<f32>,
     sum_h: Vec<f32>,
-    /// Σ_t p_t² of the last class (pipeline), for the per-pixel spread of the mean.
+    /// Σ_t p_t² of class 1 (pipeline: the class of `Maps::prob` and the mask), for the
+    /// per-pixel spread of the mean.
     sum_p2: Vec<f32>,
 }
 
@@ -128,7 +129,7 @@ impl Running {
             for (s, &p) in self.sum_p.iter_mut().zip(sample) {
                 *s += p;
             }
-            for (s, &p) in self.sum_p2.iter_mut().zip(&sample[(c - 1) * hw..]) {
+            for (s, &p) in self.sum_p2.iter_mut().zip(&sample[hw..2 * hw]) {
                 *s += p * p;
             }
             self.probs.extend_from_slice(sample);
@@ -139,12 +140,12 @@ impl Running {
     /// many more samples: Φ(−|p̄ − 0.5| / se), se = the samples' standard deviation / √n (a
     /// normal approximation of the mean). All 1 with fewer than two samples.
     pub fn flip_chance(&self) -> Vec<f32> {
-        let (c, hw, n) = (self.c, self.hw, self.samples());
+        let (hw, n) = (self.hw, self.samples());
         if n < 2 {
             return vec![1.0; hw];
         }
         let nf = n as f32;
-        let mean = &self.sum_p[(c - 1) * hw..c * hw];
+        let mean = &self.sum_p[hw..2 * hw];
         mean.iter()
             .zip(&self.sum_p2)
             .map(|(&s, &s2)| {
