@@ -346,3 +346,72 @@ fn mono16_rounding_matches_cv_bridge_at_the_edges() {
         assert_eq!(pipeline_seg::engine::image::mono16_to_8(v), want, "{v:#06x}");
     }
 }
+
+/// A PNG of `w` x `h` 8-bit grey pixels whose IDAT holds almost nothing: what a hostile sender
+/// needs to make a decoder allocate `w * h` bytes from a file of a few dozen.
+fn png_header_only(w: u32, h: u32) -> Vec<u8> {
+    let mut v = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], body: &[u8]| {
+        v.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        v.extend_from_slice(kind);
+        v.extend_from_slice(body);
+        v.extend_from_slice(&[0; 4]); // CRC: never reached, the size is refused first
+    };
+    chunk(b"IHDR", &[&w.to_be_bytes()[..], &h.to_be_bytes(), &[8, 0, 0, 0, 0]].concat());
+    chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00]);
+    chunk(b"IEND", &[]);
+    v
+}
+
+/// The real JPEG with the frame header's size rewritten: a valid stream that declares `w` x `h`.
+fn jpeg_declaring(w: u16, h: u16) -> Vec<u8> {
+    let mut data = jpeg_bytes();
+    let sof = data.windows(2).position(|m| m[0] == 0xFF && matches!(m[1], 0xC0 | 0xC2)).expect("a SOF marker");
+    data[sof + 5..sof + 7].copy_from_slice(&h.to_be_bytes());
+    data[sof + 7..sof + 9].copy_from_slice(&w.to_be_bytes());
+    data
+}
+
+#[test]
+fn huge_declared_sizes_are_refused_before_decoding() {
+    use pipeline_seg::engine::image::declared_size;
+    for (w, h) in [(20000u32, 20000u32), (40000, 40000), (65535, 65535)] {
+        let png = png_header_only(w, h);
+        assert_eq!(declared_size("png", &png).unwrap(), (w as usize, h as usize));
+        match decode_compressed("png", &png, MAX) {
+            Err(Error::TooLarge { width, height, .. }) => assert_eq!((width, height), (w as usize, h as usize)),
+            other => panic!("png {w}x{h}: expected TooLarge, got {:?}", other.map(|f| (f.width, f.height))),
+        }
+        let jpeg = jpeg_declaring(w.min(65535) as u16, h.min(65535) as u16);
+        match decode_compressed("jpeg", &jpeg, MAX) {
+            Err(Error::TooLarge { width, height, .. }) => assert_eq!((width, height), (w as usize, h as usize)),
+            other => panic!("jpeg {w}x{h}: expected TooLarge, got {:?}", other.map(|f| (f.width, f.height))),
+        }
+    }
+}
+
+#[test]
+fn declared_size_matches_what_the_decoder_gives() {
+    use pipeline_seg::engine::image::declared_size;
+    assert_eq!(declared_size("jpeg", &jpeg_bytes()).unwrap(), (640, 480));
+    for dir in ["frames/val/image", "frames/val/mask", "frames/ood/image"] {
+        for entry in std::fs::read_dir(data_file(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let bytes = std::fs::read(&path).unwrap();
+            let kind = if bytes.starts_with(b"\x89PNG") { "png" } else { "jpeg" };
+            let f = read_file(&path, MAX).unwrap();
+            assert_eq!(declared_size(kind, &bytes).unwrap(), (f.width, f.height), "{}", path.display());
+        }
+    }
+}
+
+#[test]
+fn headers_without_a_size_are_corrupt() {
+    // SOI then straight to the scan, or a segment length running off the end.
+    expect_corrupt(decode_compressed("jpeg", &[0xFF, 0xD8, 0xFF, 0xDA, 0, 2, 0xFF, 0xD9], MAX), "no SOF");
+    expect_corrupt(decode_compressed("jpeg", &[0xFF, 0xD8, 0xFF, 0xE0, 0xFF, 0xF0, 0xFF, 0xD9], MAX), "long APP0");
+    expect_corrupt(decode_compressed("jpeg", &[0xFF, 0xD8, 0xFF, 0xC0, 0, 17, 8, 0xFF, 0xD9], MAX), "short SOF");
+    let mut png = png_header_only(4, 4);
+    png[12..16].copy_from_slice(b"IDAT");
+    expect_corrupt(decode_compressed("png", &png, MAX), "no IHDR");
+}

@@ -165,6 +165,45 @@ fn sniff(data: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// The width and height a PNG (IHDR) or JPEG (first SOF segment) header declares, read without
+/// decoding anything.
+pub fn declared_size(kind: &'static str, data: &[u8]) -> Result<(usize, usize)> {
+    let corrupt = |detail: &str| Error::Corrupt { format: kind, detail: detail.to_string() };
+    let be16 = |i: usize| data.get(i..i + 2).map(|b| u16::from_be_bytes([b[0], b[1]]) as usize);
+    let be32 = |i: usize| data.get(i..i + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    if kind == "png" {
+        // Signature (8), then the IHDR chunk: length (4), "IHDR", width (4), height (4).
+        if data.get(12..16) != Some(b"IHDR".as_slice()) {
+            return Err(corrupt("no IHDR chunk after the signature"));
+        }
+        return Ok((
+            be32(16).ok_or_else(|| corrupt("IHDR cut short"))?,
+            be32(20).ok_or_else(|| corrupt("IHDR cut short"))?,
+        ));
+    }
+    // JPEG: walk the marker segments after SOI up to the first start-of-frame.
+    let mut i = 2;
+    loop {
+        while data.get(i) == Some(&0xFF) && data.get(i + 1) == Some(&0xFF) {
+            i += 1; // fill bytes
+        }
+        let (Some(&0xFF), Some(&marker)) = (data.get(i), data.get(i + 1)) else {
+            return Err(corrupt("no frame header (SOF) before the image data"));
+        };
+        i += 2;
+        match marker {
+            0x01 | 0xD0..=0xD7 => continue, // no length
+            0xD9 | 0xDA => return Err(corrupt("no frame header (SOF) before the image data")),
+            0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
+                // Length (2), precision (1), height (2), width (2).
+                let (h, w) = (be16(i + 3), be16(i + 5));
+                return w.zip(h).ok_or_else(|| corrupt("frame header cut short"));
+            }
+            _ => i += be16(i).ok_or_else(|| corrupt("marker segment cut short"))?,
+        }
+    }
+}
+
 /// Decodes JPEG or PNG bytes strictly: a truncated stream is an error, not a grey image.
 ///
 /// `format` is sensor_msgs/CompressedImage's field (`jpeg`, `png`, `bgr8; jpeg compressed bgr8`);
@@ -190,13 +229,19 @@ pub fn decode_compressed(format: &str, data: &[u8], max_pixels: usize) -> Result
         let marker = if kind == "jpeg" { "end-of-image marker (FFD9)" } else { "IEND chunk" };
         return Err(Error::Corrupt { format: kind, detail: format!("truncated: no {marker} at the end") });
     }
+    // The header's size is checked before any pixel is decoded: a tiny file can declare
+    // 40000 x 40000 pixels, and OpenCV would allocate them all (its own limit is 2^30 pixels).
+    let (w, h) = declared_size(kind, data)?;
+    check_size(w, h, max_pixels)?;
     let buf = core::Vector::<u8>::from_slice(data);
     let bgr = imgcodecs::imdecode(&buf, imgcodecs::IMREAD_COLOR)?;
     if bgr.empty() {
         return Err(Error::Corrupt { format: kind, detail: "the decoder could not read it".into() });
     }
-    let (w, h) = (bgr.cols() as usize, bgr.rows() as usize);
-    check_size(w, h, max_pixels)?;
+    if (bgr.cols() as usize, bgr.rows() as usize) != (w, h) {
+        let detail = format!("decoded {}x{} but the header declares {w}x{h}", bgr.cols(), bgr.rows());
+        return Err(Error::Corrupt { format: kind, detail });
+    }
     let rgb = bgr.data_bytes()?.chunks_exact(3).flat_map(|p| [p[2], p[1], p[0]]).collect();
     Ok(Frame { width: w, height: h, rgb })
 }
