@@ -107,11 +107,15 @@ impl Topic {
     pub fn parse_list(list: &str) -> Result<Vec<Topic>> {
         let mut out = Vec::new();
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            if name == "all" {
+                out = Topic::ALL.to_vec();
+                continue;
+            }
             let short =
                 name.strip_prefix(&format!("/{NODE_NAME}/")).or_else(|| name.strip_prefix("~/")).unwrap_or(name);
             let topic = Topic::ALL.into_iter().find(|t| t.short() == short).ok_or_else(|| {
                 let known: Vec<&str> = Topic::ALL.iter().map(|t| t.short()).collect();
-                Error::param("--write", format!("unknown topic '{name}' (known: {})", known.join(", ")))
+                Error::param("--write", format!("unknown topic '{name}' (known: {}, or all)", known.join(", ")))
             })?;
             if !out.contains(&topic) {
                 out.push(topic);
@@ -131,6 +135,18 @@ pub struct TopicSet(u16);
 impl TopicSet {
     /// Every topic.
     pub const ALL: TopicSet = TopicSet((1 << Topic::ALL.len()) - 1);
+
+    /// What `replay` writes by default: the decisions, the mask, the colour entropy map and the
+    /// review requests, ~0.2 MB per 640 x 480 frame (BENCHMARKS.md). The float maps and the
+    /// overlay barely compress (~4 MB per frame together) and are asked for by name or `all`.
+    pub const CAMPAIGN: TopicSet = TopicSet(
+        1 << Topic::Confident as u16
+            | 1 << Topic::Confidence as u16
+            | 1 << Topic::Mask as u16
+            | 1 << Topic::EntropyColor as u16
+            | 1 << Topic::Review as u16
+            | 1 << Topic::ReviewImage as u16,
+    );
 
     /// The set of these topics.
     pub fn of(topics: impl IntoIterator<Item = Topic>) -> TopicSet {

@@ -16,15 +16,18 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import signal
 import subprocess
+import time
 
 import numpy as np
 import pytest
+import yaml
 from mcap.reader import make_reader
 from rosbags.highlevel import AnyReader
 from rosbags.typesys import Stores, get_typestore
 
-from conftest import BAG, GT, NS, ROOT, TOPIC, auroc, run
+from conftest import BAG, BIN, GT, NS, ROOT, TOPIC, auroc, run
 from conftest import replay as replay_bag
 
 PER_FRAME = ["mask", "probability", "entropy", "mutual_information", "entropy_color", "overlay", "confident",
@@ -55,8 +58,8 @@ def replay(out, *extra, bag=BAG, rc=0):
 def runs(tmp_path_factory):
     base = tmp_path_factory.mktemp("replay")
     a, b = base / "a", base / "b"
-    replay(a, "--gt-topic", GT)
-    replay(b, "--gt-topic", GT)
+    replay(a, "--gt-topic", GT, "--write", "all")
+    replay(b, "--gt-topic", GT, "--write", "all")
     return a, b
 
 
@@ -404,3 +407,99 @@ def test_bad_frames_are_listed_and_replay_goes_on(tmp_path):
     _, got = read_output(out)
     assert len(got["confidence"]) == 5 and len(got["mask"]) == 3
     assert [m.status[0].level for _, m in got["confidence"]][2:4] == [2, 2]
+
+
+def _start_replay(out, *extra):
+    return subprocess.Popen([str(BIN), "replay", str(BAG), "--topic", TOPIC, "--samples", SAMPLES, "--seed", "0",
+                             "--min-samples", SAMPLES, *extra, "--out", str(out)],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_rows(out, n, proc, timeout=120):
+    """Waits until frames.csv holds `n` frame rows (it is written through, row by row)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"replay ended early: {proc.communicate()[1]}"
+        if (out / "frames.csv").exists() and len((out / "frames.csv").read_text().splitlines()) > n:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"fewer than {n} rows after {timeout} s")
+
+
+def _stream_decisions(mcap_file):
+    """Header stamps of the ~/confidence messages a linear reader gets from a file that may be cut."""
+    from mcap.records import Channel, Message
+    from mcap.stream_reader import StreamReader
+    channels, stamps = {}, []
+    try:
+        for rec in StreamReader(open(mcap_file, "rb")).records:
+            if isinstance(rec, Channel):
+                channels[rec.id] = rec.topic
+            elif isinstance(rec, Message) and channels[rec.channel_id] == f"{NS}/confidence":
+                msg = TS.deserialize_cdr(rec.data, "diagnostic_msgs/msg/DiagnosticArray")
+                stamps.append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+    except Exception:  # noqa: BLE001 -- the cut: a partial record ends the stream
+        pass
+    return stamps
+
+
+def test_sigkill_keeps_a_row_for_every_decision_and_reindex_restores_the_bag(tmp_path):
+    """kill -9 mid-run: frames.csv (written through) holds every decision the bag holds; the bag
+    is readable up to its last complete chunk, and `pipeline_seg reindex` makes it whole for
+    rosbags and mcap's indexed reader."""
+    out = tmp_path / "killed"
+    # All topics: ~4 MB a frame, so chunks reach the file every frame or so.
+    proc = _start_replay(out, "--gt-topic", GT, "--write", "all")
+    _wait_for_rows(out, 12, proc)
+    proc.kill()
+    proc.wait()
+    bag = out / "output"
+    assert not (bag / "metadata.yaml").exists()
+    (mcap_file,) = bag.glob("*.mcap")
+    in_bag = _stream_decisions(mcap_file)
+    rows = read_csv(out)
+    assert len(in_bag) >= 1, "at least one chunk reached the file"
+    assert set(in_bag) <= {int(r["stamp_ns"]) for r in rows}, "a decision in the bag without its frames.csv row"
+    assert len(rows) < 60
+    reindex = run("reindex", bag, check_rc=0)
+    assert "metadata.yaml" in reindex.stderr
+    _, got = read_output(out)
+    stamps = [m.header.stamp.sec * 10**9 + m.header.stamp.nanosec for _, m in got["confidence"]]
+    assert stamps == in_bag
+    assert len(got["mask"]) == len(got["confident"]) == len(in_bag)
+    meta = yaml.safe_load((bag / "metadata.yaml").read_text())["rosbag2_bagfile_information"]
+    assert meta["message_count"] == sum(len(v) for v in got.values())
+    with open(mcap_file, "rb") as f:
+        assert sum(1 for _ in make_reader(f).iter_messages()) == meta["message_count"]
+    # A second reindex leaves the whole file as it is.
+    before = mcap_file.read_bytes()
+    assert "left as it was" in run("reindex", bag, check_rc=0).stderr
+    assert mcap_file.read_bytes() == before
+
+
+def test_sigint_finishes_every_output_for_the_frames_processed(tmp_path):
+    out = tmp_path / "interrupted"
+    proc = _start_replay(out, "--gt-topic", GT)
+    _wait_for_rows(out, 5, proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted after" in err
+    rows = read_csv(out)
+    assert 5 <= len(rows) < 60
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["frames"] == len(rows) and metrics["stopped_early"] is True
+    assert (out / "report.html").stat().st_size > 0
+    _, got = read_output(out)  # metadata.yaml and the footer are there: rosbags reads it as is
+    assert len(got["confidence"]) == len(rows)
+
+
+def test_default_output_is_the_campaign_set(tmp_path):
+    out = tmp_path / "default"
+    replay(out, "--gt-topic", GT)
+    types, got = read_output(out)
+    assert set(types) == {f"{NS}/{t}" for t in ("confident", "confidence", "mask", "entropy_color", "review",
+                                                  "review/image")}
+    frames = len(read_csv(out))
+    per_frame = sum(f.stat().st_size for f in (out / "output").glob("*.mcap")) / frames
+    assert per_frame < 1.5e6, f"{per_frame:.0f} bytes per 640x480 frame"

@@ -32,6 +32,8 @@ enum Command {
     Calibrate(CalibrateArgs),
     /// Export the K most uncertain frames of bags as PNGs plus manifest.csv for labelling.
     Select(SelectArgs),
+    /// Make an output bag of a killed replay whole: cut after its last complete chunk, close it, write metadata.yaml.
+    Reindex(ReindexArgs),
 }
 
 /// Flags of every subcommand that runs the model.
@@ -107,7 +109,8 @@ struct ReplayArgs {
     /// Ground-truth mask topic (mono8, 0/255), matched to frames by header stamp.
     #[arg(long)]
     gt_topic: Option<String>,
-    /// Comma-separated output topics to write (e.g. mask,confidence; default: all).
+    /// Comma-separated output topics to write (e.g. mask,confidence, or all; default:
+    /// confident,confidence,mask,entropy_color,review,review/image, ~0.2 MB per 640x480 frame).
     #[arg(long)]
     write: Option<String>,
     /// Output directory (created if missing; DIR/output must not exist or be empty).
@@ -159,6 +162,12 @@ struct CalibrateArgs {
     /// Parameter file to write (ROS 2 format, docs/interfaces.md §5).
     #[arg(long)]
     out: PathBuf,
+}
+
+#[derive(Args)]
+struct ReindexArgs {
+    /// The bag directory (a replay's DIR/output).
+    bag: PathBuf,
 }
 
 #[derive(Args)]
@@ -229,12 +238,19 @@ impl Progress for Bar {
 }
 
 fn main() -> ExitCode {
+    // First Ctrl-C: finish the outputs of what was processed; a second one exits at once.
+    let flag = pipeline_seg::eval::interrupt_flag();
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_shutdown(sig, 130, flag.clone());
+        let _ = signal_hook::flag::register(sig, flag.clone());
+    }
     let result = match Cli::parse().command {
         Command::Infer(args) => infer(args),
         Command::Bench(args) => bench(args),
         Command::Replay(args) => replay(args),
         Command::Calibrate(args) => calibrate(args),
         Command::Select(args) => select(args),
+        Command::Reindex(args) => reindex(args),
     };
     result.unwrap_or_else(|e| {
         eprintln!("error: {e}");
@@ -266,7 +282,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Fatal> {
 
 fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
     let params = params(&args.shared)?;
-    let write = args.write.as_deref().map_or(Ok(TopicSet::ALL), |l| Topic::parse_list(l).map(TopicSet::of))?;
+    let write = args.write.as_deref().map_or(Ok(TopicSet::CAMPAIGN), |l| Topic::parse_list(l).map(TopicSet::of))?;
     let cfg = replay::ReplayConfig { bag: args.bag, topic: args.topic, gt_topic: args.gt_topic, write, out: args.out };
     // Fail on a missing or unreadable bag before loading the model.
     replay::BagFrames::open(&cfg.bag, &cfg.topic, cfg.gt_topic.as_deref())?;
@@ -279,11 +295,28 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
     eprintln!("{}", outcome.summary(started.elapsed().as_secs_f64()));
     outcome.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     outcome.failures.iter().for_each(|f| eprintln!("failed: {f}"));
+    if matches!(outcome.stopped, Some(replay::Stop::Interrupted)) && outcome.finish_errors.is_empty() {
+        eprintln!("interrupted after {} frames: outputs written for them in {}", outcome.frames, outcome.out.display());
+        return Ok(ExitCode::from(130));
+    }
     if let Some(error) = outcome.error() {
         eprintln!("error: replay stopped early after {} frames: {error}", outcome.frames);
         return Ok(ExitCode::from(if outcome.frames == 0 { 2 } else { 1 }));
     }
     Ok(ExitCode::from(!outcome.failures.is_empty() as u8))
+}
+
+fn reindex(args: ReindexArgs) -> Result<ExitCode, Fatal> {
+    for f in replay::reindex(&args.bag)? {
+        let what = if f.complete {
+            "complete, left as it was".to_string()
+        } else {
+            format!("closed, {} bytes cut", f.cut_bytes)
+        };
+        eprintln!("{}: {} messages ({what})", f.file.display(), f.messages);
+    }
+    eprintln!("wrote {}", args.bag.join("metadata.yaml").display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn calibrate(args: CalibrateArgs) -> Result<ExitCode, Fatal> {

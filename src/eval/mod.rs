@@ -11,6 +11,22 @@ pub mod risk;
 pub mod select;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// Set when the user asked a run to stop (SIGINT): runs over many frames finish what they hold
+/// (outputs, metrics, report) for the frames processed, instead of dying mid-write.
+static INTERRUPT: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+/// The flag a signal handler sets to stop runs early (the CLI registers it for SIGINT).
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    INTERRUPT.get_or_init(|| Arc::new(AtomicBool::new(false))).clone()
+}
+
+/// Whether a stop was asked for.
+pub fn interrupted() -> bool {
+    INTERRUPT.get().is_some_and(|f| f.load(Ordering::Relaxed))
+}
 
 /// Progress of a long run, shown by the CLI as a progress bar.
 pub trait Progress {

@@ -23,7 +23,7 @@ use crate::eval::Problem;
 use crate::io::bag_read::{self, BagError, BagMessage, MessagePos};
 use crate::io::bag_write::{BagWriteError, BagWriter, TopicId};
 use crate::msg::cdr::CdrMessage;
-use crate::msg::{FrameMsg, Header, Image, Time};
+use crate::msg::{FrameMsg, Header, Image, Qos, Time};
 use crate::num::short;
 use crate::outputs::{self, Message, Topic, TopicSet};
 use crate::view::render;
@@ -130,6 +130,9 @@ pub enum Stop {
     /// An output could not be written.
     #[error("{0}")]
     Output(String),
+    /// The user interrupted the run (SIGINT); what was processed is written out.
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// A mono8 ground-truth mask (rows without padding).
@@ -462,6 +465,13 @@ impl Outcome {
     }
 }
 
+/// Makes the output bag of a killed `replay` (or any rosbag2 MCAP directory) whole again
+/// ([`crate::io::bag_write::reindex`]); the node's topics keep the QoS the node offers.
+pub fn reindex(dir: &Path) -> Result<Vec<crate::io::bag_write::Reindexed>, BagWriteError> {
+    let qos_of = |name: &str| Topic::ALL.into_iter().find(|t| t.full() == name).map_or(Qos::DEFAULT, Topic::qos);
+    crate::io::bag_write::reindex(dir, &qos_of)
+}
+
 /// Runs a frame of the bag through the loop.
 pub fn process(processor: &mut FrameProcessor, frame: &BagFrame) -> FrameResult {
     processor.process(frame.source(), Arrival::now(frame.log_time_ns))
@@ -586,13 +596,11 @@ pub fn run(
     let mut outcome = Outcome { out: cfg.out.clone(), ..Outcome::default() };
     let (mut gt_warnings, mut warnings) = (Vec::new(), Vec::new());
     let stop = frames.for_each(&mut gt_warnings, &mut |bf| {
+        if super::interrupted() {
+            return Err(Stop::Interrupted);
+        }
         let r = process(processor, &bf);
         let t = bf.log_time_ns;
-        sink.put(t, outputs::decision_messages(&r))?;
-        let input = bf.msg.as_ref().ok();
-        let msgs = outputs::frame_messages(&r, input, &|topic| sink.wants(topic), None)
-            .map_err(|e| Stop::Output(e.to_string()))?;
-        sink.put(t, msgs)?;
         let metrics = match (r.segmentation(), &bf.gt) {
             (Some(seg), Some(gt)) if (gt.width, gt.height) == (seg.width, seg.height) => {
                 let m = ev.acc.add(&seg.prob, &seg.entropy, &seg.mi, &gt.data);
@@ -647,7 +655,15 @@ pub fn run(
             opt(row.trust),
             row.samples.map_or_else(String::new, |n| n.to_string()),
         )
+        .and_then(|()| csv.flush())
         .map_err(|e| Stop::Output(format!("{}: {e}", csv_path.display())))?;
+        // The row is in the file before the frame's messages can reach the bag: a killed run
+        // keeps a row for every decision its bag holds.
+        sink.put(t, outputs::decision_messages(&r))?;
+        let input = bf.msg.as_ref().ok();
+        let msgs = outputs::frame_messages(&r, input, &|topic| sink.wants(topic), None)
+            .map_err(|e| Stop::Output(e.to_string()))?;
+        sink.put(t, msgs)?;
         let first = *ev.first_ns.get_or_insert(t);
         ev.points.push(FramePoint {
             t: (t - first) as f64 * 1e-9,

@@ -330,62 +330,223 @@ impl BagWriter {
             .map_err(|e| BagWriteError::Io { path: self.mcap_path.clone(), source: e.into_error() })?;
         file.sync_all().map_err(|source| BagWriteError::Io { path: self.mcap_path.clone(), source })?;
 
-        let yaml = serde_yaml::to_string(&MetadataFile { rosbag2_bagfile_information: &info })?;
-        let path = self.dir.join("metadata.yaml");
-        let tmp = self.dir.join("metadata.yaml.tmp");
-        let io_err = |p: &Path| {
-            let p = p.to_path_buf();
-            move |source| BagWriteError::Io { path: p, source }
-        };
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(yaml.as_bytes()).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_err(&path))?;
+        write_metadata_yaml(&self.dir, &info)?;
         Ok(())
     }
 
     /// The bag's metadata as rosbag2 writes it.
     fn metadata(&self) -> BagInfo {
-        let count = self.message_count();
-        // rosbag2 starts from the largest time point and keeps it when nothing was written.
-        let (start, duration) = match self.bounds {
-            Some((lo, hi)) => (lo, hi - lo),
-            None => (i64::MAX as u64, 0),
-        };
-        let topics = self
-            .topics
-            .iter()
-            .map(|t| TopicWithCount {
-                topic_metadata: TopicMeta {
-                    name: t.name.clone(),
-                    type_name: t.type_name.clone(),
-                    serialization_format: "cdr",
-                    offered_qos_profiles: vec![QosYaml::new(&t.qos)],
-                    type_description_hash: type_hash(&t.type_name).unwrap_or_default(),
-                },
-                message_count: t.count,
-            })
-            .collect();
-        BagInfo {
-            version: METADATA_VERSION,
-            storage_identifier: "mcap",
-            duration: Nanos { nanoseconds: duration },
-            starting_time: SinceEpoch { nanoseconds_since_epoch: start },
+        let topics = self.topics.iter().map(|t| (t.name.clone(), t.type_name.clone(), t.qos, t.count)).collect();
+        let file = (self.file_name.clone(), self.bounds, self.message_count());
+        bag_info(topics, vec![file], (!self.custom_data.is_empty()).then(|| self.custom_data.clone()))
+    }
+}
+
+/// rosbag2's metadata of a bag: its topics (name, type, offered QoS, messages) and its files
+/// (name, smallest and largest log time, messages).
+fn bag_info(
+    topics: Vec<(String, String, Qos, u64)>,
+    files: Vec<(String, Option<(u64, u64)>, u64)>,
+    custom_data: Option<BTreeMap<String, String>>,
+) -> BagInfo {
+    // rosbag2 starts from the largest time point and keeps it when nothing was written.
+    let span = |b: Option<(u64, u64)>| match b {
+        Some((lo, hi)) => (lo, hi - lo),
+        None => (i64::MAX as u64, 0),
+    };
+    let all = files.iter().filter_map(|f| f.1).reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+    let (start, duration) = span(all);
+    let topics_with_message_count = topics
+        .into_iter()
+        .map(|(name, type_name, qos, count)| TopicWithCount {
+            topic_metadata: TopicMeta {
+                type_description_hash: type_hash(&type_name).unwrap_or_default(),
+                name,
+                type_name,
+                serialization_format: "cdr",
+                offered_qos_profiles: vec![QosYaml::new(&qos)],
+            },
             message_count: count,
-            topics_with_message_count: topics,
-            compression_format: "",
-            compression_mode: "",
-            relative_file_paths: vec![self.file_name.clone()],
-            files: vec![FileInfo {
-                path: self.file_name.clone(),
-                starting_time: SinceEpoch { nanoseconds_since_epoch: start },
-                duration: Nanos { nanoseconds: duration },
-                message_count: count,
-            }],
-            custom_data: (!self.custom_data.is_empty()).then(|| self.custom_data.clone()),
-            ros_distro: ROS_DISTRO,
+        })
+        .collect();
+    BagInfo {
+        version: METADATA_VERSION,
+        storage_identifier: "mcap",
+        duration: Nanos { nanoseconds: duration },
+        starting_time: SinceEpoch { nanoseconds_since_epoch: start },
+        message_count: files.iter().map(|f| f.2).sum(),
+        topics_with_message_count,
+        compression_format: "",
+        compression_mode: "",
+        relative_file_paths: files.iter().map(|f| f.0.clone()).collect(),
+        files: files
+            .into_iter()
+            .map(|(path, bounds, count)| {
+                let (start, duration) = span(bounds);
+                FileInfo {
+                    path,
+                    starting_time: SinceEpoch { nanoseconds_since_epoch: start },
+                    duration: Nanos { nanoseconds: duration },
+                    message_count: count,
+                }
+            })
+            .collect(),
+        custom_data,
+        ros_distro: ROS_DISTRO,
+    }
+}
+
+/// Writes `dir/metadata.yaml` (through a temporary file and a rename).
+fn write_metadata_yaml(dir: &Path, info: &BagInfo) -> Result<(), BagWriteError> {
+    let yaml = serde_yaml::to_string(&MetadataFile { rosbag2_bagfile_information: info })?;
+    let path = dir.join("metadata.yaml");
+    let tmp = dir.join("metadata.yaml.tmp");
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| BagWriteError::Io { path: p, source }
+    };
+    let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+    f.write_all(yaml.as_bytes()).map_err(io_err(&tmp))?;
+    f.sync_all().map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &path).map_err(io_err(&path))?;
+    Ok(())
+}
+
+/// What [`reindex`] did to one MCAP file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reindexed {
+    /// The file.
+    pub file: PathBuf,
+    /// Whether it already ended with a footer (then it is left as it was).
+    pub complete: bool,
+    /// Bytes after the last complete record, cut off.
+    pub cut_bytes: u64,
+    /// Messages it holds now.
+    pub messages: u64,
+}
+
+/// Opcodes and the end magic of the MCAP records [`reindex`] writes.
+const OP_FOOTER: u8 = 0x02;
+const OP_DATA_END: u8 = 0x0F;
+const MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
+
+/// Makes a bag whose writer died (killed, out of power) whole again, as `ros2 bag reindex`
+/// does for rosbag2: each `.mcap` of `dir` is cut after its last complete record and closed with
+/// a data end record and a footer without a summary (readers then scan the records), and
+/// `metadata.yaml` is written from the messages the files hold. A file that already has its
+/// footer is left untouched. `qos_of` gives a topic's offered QoS for the metadata (a cut file's
+/// channels keep theirs).
+pub fn reindex(dir: &Path, qos_of: &dyn Fn(&str) -> Qos) -> Result<Vec<Reindexed>, BagWriteError> {
+    let io_err = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| BagWriteError::Io { path: p, source }
+    };
+    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(io_err(dir))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "mcap") && p.is_file())
+        .collect();
+    if paths.is_empty() {
+        return Err(BagWriteError::Io {
+            path: dir.to_path_buf(),
+            source: io::Error::new(io::ErrorKind::NotFound, "no .mcap file in this directory"),
+        });
+    }
+    // bag_0.mcap, bag_1.mcap, ..., bag_10.mcap: by the number after the last '_'.
+    let number = |p: &PathBuf| {
+        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
+        (stem.rsplit_once('_').and_then(|(_, n)| n.parse::<u64>().ok()).unwrap_or(0), stem)
+    };
+    paths.sort_by_key(number);
+    let mut done = Vec::new();
+    let mut topics: Vec<(String, String, Qos, u64)> = Vec::new();
+    let mut files = Vec::new();
+    for path in paths {
+        let (complete, cut_bytes) = close_mcap(&path)?;
+        let bag = crate::io::bag_read::open(&path).map_err(|e| corrupt(&path, e.to_string()))?;
+        let (mut count, mut bounds) = (0u64, None::<(u64, u64)>);
+        for msg in bag.messages(&[]) {
+            let msg = msg.map_err(|e| corrupt(&path, e.to_string()))?;
+            let t = msg.log_time_ns.max(0) as u64;
+            bounds = Some(bounds.map_or((t, t), |(lo, hi)| (lo.min(t), hi.max(t))));
+            count += 1;
+            match topics.iter_mut().find(|x| x.0 == msg.topic) {
+                Some(x) => x.3 += 1,
+                None => topics.push((msg.topic.clone(), msg.type_name.clone(), qos_of(&msg.topic), 1)),
+            }
+        }
+        for t in bag.topics() {
+            if !topics.iter().any(|x| x.0 == t.name) {
+                let qos = qos_of(&t.name);
+                topics.push((t.name, t.type_name, qos, 0));
+            }
+        }
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        files.push((name, bounds, count));
+        done.push(Reindexed { file: path, complete, cut_bytes, messages: count });
+    }
+    write_metadata_yaml(dir, &bag_info(topics, files, None))?;
+    Ok(done)
+}
+
+fn corrupt(path: &Path, detail: String) -> BagWriteError {
+    BagWriteError::Io { path: path.to_path_buf(), source: io::Error::new(io::ErrorKind::InvalidData, detail) }
+}
+
+/// Cuts an MCAP file after its last complete top-level record and appends a data end record,
+/// a footer and the end magic; returns (already complete, bytes cut).
+fn close_mcap(path: &Path) -> Result<(bool, u64), BagWriteError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let io_err = |source| BagWriteError::Io { path: path.to_path_buf(), source };
+    let mut f = File::options().read(true).write(true).open(path).map_err(io_err)?;
+    let len = f.metadata().map_err(io_err)?.len();
+    let mut magic = [0u8; 8];
+    f.read_exact(&mut magic).map_err(io_err)?;
+    if &magic != MAGIC {
+        return Err(corrupt(path, "not an MCAP file (no magic at the start)".into()));
+    }
+    if len >= 8 + 9 + 20 + 8 {
+        let mut tail = [0u8; 37];
+        f.seek(SeekFrom::Start(len - 37)).map_err(io_err)?;
+        f.read_exact(&mut tail).map_err(io_err)?;
+        if tail[0] == OP_FOOTER && &tail[29..] == MAGIC {
+            return Ok((true, 0));
         }
     }
+    // Walk the records: opcode (1), length (8), body.
+    let (mut at, mut last_op) = (8u64, 0u8);
+    loop {
+        let mut head = [0u8; 9];
+        if at + 9 > len {
+            break;
+        }
+        f.seek(SeekFrom::Start(at)).map_err(io_err)?;
+        f.read_exact(&mut head).map_err(io_err)?;
+        let body = u64::from_le_bytes(head[1..].try_into().expect("8 bytes"));
+        let end = at.saturating_add(9).saturating_add(body);
+        if end > len || head[0] == OP_FOOTER {
+            break;
+        }
+        (at, last_op) = (end, head[0]);
+        if last_op == OP_DATA_END {
+            break;
+        }
+    }
+    f.set_len(at).map_err(io_err)?;
+    f.seek(SeekFrom::Start(at)).map_err(io_err)?;
+    let mut tail = Vec::new();
+    if last_op != OP_DATA_END {
+        tail.push(OP_DATA_END);
+        tail.extend_from_slice(&4u64.to_le_bytes());
+        tail.extend_from_slice(&0u32.to_le_bytes()); // data section CRC: 0 = not computed
+    }
+    tail.push(OP_FOOTER);
+    tail.extend_from_slice(&20u64.to_le_bytes());
+    tail.extend_from_slice(&[0u8; 20]); // no summary, no summary offsets, no CRC
+    tail.extend_from_slice(MAGIC);
+    f.write_all(&tail).map_err(io_err)?;
+    f.sync_all().map_err(io_err)?;
+    Ok((false, len - at))
 }
 
 impl Drop for BagWriter {
