@@ -342,13 +342,14 @@ impl BagWriter {
     }
 }
 
+/// A topic in the metadata: name, type, offered QoS, messages.
+type TopicCount = (String, String, Qos, u64);
+/// A file in the metadata: name, smallest and largest log time [ns], messages.
+type FileCount = (String, Option<(u64, u64)>, u64);
+
 /// rosbag2's metadata of a bag: its topics (name, type, offered QoS, messages) and its files
 /// (name, smallest and largest log time, messages).
-fn bag_info(
-    topics: Vec<(String, String, Qos, u64)>,
-    files: Vec<(String, Option<(u64, u64)>, u64)>,
-    custom_data: Option<BTreeMap<String, String>>,
-) -> BagInfo {
+fn bag_info(topics: Vec<TopicCount>, files: Vec<FileCount>, custom_data: Option<BTreeMap<String, String>>) -> BagInfo {
     // rosbag2 starts from the largest time point and keeps it when nothing was written.
     let span = |b: Option<(u64, u64)>| match b {
         Some((lo, hi)) => (lo, hi - lo),
@@ -459,7 +460,7 @@ pub fn reindex(dir: &Path, qos_of: &dyn Fn(&str) -> Qos) -> Result<Vec<Reindexed
     };
     paths.sort_by_key(number);
     let mut done = Vec::new();
-    let mut topics: Vec<(String, String, Qos, u64)> = Vec::new();
+    let mut topics: Vec<TopicCount> = Vec::new();
     let mut files = Vec::new();
     for path in paths {
         let (complete, cut_bytes) = close_mcap(&path)?;
