@@ -919,3 +919,61 @@ def test_shipped_parameter_file_starts_the_node(tmp_path):
         assert "ready:" in out and "high 0.5878" in out, out
     finally:
         assert _stop(proc) == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# a gate that goes quiet loudly (docs/interfaces.md §10)
+
+
+def _decision_qos(lease_s: float, deadline_s: float, latched: bool) -> QoSProfile:
+    """What a consumer of the gate asks for: the node's lease and deadline (or looser)."""
+    from rclpy.duration import Duration
+    from rclpy.qos import LivelinessPolicy
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
+                      liveliness=LivelinessPolicy.AUTOMATIC, liveliness_lease_duration=Duration(seconds=lease_s),
+                      deadline=Duration(seconds=deadline_s))
+
+
+def test_kill_9_is_seen_as_lost_liveliness_within_the_lease(request, tmp_path_factory):
+    """`kill -9` of the node: a subscriber of ~/confident and ~/confidence is told within the lease
+    + 0.5 s; while the node lives but gets no frames, the stale timer keeps both inside the deadline."""
+    from rclpy.event_handler import SubscriptionEventCallbacks
+    lease, deadline = 1.0, 2.0
+    run = node_run(request, tmp_path_factory, "liveliness",
+                   {"samples": 2, "liveliness_lease_ms": int(lease * 1000), "deadline_ms": int(deadline * 1000)})
+    events = {"confident": [], "confidence": []}
+    missed = {"confident": [], "confidence": []}
+    for name, msg_type in (("confident", Bool), ("confidence", DiagnosticArray)):
+        cbs = SubscriptionEventCallbacks(
+            liveliness=lambda e, n=name: events[n].append((time.monotonic(), e.alive_count)),
+            deadline=lambda e, n=name: missed[n].append(time.monotonic()))
+        run.peer.node.create_subscription(msg_type, f"{NS}/{name}", lambda m: None,
+                                          _decision_qos(lease, deadline, name == "confident"), event_callbacks=cbs)
+    run.spin_until(lambda: all(any(c == 1 for _, c in ev) for ev in events.values()), WAIT,
+                   "liveliness of ~/confident and ~/confidence")
+    # No frames for 3 deadlines: the stale timer must keep both topics inside the deadline.
+    t_quiet = time.monotonic()
+    run.spin_until(lambda: time.monotonic() - t_quiet > 3 * deadline, 3 * deadline + 5, "3 quiet deadlines")
+    assert missed == {"confident": [], "confidence": []}, "deadline missed while the node was alive"
+    run.proc.kill()
+    t_kill = time.monotonic()
+
+    def lost():
+        return all(any(t > t_kill and c == 0 for t, c in ev) for ev in events.values())
+
+    run.spin_until(lost, lease + 5.0, "liveliness lost after kill -9", allow_exit=True)
+    for name, ev in events.items():
+        after = next(t for t, c in ev if t > t_kill and c == 0) - t_kill
+        print(f"~/{name}: liveliness lost {after:.3f} s after kill -9 (lease {lease} s)")
+        assert after <= lease + 0.5, f"~/{name}: liveliness lost {after:.2f} s after kill -9"
+    run.spin_until(lambda: all(missed.values()), deadline + 5.0, "missed deadlines after kill -9", allow_exit=True)
+
+
+def test_decision_qos_parameters_are_checked(tmp_path):
+    for params, needle in (({"liveliness_lease_ms": 10}, "liveliness_lease_ms"),
+                           ({"deadline_ms": 1000, "stale_timeout_ms": 1000}, "deadline_ms")):
+        args = [str(NODE_BIN), "--ros-args"] + [a for k, v in params.items() for a in ("-p", f"{k}:={v}")]
+        env = dict(os.environ, ROS_DOMAIN_ID=str(next(_domains)), ROS_LOG_DIR=str(tmp_path / "ros_log"))
+        proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and needle in proc.stderr, proc.stderr

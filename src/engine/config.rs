@@ -61,6 +61,8 @@ pub const NODE_ONLY: &[&str] = &[
     "input_reliability",
     "input_depth",
     "stale_timeout_ms",
+    "liveliness_lease_ms",
+    "deadline_ms",
     "review_dir",
     "review_max_mb",
     "publish_probability",

@@ -178,7 +178,7 @@ fn run() -> Result<(), String> {
         p.params.clone()
     };
 
-    let out = create_outputs(&mut node).map_err(|e| format!("cannot create publishers: {e}"))?;
+    let out = create_outputs(&mut node, &node_settings).map_err(|e| format!("cannot create publishers: {e}"))?;
     let input_qos = qos_input(&node_settings);
     let (topic, type_name) = if node_settings.compressed {
         ("~/image/compressed", "sensor_msgs/msg/CompressedImage")
@@ -285,14 +285,22 @@ fn run() -> Result<(), String> {
     Ok(())
 }
 
-fn create_outputs(node: &mut r2r::Node) -> r2r::Result<Outputs> {
+fn create_outputs(node: &mut r2r::Node, settings: &NodeSettings) -> r2r::Result<Outputs> {
     use crate::msg::cdr::CdrMessage;
     let mut topics = Vec::new();
     for t in Topic::ALL {
         let q = t.qos();
         let qos = QosProfile::default().keep_last(q.depth as usize);
         let qos = if q.reliable { qos.reliable() } else { qos.best_effort() };
-        let qos = if q.transient_local { qos.transient_local() } else { qos.volatile() };
+        let mut qos = if q.transient_local { qos.transient_local() } else { qos.volatile() };
+        if matches!(t, Topic::Confident | Topic::Confidence) {
+            // A gate that goes quiet loudly: a subscriber is told when the node dies (lease) or
+            // stops deciding (deadline; the stale timer publishes well within it).
+            qos = qos
+                .liveliness(r2r::qos::LivelinessPolicy::Automatic)
+                .liveliness_lease_duration(settings.liveliness_lease)
+                .deadline(settings.deadline);
+        }
         let name = t.private();
         let out = match t.type_name() {
             crate::msg::Bool::TYPE_NAME => Out::Bool(node.create_publisher(&name, qos)?),
@@ -492,7 +500,9 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let mut st = lock(&shared.state);
             let reference = st.decided_at.unwrap_or(started);
             let overdue = now.duration_since(reference) > st.node.stale_timeout;
-            let repeat = st.last_stale_publish.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(1));
+            // Repeated within the deadline offered on the decision topics.
+            let every = (st.node.deadline / 2).min(Duration::from_secs(1));
+            let repeat = st.last_stale_publish.is_none_or(|t| now.duration_since(t) >= every);
             if overdue && (!st.stale || repeat) {
                 st.stale = true;
                 st.last_stale_publish = Some(now);

@@ -59,6 +59,10 @@ pub struct NodeParams {
     pub min_pipeline_fraction: f64,
     /// No fresh decision for this long means not confident, reason stale [ms]
     pub stale_timeout_ms: i64,
+    /// Liveliness lease of ~/confident and ~/confidence (automatic): subscribers learn within it that the node is gone [ms]
+    pub liveliness_lease_ms: i64,
+    /// Deadline offered on ~/confident and ~/confidence: one of each at least this often, > stale_timeout_ms + 100 [ms]
+    pub deadline_ms: i64,
     /// Larger frames are rejected [pixels]
     pub max_image_pixels: i64,
     /// Lowest mean luma, 0..255
@@ -90,8 +94,10 @@ pub struct NodeParams {
 pub use crate::engine::config::FROM_MODEL;
 
 /// Parameters read only at start-up; every other one can change while the node runs.
-pub const START_ONLY: [&[&str]; 2] =
-    [crate::engine::config::LOAD_PARAMS, &["input_transport", "input_reliability", "input_depth"]];
+pub const START_ONLY: [&[&str]; 2] = [
+    crate::engine::config::LOAD_PARAMS,
+    &["input_transport", "input_reliability", "input_depth", "liveliness_lease_ms", "deadline_ms"],
+];
 
 impl Default for NodeParams {
     fn default() -> Self {
@@ -122,6 +128,8 @@ impl Default for NodeParams {
             trust_model: String::new(),
             min_pipeline_fraction: p.min_pipeline_fraction as f64,
             stale_timeout_ms: 1000,
+            liveliness_lease_ms: 1000,
+            deadline_ms: 2000,
             max_image_pixels: p.max_image_pixels as i64,
             min_luma: s.min_luma as f64,
             max_luma: s.max_luma as f64,
@@ -160,6 +168,10 @@ pub struct NodeSettings {
     pub depth: usize,
     /// No fresh decision for this long means not confident, reason stale.
     pub stale_timeout: std::time::Duration,
+    /// Liveliness lease of the decision topics.
+    pub liveliness_lease: std::time::Duration,
+    /// Deadline offered on the decision topics.
+    pub deadline: std::time::Duration,
     /// Directory for review bundles; `None` = do not save.
     pub review_dir: Option<std::path::PathBuf>,
     /// `review_dir` is kept under this size by deleting the oldest bundles [bytes].
@@ -233,6 +245,20 @@ impl NodeParams {
         if !(1..=3_600_000).contains(&self.stale_timeout_ms) {
             return Err(Error::param("stale_timeout_ms", format!("{} is outside [1, 3600000]", self.stale_timeout_ms)));
         }
+        if !(100..=3_600_000).contains(&self.liveliness_lease_ms) {
+            let v = self.liveliness_lease_ms;
+            return Err(Error::param("liveliness_lease_ms", format!("{v} is outside [100, 3600000]")));
+        }
+        if !(self.stale_timeout_ms + 100..=3_600_000).contains(&self.deadline_ms) {
+            return Err(Error::param(
+                "deadline_ms",
+                format!(
+                    "{} is outside [stale_timeout_ms + 100 = {}, 3600000]: the stale timer must publish before the deadline",
+                    self.deadline_ms,
+                    self.stale_timeout_ms + 100
+                ),
+            ));
+        }
         if !(self.review_max_mb > 0.0 && self.review_max_mb <= 1e7) {
             return Err(Error::param("review_max_mb", format!("{} must be > 0", self.review_max_mb)));
         }
@@ -241,6 +267,8 @@ impl NodeParams {
             reliable,
             depth: self.input_depth as usize,
             stale_timeout: std::time::Duration::from_millis(self.stale_timeout_ms as u64),
+            liveliness_lease: std::time::Duration::from_millis(self.liveliness_lease_ms as u64),
+            deadline: std::time::Duration::from_millis(self.deadline_ms as u64),
             review_dir: (!self.review_dir.is_empty()).then(|| self.review_dir.clone().into()),
             review_max_bytes: (self.review_max_mb * 1e6) as u64,
         })
