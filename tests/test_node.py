@@ -25,6 +25,7 @@ import atexit
 import collections
 import itertools
 import json
+import math
 import os
 import re
 import signal
@@ -560,6 +561,24 @@ class TestRawInput:
         assert v["samples"] == "4"
         assert float(v["threshold_low"]) == pytest.approx(before[0], abs=1e-6)
         assert float(v["threshold_high"]) == pytest.approx(before[1], abs=1e-6)
+
+    def test_nan_inf_negative_and_absurd_values_are_refused_with_the_reason(self, raw_run):
+        doubles = ("anytime_z", "pixel_threshold", "threshold_high", "threshold_low", "min_pipeline_fraction",
+                   "min_luma", "max_luma", "min_contrast", "max_saturated", "review_min_interval_s", "review_max_mb")
+        cases = [(n, v) for n in doubles for v in (math.nan, math.inf, -math.inf, -1.0, 1e12)]
+        cases += [(n, v) for n in ("samples", "min_samples", "band_px", "recover_frames", "stale_timeout_ms",
+                                   "max_image_pixels") for v in (-1, 10**12)]
+        before = raw_run.get_params(*dict(cases))
+        accepted = []
+        for name, value in cases:
+            (res,) = raw_run.set_params(**{name: value})
+            if res.successful:
+                accepted.append((name, value))
+            else:
+                assert name in res.reason or "must" in res.reason or "outside" in res.reason, (name, value, res.reason)
+        assert accepted == [], accepted
+        assert raw_run.get_params(*dict(cases)) == before
+        assert raw_run.proc.poll() is None
 
     def test_samples_change_takes_effect_on_the_next_frame(self, raw_run):
         (res,) = raw_run.set_params(samples=2)

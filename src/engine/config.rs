@@ -414,8 +414,9 @@ impl Settings {
             return Err(Error::param("recover_frames", format!("{} is outside [1, 1000]", self.gate.recover_frames)));
         }
         in_range("min_pipeline_fraction", self.min_pipeline_fraction, 0.0, 1.0)?;
-        if self.max_image_pixels == 0 {
-            return Err(Error::param("max_image_pixels", "must be at least 1"));
+        // OpenCV refuses more than 2^30 pixels anyway; a larger limit would only mislead.
+        if !(1..=1 << 30).contains(&self.max_image_pixels) {
+            return Err(Error::param("max_image_pixels", format!("{} is outside [1, 2^30]", self.max_image_pixels)));
         }
         let s = &self.sanity;
         in_range("min_luma", s.min_luma, 0.0, 255.0)?;
