@@ -996,3 +996,27 @@ def test_decision_qos_parameters_are_checked(tmp_path):
         env = dict(os.environ, ROS_DOMAIN_ID=str(next(_domains)), ROS_LOG_DIR=str(tmp_path / "ros_log"))
         proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+
+
+def test_unwritable_review_dir_still_publishes_the_review_and_logs_once(request, tmp_path_factory):
+    """review_dir below a regular file (ENOTDIR even for root; a full disk fails the same way):
+    every review is still published, with an empty bundle, the node keeps running, and the
+    reason is logged once rather than per review."""
+    tmp = tmp_path_factory.mktemp("review_fault")
+    blocker = tmp / "not_a_dir"
+    blocker.write_text("a file where the review directory should be")
+    run = node_run(request, tmp_path_factory, "review_fault",
+                   {"samples": 4, "review_dir": str(blocker / "reviews"), "review_min_interval_s": 0.0})
+    for name in OOD_UNCERTAIN:
+        msg = raw_msg(bgr(OOD / f"{name}.jpg"), "bgr8", new_header())
+        run.process(msg, topics=("confidence",))  # interval 0: a review for each of them
+    run.spin_until(lambda: len(run.msgs("review")) >= 2, WAIT, "two reviews")
+    reviews = run.msgs("review")
+    for _, arr in reviews:
+        assert values(arr.status[0])["bundle"] == "", values(arr.status[0])
+    assert run.proc.poll() is None
+    log = run.log()
+    assert log.count("cannot save review bundle") == 1, log
+    assert "review published without it" in log
+    ok = raw_msg(bgr(VAL / "00000.jpg"), "bgr8", new_header())
+    run.process(ok, topics=("confidence", "mask"))

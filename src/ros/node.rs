@@ -125,6 +125,8 @@ struct Shared {
     model: String,
     /// The review clock's origin.
     started: Instant,
+    /// Review bundles that could not be saved: last log line, failures since.
+    review_errors: Mutex<(Option<Instant>, u64)>,
 }
 
 fn loop_options(node: &NodeSettings) -> LoopOptions {
@@ -215,6 +217,7 @@ fn run() -> Result<(), String> {
         provider: pipeline.model.execution_provider,
         model: pipeline.model.path.display().to_string(),
         started: Instant::now(),
+        review_errors: Mutex::new((None, 0)),
     });
     let mut processor = FrameProcessor::new(pipeline, loop_options(&node_settings));
     lock(&shared.out).publish(Topic::Confident, Message::Bool(crate::msg::Bool { data: false }));
@@ -480,7 +483,19 @@ fn save_bundle(shared: &Shared, node: &NodeSettings, r: &FrameResult) -> Option<
             Some(path.display().to_string())
         }
         Err(e) => {
-            r2r::log_warn!(NODE, "cannot save review bundle: {e}");
+            // A full or read-only disk must not flood the log: the review is published anyway
+            // (with an empty bundle), the reason is logged once, then every 30 s with a count.
+            let mut errors = lock(&shared.review_errors);
+            errors.1 += 1;
+            if errors.0.is_none_or(|t| t.elapsed() >= Duration::from_secs(30)) {
+                let n = errors.1;
+                r2r::log_warn!(
+                    NODE,
+                    "cannot save review bundle in {} ({n} failed since the last report), review published without it: {e}",
+                    dir.display()
+                );
+                *errors = (Some(Instant::now()), 0);
+            }
             None
         }
     }
