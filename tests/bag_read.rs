@@ -650,3 +650,22 @@ fn measure_peak_rss() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+#[test]
+fn mcap_record_declaring_4_gb_is_a_clean_error_naming_its_position() {
+    // The file up to the end of its first chunk, then a message record outside any chunk whose
+    // length says 4 GB: an error naming the record's offset, and nothing allocated for it.
+    let bytes = std::fs::read(bag("mcap").join("mcap.mcap")).unwrap();
+    let (_, at) = first_chunk(&bytes);
+    let mut cut = bytes[..at].to_vec();
+    cut.push(0x05);
+    cut.extend_from_slice(&(4u64 << 30).to_le_bytes());
+    cut.extend_from_slice(&[0u8; 64]);
+    let path = scratch("mcap_4gb").join("huge.mcap");
+    std::fs::write(&path, &cut).unwrap();
+    let (msgs, err) = read_all(&path, &[]);
+    assert_eq!(msgs.len(), FRAMES * TOPICS.len(), "the messages before it are read");
+    let text = err.expect("an error").to_string();
+    println!("{text}");
+    assert!(text.contains(&format!("byte {at}")), "{text}");
+}
