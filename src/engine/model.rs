@@ -202,6 +202,8 @@ enum Graph {
         /// Trunk outputs the head reads, by name.
         cut: Vec<String>,
     },
+    /// Between the whole graph and its split, while loading (one graph in memory at a time).
+    Unloaded,
 }
 
 /// A loaded, validated model.
@@ -257,9 +259,11 @@ impl Model {
         };
         let (trunk, head) = split_paths(path);
         if trunk.is_file() && head.is_file() {
-            match model.split_agrees(&env, opts, &trunk, &head) {
-                Ok(graph) => model.graph = graph,
-                Err(why) => model.split_problem = Some(format!("{}: {why}; running the whole graph", trunk.display())),
+            if let Err(why) = model.split_agrees(&env, opts, &trunk, &head) {
+                model.split_problem = Some(format!("{}: {why}; running the whole graph", trunk.display()));
+                if !matches!(model.graph, Graph::Whole(_)) {
+                    model.graph = Graph::Whole(open(&env, opts, path)?.0);
+                }
             }
         }
         Ok(model)
@@ -271,34 +275,16 @@ impl Model {
     }
 
     /// Loads the trunk and head and checks them against the whole graph on a fixed input and
-    /// fixed masks (T = 3): any difference above 1e-4 refuses them.
+    /// fixed masks (T = 3): any difference above 1e-4 refuses them. The whole graph is dropped
+    /// before the pair is opened, so the load's peak memory is that of one graph, not two; on
+    /// an error the graph may be [`Graph::Unloaded`] (the caller reopens the whole graph).
     fn split_agrees(
         &mut self,
         env: &Environment,
         opts: &ModelOptions,
         trunk_path: &Path,
         head_path: &Path,
-    ) -> std::result::Result<Graph, String> {
-        let (trunk, _) = open(env, opts, trunk_path).map_err(|e| e.to_string())?;
-        let (head, _) = open(env, opts, head_path).map_err(|e| e.to_string())?;
-        let masks = self.info.dropout_sites.len();
-        let mut cut = Vec::new();
-        for input in head.inputs() {
-            let name = input.name();
-            if name.starts_with("dropout_mask_") {
-                continue;
-            }
-            if !trunk.outputs().iter().any(|o| o.name() == name) {
-                return Err(format!("the head reads '{name}', which the trunk does not give"));
-            }
-            cut.push(name.to_string());
-        }
-        if head.inputs().len() != cut.len() + masks {
-            return Err(format!("the head needs {masks} dropout masks"));
-        }
-        if self.info.feature_distance && !trunk.outputs().iter().any(|o| o.name() == FEATURE_DISTANCE) {
-            return Err(format!("the trunk has no '{FEATURE_DISTANCE}' output"));
-        }
+    ) -> std::result::Result<(), String> {
         let (h, w) = (self.info.height, self.info.width);
         let image = ndarray::Array4::from_shape_fn((1, 3, h, w), |(_, c, y, x)| {
             ((x * 7 + y * 13 + c * 29) % 61) as f32 / 30.0 - 1.0
@@ -314,17 +300,36 @@ impl Model {
             Ok(true)
         })
         .map_err(|e| e.to_string())?;
-        let mut graph = Graph::Split { trunk, head, cut };
-        std::mem::swap(&mut self.graph, &mut graph);
+        self.graph = Graph::Unloaded;
+        let (trunk, _) = open(env, opts, trunk_path).map_err(|e| e.to_string())?;
+        let (head, _) = open(env, opts, head_path).map_err(|e| e.to_string())?;
+        let n_masks = self.info.dropout_sites.len();
+        let mut cut = Vec::new();
+        for input in head.inputs() {
+            let name = input.name();
+            if name.starts_with("dropout_mask_") {
+                continue;
+            }
+            if !trunk.outputs().iter().any(|o| o.name() == name) {
+                return Err(format!("the head reads '{name}', which the trunk does not give"));
+            }
+            cut.push(name.to_string());
+        }
+        if head.inputs().len() != cut.len() + n_masks {
+            return Err(format!("the head needs {n_masks} dropout masks"));
+        }
+        if self.info.feature_distance && !trunk.outputs().iter().any(|o| o.name() == FEATURE_DISTANCE) {
+            return Err(format!("the trunk has no '{FEATURE_DISTANCE}' output"));
+        }
+        self.graph = Graph::Split { trunk, head, cut };
         let mut split = Vec::new();
         let mut split_fd = None;
-        let ran = self.run_chunks(image.view(), &masks, [1, t], |p, fd| {
+        self.run_chunks(image.view(), &masks, [1, t], |p, fd| {
             split.extend(p.iter().copied());
             split_fd = fd;
             Ok(true)
-        });
-        let split_graph = std::mem::replace(&mut self.graph, graph);
-        ran.map_err(|e| e.to_string())?;
+        })
+        .map_err(|e| e.to_string())?;
         let worst = whole.iter().zip(&split).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         let fd_off = match (whole_fd, split_fd) {
             (Some(a), Some(b)) => (a - b).abs() > 1e-4 * a.abs().max(1.0),
@@ -336,7 +341,7 @@ impl Model {
                  rewrite them with training/split.py"
             ));
         }
-        Ok(split_graph)
+        Ok(())
     }
 
     /// Runs one image [1,3,H,W] with the samples in chunks: samples `0..ends[0]`, then
@@ -408,6 +413,7 @@ impl Model {
                     }
                     head
                 }
+                Graph::Unloaded => return Err(Error::Inference("no graph loaded".into())),
             };
             let outputs = session.run(inputs).map_err(infer_err)?;
             if has_distance && distance.is_none() {
