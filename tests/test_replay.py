@@ -347,7 +347,7 @@ def fixture_bags(tmp_path_factory):
 def test_storages_and_encodings(fixture_bags, tmp_path, bag, topic):
     """Both storages, raw Image (bgr8, mono8 with row padding, rgb8) and CompressedImage."""
     src = fixture_bags / bag
-    proc = run("replay", src, "--topic", topic, "--samples", "2", "--out", tmp_path / "o")
+    proc = run("replay", src, "--topic", topic, "--samples", "2", "--write", "all", "--out", tmp_path / "o")
     assert proc.returncode == 0, proc.stderr
     inputs = []
     with AnyReader([src], default_typestore=TS) as r:
