@@ -17,7 +17,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("FASTRTPS_DEFAULT_PROFILES_FILE", str(ROOT / "config" / "fastdds_large_frames.xml"))
-os.environ.setdefault("ROS_DOMAIN_ID", str(60 + os.getpid() % 30))
 
 import cv2  # noqa: E402
 import rclpy  # noqa: E402
@@ -33,6 +32,17 @@ def rss_mb(pid, key="VmRSS"):
     return float("nan")
 
 
+def camera_frames(frame_id="camera"):
+    """The bundled validation frames as 640x480 bgr8 Image messages (decoded once, sent in turn)."""
+    msgs = []
+    for f in sorted((ROOT / "tests/data/frames/val/image").glob("*.jpg")):
+        bgr = cv2.imread(str(f))
+        m = Image(height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8", step=bgr.shape[1] * 3, data=bgr.tobytes())
+        m.header.frame_id = frame_id
+        msgs.append(m)
+    return msgs
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60)
@@ -40,6 +50,8 @@ def main():
     ap.add_argument("--samples", type=int, default=0, help="0 = the model's default")
     ap.add_argument("--min-samples", type=int, default=0, help="0 = the default (anytime sampling)")
     args = ap.parse_args()
+    # Here, not at import: scripts/soak.py and tests/test_soak.py import this module's helpers.
+    os.environ.setdefault("ROS_DOMAIN_ID", str(60 + os.getpid() % 30))
     cmd = [str(ROOT / "target/release/pipeline_seg_node"), "--ros-args"]
     if args.samples:
         cmd += ["-p", f"samples:={args.samples}"]
@@ -51,12 +63,7 @@ def main():
     pub = peer.create_publisher(Image, "/pipeline_seg_node/image", qos_profile_sensor_data)
     diags = []
     peer.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.append((time.monotonic(), m)), 10)
-    msgs = []
-    for f in sorted((ROOT / "tests/data/frames/val/image").glob("*.jpg")):
-        bgr = cv2.imread(str(f))
-        m = Image(height=bgr.shape[0], width=bgr.shape[1], encoding="bgr8", step=bgr.shape[1] * 3, data=bgr.tobytes())
-        m.header.frame_id = "camera"
-        msgs.append(m)
+    msgs = camera_frames()
     deadline = time.monotonic() + 20
     while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
         rclpy.spin_once(peer, timeout_sec=0.05)
