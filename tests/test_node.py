@@ -959,8 +959,11 @@ def test_kill_9_is_seen_as_lost_liveliness_within_the_lease(request, tmp_path_fa
     + 0.5 s; while the node lives but gets no frames, the stale timer keeps both inside the deadline."""
     from rclpy.event_handler import SubscriptionEventCallbacks
     lease, deadline = 1.0, 2.0
-    run = node_run(request, tmp_path_factory, "liveliness",
-                   {"samples": 2, "liveliness_lease_ms": int(lease * 1000), "deadline_ms": int(deadline * 1000)})
+    run = node_run(request, tmp_path_factory, "liveliness", {"samples": 2, "liveliness_lease_ms": int(lease * 1000)})
+    # deadline_ms 0 (the default) stands for stale_timeout_ms + 1000, fixed at start-up
+    assert run.get_params("deadline_ms", "stale_timeout_ms") == [int(deadline * 1000), 1000]
+    (res,) = run.set_params(stale_timeout_ms=1950)
+    assert res.successful is False and "deadline_ms" in res.reason, res
     events = {"confident": [], "confidence": []}
     missed = {"confident": [], "confidence": []}
     for name, msg_type in (("confident", Bool), ("confidence", DiagnosticArray)):

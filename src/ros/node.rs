@@ -171,6 +171,9 @@ fn run() -> Result<(), String> {
         let p = &mut lock(&params).params;
         (p.library_params(&set_by_user).map_err(|e| e.to_string())?, p.node_settings().map_err(|e| e.to_string())?)
     };
+    // The deadline is offered once, at start: an automatic one is fixed now, so a later change
+    // of stale_timeout_ms is checked against the deadline subscribers already hold.
+    fix_deadline(&mut node, &params);
     let pipeline = Pipeline::new(&lib_params).map_err(|e| e.to_string())?;
     let settings = pipeline.settings().clone();
     write_back_model_defaults(&mut node, &params, &settings);
@@ -329,6 +332,16 @@ fn remapped(names: &[&str]) -> Option<String> {
         };
         names.contains(&from).then(|| to.to_string())
     })
+}
+
+/// Replaces `deadline_ms` = 0 (automatic) by the deadline it stands for, in the node's table too.
+fn fix_deadline(node: &mut r2r::Node, params: &Arc<Mutex<Validated>>) {
+    let mut p = lock(params);
+    let value = r2r::ParameterValue::Integer(p.params.deadline_ms());
+    let _ = p.params.set_parameter("deadline_ms", &value);
+    if let Some(entry) = lock(&node.params).get_mut("deadline_ms") {
+        entry.value = value;
+    }
 }
 
 /// Shows the model's calibrated values in `ros2 param get` for parameters nobody set.

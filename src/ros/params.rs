@@ -61,7 +61,7 @@ pub struct NodeParams {
     pub stale_timeout_ms: i64,
     /// Liveliness lease of ~/confident and ~/confidence (automatic): subscribers learn within it that the node is gone [ms]
     pub liveliness_lease_ms: i64,
-    /// Deadline offered on ~/confident and ~/confidence: one of each at least this often, > stale_timeout_ms + 100 [ms]
+    /// Deadline offered on ~/confident and ~/confidence: one of each at least this often, >= stale_timeout_ms + 100; 0 = stale_timeout_ms + 1000 [ms]
     pub deadline_ms: i64,
     /// Larger frames are rejected [pixels]
     pub max_image_pixels: i64,
@@ -129,7 +129,7 @@ impl Default for NodeParams {
             min_pipeline_fraction: p.min_pipeline_fraction as f64,
             stale_timeout_ms: 1000,
             liveliness_lease_ms: 1000,
-            deadline_ms: 2000,
+            deadline_ms: 0,
             max_image_pixels: p.max_image_pixels as i64,
             min_luma: s.min_luma as f64,
             max_luma: s.max_luma as f64,
@@ -211,6 +211,15 @@ impl NodeParams {
         Ok(params)
     }
 
+    /// The deadline offered [ms]: `deadline_ms`, or `stale_timeout_ms` + 1000 when it is 0.
+    pub fn deadline_ms(&self) -> i64 {
+        if self.deadline_ms == 0 {
+            self.stale_timeout_ms.saturating_add(1000)
+        } else {
+            self.deadline_ms
+        }
+    }
+
     /// The output topics the `publish_*` parameters leave on.
     pub fn publish_topics(&self) -> crate::outputs::TopicSet {
         use crate::outputs::{Topic, TopicSet};
@@ -249,12 +258,13 @@ impl NodeParams {
             let v = self.liveliness_lease_ms;
             return Err(Error::param("liveliness_lease_ms", format!("{v} is outside [100, 3600000]")));
         }
-        if !(self.stale_timeout_ms + 100..=3_600_000).contains(&self.deadline_ms) {
+        let deadline_ms = self.deadline_ms();
+        if !(self.stale_timeout_ms + 100..=3_700_000).contains(&deadline_ms) {
             return Err(Error::param(
                 "deadline_ms",
                 format!(
-                    "{} is outside [stale_timeout_ms + 100 = {}, 3600000]: the stale timer must publish before the deadline",
-                    self.deadline_ms,
+                    "{deadline_ms} is outside [stale_timeout_ms + 100 = {}, 3700000]: the stale timer must publish \
+                     before the deadline",
                     self.stale_timeout_ms + 100
                 ),
             ));
@@ -268,7 +278,7 @@ impl NodeParams {
             depth: self.input_depth as usize,
             stale_timeout: std::time::Duration::from_millis(self.stale_timeout_ms as u64),
             liveliness_lease: std::time::Duration::from_millis(self.liveliness_lease_ms as u64),
-            deadline: std::time::Duration::from_millis(self.deadline_ms as u64),
+            deadline: std::time::Duration::from_millis(deadline_ms as u64),
             review_dir: (!self.review_dir.is_empty()).then(|| self.review_dir.clone().into()),
             review_max_bytes: (self.review_max_mb * 1e6) as u64,
         })
