@@ -258,6 +258,17 @@ fn main() -> ExitCode {
     })
 }
 
+/// Prints the process's peak resident memory (Linux's VmHWM): what a vehicle computer must hold
+/// for this run. A parent's rusage would not do: it counts the memory of the process that forked us.
+fn print_peak_memory() {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb =
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")?.trim().strip_suffix("kB")?.trim().parse::<u64>().ok());
+    if let Some(kb) = kb {
+        eprintln!("peak memory: {:.1} MB", kb as f64 / 1024.0);
+    }
+}
+
 /// Prints the problems; exit 1 if any is more than a warning.
 fn report(problems: &[Problem]) -> ExitCode {
     problems.iter().for_each(|p| eprintln!("{p}"));
@@ -269,6 +280,7 @@ fn infer(args: InferArgs) -> Result<ExitCode, Fatal> {
     let cfg = infer::InferConfig { inputs: args.inputs, out: args.out, resolution, save_samples: args.save_samples };
     let summary = infer::run(&params(&args.shared)?, &cfg, &mut Bar::default())?;
     eprintln!("{summary}");
+    print_peak_memory();
     summary.failures.iter().for_each(|f| eprintln!("failed: {f}"));
     Ok(ExitCode::from(!summary.failures.is_empty() as u8))
 }
@@ -293,6 +305,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
     let outcome = replay::run(&mut processor, &cfg, &mut |row| bar.step(row.decision.reason.name()))?;
     bar.finish();
     eprintln!("{}", outcome.summary(started.elapsed().as_secs_f64()));
+    print_peak_memory();
     outcome.warnings.iter().for_each(|w| eprintln!("warning: {w}"));
     outcome.failures.iter().for_each(|f| eprintln!("failed: {f}"));
     if matches!(outcome.stopped, Some(replay::Stop::Interrupted)) && outcome.finish_errors.is_empty() {
