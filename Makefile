@@ -12,7 +12,7 @@ BIN_DEP := $(if $(filter target/release/pipeline_seg,$(PIPELINE_SEG)),build,)
 BASE ?= models/pipeline_seg_unet.onnx
 ADAPT_OUT := adapt_out
 
-.PHONY: help setup build lint demo test bench model study finetune test-training test-gpu-setup al-study adapt-demo
+.PHONY: help setup build lint demo test bench model study finetune test-training test-gpu-setup al-study adapt-demo fuzz
 
 help:
 	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ and replay tests/data/sample_bag"
@@ -27,6 +27,7 @@ help:
 	@echo "make test-gpu-setup - install the GPU ONNX Runtime, build with cuda; bench --device cuda runs on a GPU or exits 2 saying there is none"
 	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes of ~4 min each: ~2 h on 2 CPU cores; AL_ARGS='--seeds 0 --budgets 10,40' for a quick one)"
 	@echo "make adapt-demo - record -> replay -> select -> label -> finetune -> calibrate on the sample bag"
+	@echo "make fuzz   - coverage-guided fuzzing (cargo-fuzz, stable toolchain; atheris for the label reader), each target FUZZ_SECONDS (600) one after another; not part of make test"
 
 setup:
 	@bash scripts/setup.sh $(if $(filter 1,$(GPU)),--gpu,)
@@ -98,3 +99,13 @@ al-study: $(TRAIN_VENV)/.ok $(BIN_DEP) training/data/val_dr/meta.jsonl
 
 adapt-demo: $(TRAIN_VENV)/.ok $(BIN_DEP) training/data/val_dr/meta.jsonl
 	$(ENV) BASE=$(BASE) bash training/adapt_demo.sh $(PIPELINE_SEG) $(ADAPT_OUT) $(TRAIN_VENV)/bin/python
+
+# Coverage-guided fuzzing (not part of `make test`, which replays the seeds and every finding:
+# tests/fuzz_regressions.rs): each target of fuzz/ for FUZZ_SECONDS, one after another, one
+# process. FUZZ_TARGETS="cdr bag" picks some. Installs cargo-fuzz and, into .venv, atheris.
+FUZZ_SECONDS ?= 600
+FUZZ_TARGETS ?=
+fuzz: setup
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	$(ENV) { python3 -c 'import atheris' 2>/dev/null || python3 -m pip install -q atheris; }
+	$(ENV) FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh $(FUZZ_TARGETS)

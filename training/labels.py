@@ -11,6 +11,7 @@ written, and raises one `LabelError` that names each file and what is wrong with
 from __future__ import annotations
 
 import csv
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import numpy as np
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = ["bag", "topic", "stamp_ns", "score"]
 MASK_SUFFIX = "_mask.png"
+# The largest frame the pipeline accepts (the max_image_pixels parameter's default).
+MAX_PIXELS = 4096 * 4096
 
 
 class LabelError(Exception):
@@ -72,13 +75,92 @@ def _read_manifest(d: Path, problems):
     return stamps
 
 
-def _check_mask(path: Path, shape, problems):
+def _declared_size(data: bytes):
+    """(width, height) a PNG (IHDR) or JPEG (first SOF) header declares, read strictly: a header
+    that cannot be read this way is a string saying why (the decoder might read another size);
+    None for anything but PNG and JPEG."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return struct.unpack(">II", data[16:24]) if len(data) >= 24 and data[12:16] == b"IHDR" else "no PNG IHDR"
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    i = 2
+    while i + 4 <= len(data) and data[i] == 0xFF:
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker == 0x00:
+            # libjpeg reads FF 00 as no marker and scans on: the frame header after it here may
+            # not be the one it decodes (1.2 GB for a frame declaring 16x16; found by fuzzing).
+            break
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD7:  # no length
+            i += 2
+        elif marker in (0xD9, 0xDA):
+            break
+        elif 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if i + 9 <= len(data):
+                return struct.unpack(">HH", data[i + 5:i + 9])[::-1]
+            break
+        else:
+            i += 2 + struct.unpack(">H", data[i + 2:i + 4])[0]
+    return "no JPEG frame header (SOF) in a well-formed marker sequence"
+
+
+def _png_chunk_past_end(data: bytes):
+    """The first PNG chunk whose declared length runs past the end of the file, as text, or None."""
+    i = 8
+    while i + 8 <= len(data):
+        n, kind = struct.unpack(">I", data[i:i + 4])[0], data[i + 4:i + 8]
+        if i + 12 + n > len(data):
+            return f"chunk {kind.decode('latin-1')!r} at byte {i} declares {n} bytes, past the end of the file"
+        if kind == b"IEND":
+            break
+        i += 12 + n
+    return None
+
+
+def _decode(path: Path, flags, what: str, problems):
+    """The image at `path` decoded by OpenCV, or None with the problem recorded. Only PNG and JPEG
+    are read, only up to MAX_PIXELS as their header declares it, and a PNG only if every chunk
+    fits in the file: OpenCV allocates (and for a JPEG cut short, fills) every declared pixel, and
+    OpenCV 5's PNG reader allocates each chunk's declared length before reading it. Found by
+    fuzzing (fuzz/regressions/labels/): a 300-byte JPEG declaring 20000x20000 cost 2.3 GB, an
+    85-byte PNG declaring a 4 GB IDAT chunk 4.1 GB."""
     try:
         data = path.read_bytes()
     except OSError as e:
         problems.append((str(path), f"unreadable ({e})"))
         return None
-    m = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    size = _declared_size(data)
+    if size is None:
+        problems.append((str(path), f"unreadable {what}: not a PNG or JPEG image"))
+        return None
+    if isinstance(size, str):
+        problems.append((str(path), f"unreadable {what}: {size}"))
+        return None
+    if size[0] * size[1] > MAX_PIXELS:
+        problems.append((str(path), f"{what} declares {size[0]}x{size[1]} pixels, more than the pipeline "
+                                    f"accepts ({MAX_PIXELS} pixels, max_image_pixels)"))
+        return None
+    past_end = _png_chunk_past_end(data) if data.startswith(b"\x89PNG") else None
+    if past_end:
+        problems.append((str(path), f"unreadable {what}: truncated or corrupt PNG: {past_end}"))
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+
+
+def _read_frame(path: Path, problems):
+    n = len(problems)
+    img = _decode(path, cv2.IMREAD_COLOR, "frame", problems)
+    if img is None and len(problems) == n:
+        problems.append((str(path), "unreadable frame: not an image OpenCV can decode"))
+    return img
+
+
+def _check_mask(path: Path, shape, problems):
+    n = len(problems)
+    m = _decode(path, cv2.IMREAD_UNCHANGED, "mask", problems)
+    if len(problems) > n:
+        return None
     if m is None:
         problems.append((str(path), "unreadable: not a PNG image OpenCV can decode"))
         return None
@@ -133,9 +215,8 @@ def check_label_dirs(dirs) -> LabelSet:
             if not mp.exists():
                 n_unlab += 1
                 continue
-            img = cv2.imread(str(fp), cv2.IMREAD_COLOR)
+            img = _read_frame(fp, problems)
             if img is None:
-                problems.append((str(fp), "unreadable frame: not an image OpenCV can decode"))
                 continue
             m = _check_mask(mp, img.shape[:2], problems)
             if m is None:
@@ -146,9 +227,8 @@ def check_label_dirs(dirs) -> LabelSet:
         for stem in sorted(set(masks) - listed):
             fp = d / f"{stem}.png"
             if fp.exists():
-                img = cv2.imread(str(fp), cv2.IMREAD_COLOR)
+                img = _read_frame(fp, problems)
                 if img is None:
-                    problems.append((str(fp), "unreadable frame: not an image OpenCV can decode"))
                     continue
                 m = _check_mask(masks[stem], img.shape[:2], problems)
                 if m is not None:

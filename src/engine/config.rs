@@ -165,6 +165,14 @@ fn as_uint(name: &str, v: &Value) -> Result<u64> {
     v.as_u64().ok_or_else(|| Error::param(name, format!("{v:?} is not a non-negative integer")))
 }
 
+/// A non-negative integer that fits a `u32`: larger values are errors, not silently wrapped
+/// (`band_px: 4294967300` was stored as 4 and passed validation; found by the fuzz harness's
+/// check that a parameter holds what the file says).
+fn as_u32(name: &str, v: &Value) -> Result<u32> {
+    let n = as_uint(name, v)?;
+    u32::try_from(n).map_err(|_| Error::param(name, format!("{n} is larger than {}", u32::MAX)))
+}
+
 fn as_str<'a>(name: &str, v: &'a Value) -> Result<&'a str> {
     v.as_str().ok_or_else(|| Error::param(name, format!("{v:?} is not a string")))
 }
@@ -200,10 +208,10 @@ impl Params {
             "trt_cache_dir" => self.trt_cache_dir = as_path(name, v)?,
             "score_method" => self.score_method = Some(as_str(name, v)?.parse()?),
             "pixel_threshold" => self.pixel_threshold = Some(as_f32(name, v)?),
-            "band_px" => self.band_px = Some(as_uint(name, v)? as u32),
+            "band_px" => self.band_px = Some(as_u32(name, v)?),
             "threshold_high" => self.threshold_high = Some(as_f32(name, v)?),
             "threshold_low" => self.threshold_low = Some(as_f32(name, v)?),
-            "recover_frames" => self.recover_frames = Some(as_uint(name, v)? as u32),
+            "recover_frames" => self.recover_frames = Some(as_u32(name, v)?),
             "trust_model" => {
                 let s = as_str(name, v)?;
                 self.trust_model = match s.trim() {

@@ -194,6 +194,10 @@ pub fn declared_size(kind: &'static str, data: &[u8]) -> Result<(usize, usize)> 
         match marker {
             0x01 | 0xD0..=0xD7 => continue, // no length
             0xD9 | 0xDA => return Err(corrupt("no frame header (SOF) before the image data")),
+            // libjpeg reads FF 00 as no marker and scans on for the next one, so a frame header
+            // read past it here may not be the one it decodes: 213 bytes declaring 259x2 here
+            // made OpenCV allocate 14895x12035 pixels (593 MB). Found by fuzzing.
+            0x00 => return Err(corrupt("FF 00 where a marker segment should start")),
             0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 // Length (2), precision (1), height (2), width (2).
                 let (h, w) = (be16(i + 3), be16(i + 5));

@@ -502,6 +502,8 @@ struct Framer {
     next_at: u64,
     /// The record the reader is in.
     current: Option<TopRecord>,
+    /// The last chunk record reached, for [`Framer::check`]'s error.
+    last_chunk: Option<TopRecord>,
     /// Past the footer (the end magic follows): no more records.
     done: bool,
 }
@@ -524,12 +526,46 @@ impl Framer {
             let len = u64::from_le_bytes(head[1..].try_into().expect("8 bytes"));
             let end = start.saturating_add(RECORD_PREFIX).saturating_add(len);
             self.current = Some(TopRecord { start, opcode, end });
+            if opcode == Some(op::CHUNK) {
+                self.last_chunk = self.current;
+            }
             self.next_at = end;
             if opcode == Some(op::FOOTER) {
                 self.done = true;
             }
         }
         Ok(())
+    }
+
+    /// Checks that a record the reader yields (`data_len` bytes after its prefix, the fed bytes
+    /// ending at `fed`) is where the file's framing puts one: in a chunk, or exactly the
+    /// top-level record the fed bytes end in; and never a chunk itself.
+    ///
+    /// mcap 0.26's reader lets a record inside an uncompressed chunk run past the chunk's end:
+    /// its count of the chunk's bytes left underflows (a panic where overflow checks are on,
+    /// else it wraps and reads the records after the chunk as if they were in it, yielding a
+    /// message made of two records' bytes and skipping the messages of later chunks). Found by
+    /// fuzzing (`fuzz/regressions/bag/`).
+    fn check(&self, opcode: u8, data_len: usize, in_chunk: bool, fed: u64) -> Result<(), String> {
+        let whole = self.current.is_some_and(|r| {
+            r.opcode == Some(opcode) && r.end == fed && r.end - r.start == RECORD_PREFIX + data_len as u64
+        });
+        if opcode != op::CHUNK && (in_chunk || whole) {
+            return Ok(());
+        }
+        Err(match self.last_chunk {
+            Some(c) if opcode == op::CHUNK => format!("a chunk record inside the chunk at byte {}", c.start),
+            Some(c) if c.end < fed => format!(
+                "a record (opcode {opcode:#04x}, {}) in the chunk at byte {} runs past the chunk's end at byte {}",
+                record_kind(opcode),
+                c.start,
+                c.end
+            ),
+            _ => format!(
+                "a record (opcode {opcode:#04x}, {}) ending at byte {fed} is not where the file's framing puts one",
+                record_kind(opcode)
+            ),
+        })
     }
 }
 
@@ -588,6 +624,7 @@ impl McapMessages {
             framer: Framer {
                 next_at: if start == 0 { MCAP_MAGIC.len() as u64 } else { start },
                 current: None,
+                last_chunk: None,
                 done: false,
             },
             reader: LinearReader::new_with_options(options),
@@ -615,10 +652,27 @@ impl McapMessages {
 
     fn read_next(&mut self) -> Result<Option<BagMessage>, BagError> {
         loop {
-            let event = match self.reader.next_event() {
-                None => return Err(self.ended_early()),
-                Some(Err(e)) => return Err(self.mcap_error(&e)),
-                Some(Ok(event)) => event,
+            // A panic of mcap's reader (overflow checks on, see `Framer::check`) is this file's
+            // fault: it ends the file with an error, not the process.
+            let reader = &mut self.reader;
+            let next = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                let reader = reader; // moved in: the event borrows it past the call
+                reader.next_event()
+            }));
+            let event = match next {
+                Err(panic) => {
+                    let why =
+                        panic.downcast_ref::<&str>().copied().or(panic.downcast_ref::<String>().map(String::as_str));
+                    let detail = format!(
+                        "MCAP: the reader failed on this file: {} ({} messages read)",
+                        why.unwrap_or("panic"),
+                        self.count
+                    );
+                    return Err(BagError::corrupt(&self.path, detail));
+                }
+                Ok(None) => return Err(self.ended_early()),
+                Ok(Some(Err(e))) => return Err(self.mcap_error(&e)),
+                Ok(Some(Ok(event))) => event,
             };
             let (opcode, data) = match event {
                 LinearReadEvent::ReadRequest(need) => {
@@ -638,6 +692,9 @@ impl McapMessages {
             };
             let current = self.framer.current;
             let in_chunk = current.is_some_and(|r| r.opcode == Some(op::CHUNK));
+            if let Err(detail) = self.framer.check(opcode, data.len(), in_chunk, self.fed) {
+                return Err(BagError::corrupt(&self.path, format!("MCAP: {detail} ({} messages read)", self.count)));
+            }
             match opcode {
                 op::DATA_END | op::FOOTER if !in_chunk => {
                     self.finished = true;

@@ -1,0 +1,8 @@
+//! libFuzzer target `config`: see `harness::config` (fuzz/harness.rs).
+#![no_main]
+
+#[path = "../harness.rs"]
+#[allow(dead_code, reason = "each target uses one harness")]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::config(data));
