@@ -106,14 +106,14 @@ def _declared_size(data: bytes):
 
 
 def _png_chunk_past_end(data: bytes):
-    """The first PNG chunk whose declared length runs past the end of the file, as text, or None."""
+    """The first PNG chunk whose declared length runs past the end of the file, as text, or None.
+    Every chunk to the end of the file counts, after IEND too: OpenCV reads on past an IEND that
+    carries data (found by fuzzing)."""
     i = 8
     while i + 8 <= len(data):
         n, kind = struct.unpack(">I", data[i:i + 4])[0], data[i + 4:i + 8]
         if i + 12 + n > len(data):
             return f"chunk {kind.decode('latin-1')!r} at byte {i} declares {n} bytes, past the end of the file"
-        if kind == b"IEND":
-            break
         i += 12 + n
     return None
 
