@@ -44,7 +44,7 @@ pub const MAX_RECORD_BYTES: usize = 256 << 20;
 pub const SQLITE_PAGE: i64 = 256;
 
 /// MCAP magic at the start and the end of a file.
-const MCAP_MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
+pub(crate) const MCAP_MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
 
 /// Opcode and length that start every MCAP record, in bytes.
 const RECORD_PREFIX: u64 = 9;
@@ -350,7 +350,7 @@ fn files_from_metadata(dir: &Path, yaml: &Path) -> Result<Vec<BagFile>, BagError
 }
 
 /// The `.mcap`/`.db3` files of a directory without `metadata.yaml`, by their `_N` suffix.
-fn files_in_dir(dir: &Path) -> Result<Vec<BagFile>, BagError> {
+pub(crate) fn files_in_dir(dir: &Path) -> Result<Vec<BagFile>, BagError> {
     let entries = std::fs::read_dir(dir).map_err(|e| BagError::io(dir, e))?;
     let mut files = Vec::new();
     for entry in entries {

@@ -29,8 +29,10 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use mcap::records::op;
 use serde::Serialize;
 
+use crate::io::bag_read::{self, Storage, MCAP_MAGIC};
 use crate::msg::cdr::{self, CdrMessage};
 use crate::msg::{Bool, CompressedImage, DiagnosticArray, Image, Qos};
 
@@ -426,11 +428,6 @@ pub struct Reindexed {
     pub messages: u64,
 }
 
-/// Opcodes and the end magic of the MCAP records [`reindex`] writes.
-const OP_FOOTER: u8 = 0x02;
-const OP_DATA_END: u8 = 0x0F;
-const MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
-
 /// Makes a bag whose writer died (killed, out of power) whole again, as `ros2 bag reindex`
 /// does for rosbag2: each `.mcap` of `dir` is cut after its last complete record and closed with
 /// a data end record and a footer without a summary (readers then scan the records), and
@@ -438,33 +435,18 @@ const MAGIC: &[u8; 8] = b"\x89MCAP0\r\n";
 /// footer is left untouched. `qos_of` gives a topic's offered QoS for the metadata (a cut file's
 /// channels keep theirs).
 pub fn reindex(dir: &Path, qos_of: &dyn Fn(&str) -> Qos) -> Result<Vec<Reindexed>, BagWriteError> {
-    let io_err = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| BagWriteError::Io { path: p, source }
-    };
-    let mut paths: Vec<PathBuf> = fs::read_dir(dir)
-        .map_err(io_err(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "mcap") && p.is_file())
-        .collect();
+    // The storage files in rosbag2's order (bag_0, bag_1, ..., bag_10), as the reader lists them.
+    let files = bag_read::files_in_dir(dir).map_err(|e| corrupt(dir, e.to_string()))?;
+    let paths: Vec<PathBuf> = files.into_iter().filter(|f| f.storage == Storage::Mcap).map(|f| f.path).collect();
     if paths.is_empty() {
-        return Err(BagWriteError::Io {
-            path: dir.to_path_buf(),
-            source: io::Error::new(io::ErrorKind::NotFound, "no .mcap file in this directory"),
-        });
+        return Err(corrupt(dir, "no .mcap file in this directory".into()));
     }
-    // bag_0.mcap, bag_1.mcap, ..., bag_10.mcap: by the number after the last '_'.
-    let number = |p: &PathBuf| {
-        let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or("").to_string();
-        (stem.rsplit_once('_').and_then(|(_, n)| n.parse::<u64>().ok()).unwrap_or(0), stem)
-    };
-    paths.sort_by_key(number);
     let mut done = Vec::new();
     let mut topics: Vec<TopicCount> = Vec::new();
     let mut files = Vec::new();
     for path in paths {
         let (complete, cut_bytes) = close_mcap(&path)?;
-        let bag = crate::io::bag_read::open(&path).map_err(|e| corrupt(&path, e.to_string()))?;
+        let bag = bag_read::open(&path).map_err(|e| corrupt(&path, e.to_string()))?;
         let (mut count, mut bounds) = (0u64, None::<(u64, u64)>);
         for msg in bag.messages(&[]) {
             let msg = msg.map_err(|e| corrupt(&path, e.to_string()))?;
@@ -503,14 +485,14 @@ fn close_mcap(path: &Path) -> Result<(bool, u64), BagWriteError> {
     let len = f.metadata().map_err(io_err)?.len();
     let mut magic = [0u8; 8];
     f.read_exact(&mut magic).map_err(io_err)?;
-    if &magic != MAGIC {
+    if &magic != MCAP_MAGIC {
         return Err(corrupt(path, "not an MCAP file (no magic at the start)".into()));
     }
     if len >= 8 + 9 + 20 + 8 {
         let mut tail = [0u8; 37];
         f.seek(SeekFrom::Start(len - 37)).map_err(io_err)?;
         f.read_exact(&mut tail).map_err(io_err)?;
-        if tail[0] == OP_FOOTER && &tail[29..] == MAGIC {
+        if tail[0] == op::FOOTER && &tail[29..] == MCAP_MAGIC {
             return Ok((true, 0));
         }
     }
@@ -525,26 +507,26 @@ fn close_mcap(path: &Path) -> Result<(bool, u64), BagWriteError> {
         f.read_exact(&mut head).map_err(io_err)?;
         let body = u64::from_le_bytes(head[1..].try_into().expect("8 bytes"));
         let end = at.saturating_add(9).saturating_add(body);
-        if end > len || head[0] == OP_FOOTER {
+        if end > len || head[0] == op::FOOTER {
             break;
         }
         (at, last_op) = (end, head[0]);
-        if last_op == OP_DATA_END {
+        if last_op == op::DATA_END {
             break;
         }
     }
     f.set_len(at).map_err(io_err)?;
     f.seek(SeekFrom::Start(at)).map_err(io_err)?;
     let mut tail = Vec::new();
-    if last_op != OP_DATA_END {
-        tail.push(OP_DATA_END);
+    if last_op != op::DATA_END {
+        tail.push(op::DATA_END);
         tail.extend_from_slice(&4u64.to_le_bytes());
         tail.extend_from_slice(&0u32.to_le_bytes()); // data section CRC: 0 = not computed
     }
-    tail.push(OP_FOOTER);
+    tail.push(op::FOOTER);
     tail.extend_from_slice(&20u64.to_le_bytes());
     tail.extend_from_slice(&[0u8; 20]); // no summary, no summary offsets, no CRC
-    tail.extend_from_slice(MAGIC);
+    tail.extend_from_slice(MCAP_MAGIC);
     f.write_all(&tail).map_err(io_err)?;
     f.sync_all().map_err(io_err)?;
     Ok((false, len - at))
