@@ -97,3 +97,33 @@ fn node_and_replay_publish_the_same_messages_through_the_one_loop() {
         assert!(a.1 == b.1, "message {i} on {}: contents differ", a.0);
     }
 }
+
+/// A frame's dropout masks are keyed by the seed and the frame itself (docs/interfaces.md §1):
+/// the same frame gives the same segmentation whatever came before it, so a replay of part of a
+/// bag, the node and `infer` agree frame by frame, and per-bag runs merge exactly.
+#[test]
+fn a_frames_segmentation_does_not_depend_on_the_frames_before_it() {
+    use pipeline_seg::engine::image::decode_msg;
+    use pipeline_seg::engine::pipeline::Resolution;
+    let frames: Vec<_> = bag_read::open(&sample_bag())
+        .unwrap()
+        .messages(&[TOPIC])
+        .take(3)
+        .map(|m| decode_msg(&bag_read::decode_frame(&m.unwrap()).unwrap(), 1 << 24).unwrap())
+        .collect();
+    let run = |order: &[usize], seed: u64| {
+        let mut p = Pipeline::new(&Params { seed, samples: Some(8), ..params() }).unwrap();
+        let mut out = vec![None, None, None];
+        for &i in order {
+            let s = p.segment(&frames[i], Resolution::Model, false).unwrap();
+            out[i] = Some((s.prob, s.entropy, s.mi, s.samples, s.scores.map(f32::to_bits)));
+        }
+        out
+    };
+    let forward = run(&[0, 1, 2], 5);
+    assert_eq!(forward, run(&[2, 1, 0], 5), "reversed order");
+    assert_eq!(forward[1], run(&[1], 5)[1], "the frame alone");
+    let again = run(&[1, 1], 5);
+    assert_eq!(forward[1], again[1], "the same frame twice");
+    assert_ne!(forward[1], run(&[1], 6)[1], "another seed draws other masks");
+}

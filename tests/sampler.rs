@@ -63,3 +63,21 @@ fn kept_fraction_is_within_three_sigma_of_one_minus_p() {
         assert!((mean - 1.0).abs() < 3.0 * sigma / n / q, "p = {p}: mean {mean}");
     }
 }
+
+#[test]
+fn a_frames_masks_are_fixed_by_seed_and_frame_key() {
+    use pipeline_seg::engine::sampler::frame_key;
+    let a: Vec<f32> = (0..3 * 192 * 256).map(|i| (i % 251) as f32 / 251.0).collect();
+    let mut b = a.clone();
+    b[1000] += 1e-6;
+    let (ka, kb) = (frame_key(640, 480, &a), frame_key(640, 480, &b));
+    assert_eq!(ka, frame_key(640, 480, &a.clone()), "a pure function of the frame");
+    assert_ne!(ka, kb, "one changed value changes the key");
+    assert_ne!(ka, frame_key(480, 640, &a), "the size is part of the key");
+    assert_ne!(ka, frame_key(640, 480, &a[..a.len() - 1]), "so is the length");
+    let draw = |seed, key| Sampler::for_frame(seed, key, 0.5).masks(&SITES, 8);
+    assert_eq!(draw(3, ka), draw(3, ka));
+    assert_ne!(draw(3, ka), draw(3, kb), "another frame draws other masks");
+    assert_ne!(draw(3, ka), draw(4, ka), "another seed draws other masks");
+    assert_ne!(draw(ka, 3), draw(3, ka), "seed and key are not interchangeable");
+}

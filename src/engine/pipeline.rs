@@ -8,7 +8,7 @@ use crate::engine::gate::Observation;
 use crate::engine::image::Frame;
 use crate::engine::model::Model;
 use crate::engine::preprocess::{crop, resize_map, to_tensor, Placement};
-use crate::engine::sampler::Sampler;
+use crate::engine::sampler::{frame_key, Sampler};
 use crate::engine::sanity::{check, image_stats, ImageStats, SanityFailure};
 use crate::engine::score::{frame_score, ScoreMethod, ScoreParams};
 use crate::engine::trust::{Signals, FEATURE_DISTANCE};
@@ -103,11 +103,10 @@ impl Segmentation {
     }
 }
 
-/// Model, dropout sampler and settings: everything that turns frames into segmentations.
+/// Model and settings: everything that turns frames into segmentations.
 pub struct Pipeline {
     /// The loaded model.
     pub model: Model,
-    sampler: Sampler,
     settings: Settings,
     /// Run the T samples as T separate passes of the whole network (benchmark baseline).
     pub one_pass_per_sample: bool,
@@ -128,8 +127,7 @@ impl Pipeline {
         }
         let settings = params.resolve(&model.info)?;
         check_trust(&settings, &model)?;
-        let sampler = Sampler::new(settings.seed, model.info.dropout_p);
-        Ok(Pipeline { model, sampler, settings, one_pass_per_sample: false })
+        Ok(Pipeline { model, settings, one_pass_per_sample: false })
     }
 
     /// The settings in force.
@@ -137,8 +135,7 @@ impl Pipeline {
         &self.settings
     }
 
-    /// Replaces the settings after validating them; the old ones stay on error. The seed's
-    /// stream is not restarted.
+    /// Replaces the settings after validating them; the old ones stay on error.
     pub fn set_settings(&mut self, settings: Settings) -> Result<()> {
         settings.validate()?;
         check_trust(&settings, &self.model)?;
@@ -147,13 +144,16 @@ impl Pipeline {
     }
 
     /// Segments one frame: samples in chunks of `min_samples` until the decision is settled
-    /// ([`crate::engine::anytime`]) or `samples` are drawn. The masks of all `samples` are drawn
-    /// for every frame, so a seed fixes the samples and the stopping point alike.
+    /// ([`crate::engine::anytime`]) or `samples` are drawn. The masks come from a stream keyed by
+    /// the seed and the frame ([`frame_key`]), and the masks of all `samples` are drawn, so the
+    /// seed and the frame alone fix its samples and its stopping point: not the frames before it.
     pub fn segment(&mut self, frame: &Frame, resolution: Resolution, keep_samples: bool) -> Result<Segmentation> {
         let info = &self.model.info;
         let (mw, mh) = (info.width, info.height);
         let t = self.settings.samples;
         let (tensor, place) = to_tensor(frame, &info.input())?;
+        let key = frame_key(frame.width, frame.height, standard(tensor.view()));
+        let mut sampler = Sampler::for_frame(self.settings.seed, key, info.dropout_p);
         let sites = info.dropout_sites.clone();
         let stats = image_stats(&frame.rgb);
         let mut running = Running::new(2, mw * mh);
@@ -161,7 +161,7 @@ impl Pipeline {
         let (model, settings) = (&mut self.model, &self.settings);
         if self.one_pass_per_sample {
             for _ in 0..t {
-                let masks = self.sampler.masks(&sites, 1);
+                let masks = sampler.masks(&sites, 1);
                 model.run_chunks(tensor.view(), &masks, [1], |p, d| {
                     running.add(standard(p));
                     feature_distance = d;
@@ -169,7 +169,7 @@ impl Pipeline {
                 })?;
             }
         } else {
-            let masks = self.sampler.masks(&sites, t);
+            let masks = sampler.masks(&sites, t);
             let thresholds = [settings.gate.threshold_high, settings.gate.threshold_low];
             let method = settings.score.method;
             model.run_chunks(tensor.view(), &masks, checkpoints(settings.min_samples, t), |p, d| {

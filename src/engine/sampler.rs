@@ -1,4 +1,5 @@
-//! Dropout masks from a seeded generator: one seed reproduces a run exactly.
+//! Dropout masks from a seeded generator keyed by the frame: one seed reproduces a frame's
+//! samples exactly, whatever frames came before it (node, `infer`, a bag or a part of it).
 
 /// xoshiro256** seeded through SplitMix64: small, fast, the same stream on every platform.
 #[derive(Clone, Debug)]
@@ -51,6 +52,14 @@ impl Sampler {
         Sampler { rng: Rng::new(seed), p }
     }
 
+    /// The sampler of one frame: its stream is fixed by `seed` and the frame's key
+    /// ([`frame_key`]), so a frame draws the same masks in any run that holds it.
+    pub fn for_frame(seed: u64, key: u64, p: f32) -> Sampler {
+        // Rng::new's SplitMix64 expansion mixes the combined value; the multiplier keeps
+        // (seed, key) and (key, seed) apart.
+        Sampler::new(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ key, p)
+    }
+
     /// Masks for every site (`sites[k]` channels), `t` samples each: `t * sites[k]` values per site.
     pub fn masks(&mut self, sites: &[usize], t: usize) -> Vec<Vec<f32>> {
         let keep = 1.0 - self.p as f64;
@@ -60,6 +69,26 @@ impl Sampler {
             .map(|&c| (0..t * c).map(|_| if self.rng.next_f64() < keep { scale } else { 0.0 }).collect())
             .collect()
     }
+}
+
+/// The key of a frame: a hash of its size and of the model input made from it. The same pixels
+/// give the same key wherever they come from (a camera message, a bag record, an image file);
+/// the hash is fixed here, not std's, so it is the same on every platform and Rust version.
+pub fn frame_key(width: usize, height: usize, input: &[f32]) -> u64 {
+    const M: u64 = 0x9FB2_1C65_1E98_DF25;
+    let mix = |h: u64, w: u64| {
+        let h = (h ^ w).wrapping_mul(M);
+        h ^ (h >> 29)
+    };
+    let mut h = mix(mix(0x5053_4547_4652_414D, width as u64), height as u64);
+    let mut pairs = input.chunks_exact(2);
+    for p in &mut pairs {
+        h = mix(h, (p[0].to_bits() as u64) << 32 | p[1].to_bits() as u64);
+    }
+    if let [last] = pairs.remainder() {
+        h = mix(h, last.to_bits() as u64);
+    }
+    mix(h, input.len() as u64)
 }
 
 /// All-ones masks with T = 1: the deterministic network.
