@@ -43,8 +43,13 @@ fn without_latency(type_name: &str, data: &[u8]) -> Vec<u8> {
 
 fn replayed(out: &Path) -> Vec<(String, Vec<u8>)> {
     let mut p = FrameProcessor::new(Pipeline::new(&params()).unwrap(), LoopOptions::default());
-    let cfg =
-        ReplayConfig { bag: sample_bag(), topic: TOPIC.into(), gt_topic: None, write: TopicSet::ALL, out: out.into() };
+    let cfg = ReplayConfig {
+        bags: vec![sample_bag()],
+        topic: TOPIC.into(),
+        gt_topic: None,
+        write: TopicSet::ALL,
+        out: out.into(),
+    };
     let outcome = replay::run(&mut p, &cfg, &mut |_| {}).unwrap();
     assert!(outcome.error().is_none() && outcome.failures.is_empty(), "{:?}", outcome.error());
     let bag = bag_read::open(&out.join("output")).unwrap();

@@ -8,7 +8,7 @@ use std::time::Instant;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use pipeline_seg::engine::processor::{FrameProcessor, LoopOptions};
-use pipeline_seg::eval::{bench, calibrate, infer, replay, select, Problem, Progress};
+use pipeline_seg::eval::{bench, calibrate, infer, replay, select, state, Problem, Progress};
 use pipeline_seg::outputs::{Topic, TopicSet};
 use pipeline_seg::{Params, Pipeline, Resolution};
 
@@ -26,8 +26,10 @@ enum Command {
     Infer(InferArgs),
     /// Time decode -> segmentation on one image and print latency percentiles as JSON.
     Bench(BenchArgs),
-    /// Run every frame of a bag topic through model and gate; write the node's topics, frames.csv, metrics.json.
+    /// Run every frame of a bag topic through model and gate; write the node's topics, frames.csv, metrics.json, state.json.
     Replay(ReplayArgs),
+    /// Combine replay runs (one per bag, e.g. from a cluster) into metrics.json, frames.csv and report.html of them all.
+    Merge(MergeArgs),
     /// Choose score_method and thresholds from labelled bags; print the trade-off, write a parameter file.
     Calibrate(CalibrateArgs),
     /// Export the K most uncertain frames of bags as PNGs plus manifest.csv for labelling.
@@ -116,8 +118,20 @@ struct ReplayArgs {
     /// Output directory (created if missing; DIR/output must not exist or be empty).
     #[arg(long)]
     out: PathBuf,
-    /// The bag: a directory with metadata.yaml, or an .mcap/.db3 file.
-    bag: PathBuf,
+    /// The bags: directories with metadata.yaml, or .mcap/.db3 files; replayed in this order, the
+    /// gate starting over at each.
+    #[arg(required = true)]
+    bags: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct MergeArgs {
+    /// Output directory (created if missing): metrics.json, frames.csv, report.html, state.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Replay output directories (each with state.json), merged in this order.
+    #[arg(required = true)]
+    runs: Vec<PathBuf>,
 }
 
 /// The bags and camera topic of `calibrate` and `select`.
@@ -126,7 +140,8 @@ struct Bags {
     /// Camera topic (sensor_msgs/msg/Image or CompressedImage).
     #[arg(long)]
     topic: String,
-    /// The bags: directories with metadata.yaml, or .mcap/.db3 files.
+    /// The bags: directories with metadata.yaml, or .mcap/.db3 files; or replay output
+    /// directories (with state.json), whose recorded frames are used without replaying again.
     #[arg(required = true)]
     bags: Vec<PathBuf>,
 }
@@ -248,6 +263,7 @@ fn main() -> ExitCode {
         Command::Infer(args) => infer(args),
         Command::Bench(args) => bench(args),
         Command::Replay(args) => replay(args),
+        Command::Merge(args) => merge(args),
         Command::Calibrate(args) => calibrate(args),
         Command::Select(args) => select(args),
         Command::Reindex(args) => reindex(args),
@@ -295,12 +311,17 @@ fn bench(args: BenchArgs) -> Result<ExitCode, Fatal> {
 fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
     let params = params(&args.shared)?;
     let write = args.write.as_deref().map_or(Ok(TopicSet::CAMPAIGN), |l| Topic::parse_list(l).map(TopicSet::of))?;
-    let cfg = replay::ReplayConfig { bag: args.bag, topic: args.topic, gt_topic: args.gt_topic, write, out: args.out };
+    let cfg =
+        replay::ReplayConfig { bags: args.bags, topic: args.topic, gt_topic: args.gt_topic, write, out: args.out };
     // Fail on a missing or unreadable bag before loading the model.
-    replay::BagFrames::open(&cfg.bag, &cfg.topic, cfg.gt_topic.as_deref())?;
+    let mut total = Some(0);
+    for bag in &cfg.bags {
+        replay::BagFrames::open(bag, &cfg.topic, cfg.gt_topic.as_deref())?;
+        total = total.zip(replay::expected_messages(bag, &cfg.topic)).map(|(a, b)| a + b);
+    }
     let mut processor = FrameProcessor::new(Pipeline::new(&params)?, LoopOptions::default());
     let mut bar = Bar::default();
-    bar.start("replay", replay::expected_messages(&cfg.bag, &cfg.topic));
+    bar.start("replay", total);
     let started = Instant::now();
     let outcome = replay::run(&mut processor, &cfg, &mut |row| bar.step(row.decision.reason.name()))?;
     bar.finish();
@@ -317,6 +338,24 @@ fn replay(args: ReplayArgs) -> Result<ExitCode, Fatal> {
         return Ok(ExitCode::from(if outcome.frames == 0 { 2 } else { 1 }));
     }
     Ok(ExitCode::from(!outcome.failures.is_empty() as u8))
+}
+
+fn merge(args: MergeArgs) -> Result<ExitCode, Fatal> {
+    let merged = state::merge(&args.runs, &args.out)?;
+    let m = merged.state.metrics();
+    eprintln!(
+        "merged {} runs: {} bags, {} frames ({} with ground truth); outputs in {} (metrics.json, frames.csv, report.html, state.json)",
+        args.runs.len(),
+        merged.state.bags.len(),
+        m.frames,
+        m.frames_with_gt,
+        args.out.display()
+    );
+    merged.errors.iter().for_each(|e| eprintln!("error: {e}"));
+    if let Some(e) = &m.error {
+        eprintln!("warning: some runs did not finish their bags: {e}");
+    }
+    Ok(ExitCode::from(!merged.errors.is_empty() as u8))
 }
 
 fn reindex(args: ReindexArgs) -> Result<ExitCode, Fatal> {

@@ -170,6 +170,14 @@ impl FrameProcessor {
         &self.options
     }
 
+    /// Starts a new frame sequence (the next bag of a replay): the gate starts unconfident
+    /// again and the review clock over, as in a fresh run, so that a run over several bags
+    /// decides every bag as separate runs would (docs/interfaces.md §11).
+    pub fn new_sequence(&mut self) {
+        self.gate = Gate::new(self.pipeline.settings().gate);
+        self.last_review_ns = None;
+    }
+
     /// Replaces the settings (validated first; the old ones stay on error) and the options.
     pub fn reconfigure(&mut self, settings: Settings, options: LoopOptions) -> Result<()> {
         self.pipeline.set_settings(settings)?;

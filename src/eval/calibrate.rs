@@ -29,6 +29,7 @@ use crate::engine::trust::{Signals, TrustModel, SIGNALS};
 use crate::eval::metrics::{is_bad, Accumulator};
 use crate::eval::replay::{self, BagFrames, ReplayError};
 use crate::eval::risk;
+use crate::eval::state::{self, FrameRecord, Seen};
 use crate::eval::{Problem, Progress};
 use crate::num::{fixed, percentile, yaml_double};
 
@@ -489,14 +490,22 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
     check_params(&cfg.rule)?;
     // Every bag must open and have the topics before the model loads (exit 2 at once).
     let mut total = 0;
-    for bag in &cfg.bags {
+    for bag in cfg.bags.iter().filter(|b| !state::is_run_dir(b)) {
         BagFrames::open(bag, &cfg.topic, Some(&cfg.gt_topic))?;
         total += replay::expected_messages(bag, &cfg.topic).unwrap_or(0);
     }
     let mut processor = FrameProcessor::new(Pipeline::new(params)?, LoopOptions::default());
     let (mut frames, mut problems): (Vec<SeqFrame>, Vec<Problem>) = (Vec::new(), Vec::new());
     progress.start("calibrate", Some(total));
-    for (b, bag) in cfg.bags.iter().enumerate() {
+    let mut b = 0;
+    for bag in &cfg.bags {
+        if state::is_run_dir(bag) {
+            // A replay run: its recorded frames, bag by bag, instead of replaying again.
+            let run = state::load_matching(bag, &processor, &cfg.topic, Some(&cfg.gt_topic))?;
+            frames.extend(run.frames.iter().map(|f| seq_frame(b + f.bag, f)));
+            b += run.bags.len();
+            continue;
+        }
         let mut acc = Accumulator::new();
         problems.extend(replay::scan(&mut processor, bag, &cfg.topic, Some(&cfg.gt_topic), &mut |bf, r| {
             progress.step(r.decision.reason.name());
@@ -514,6 +523,7 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
             let signals = r.segmentation().map(|s| s.signals);
             frames.push(SeqFrame { bag: b, stamp_ns: r.header.stamp.nanos(), obs, bad, signals });
         })?);
+        b += 1;
     }
     progress.finish();
     let labelled = frames.iter().filter(|f| f.bad.is_some()).count();
@@ -543,6 +553,20 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
     }
     std::fs::write(&cfg.out, text).map_err(|source| ReplayError::Output { path: cfg.out.clone(), source })?;
     Ok(cal)
+}
+
+/// A recorded frame of a replay run as the gate and the bound see it.
+fn seq_frame(bag: usize, f: &FrameRecord) -> SeqFrame {
+    let nan = |v: &[Option<f32>]| v.iter().map(|x| x.unwrap_or(f32::NAN)).collect::<Vec<f32>>();
+    let scores = || nan(&f.scores).try_into().unwrap_or([f32::NAN; METHODS]);
+    let obs = match f.seen {
+        Seen::Score => Ok(scores()),
+        Seen::ImageQuality => Err(Observation::ImageQuality),
+        Seen::DecodeError => Err(Observation::DecodeError),
+        Seen::InferenceError => Err(Observation::InferenceError),
+    };
+    let signals = (!f.signals.is_empty()).then(|| nan(&f.signals).try_into().unwrap_or([f32::NAN; SIGNALS.len()]));
+    SeqFrame { bag, stamp_ns: f.stamp_ns, obs, bad: f.bad, signals }
 }
 
 impl std::fmt::Display for Calibration {

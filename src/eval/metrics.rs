@@ -6,7 +6,7 @@
 //! computed in f32 like numpy does on the float32 maps (`(v * 1000).astype(int)`, truncation,
 //! then clipped), so every pixel lands in the same bin as in Python; sums are f64.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::view::report::ReliabilityBin;
 
@@ -56,15 +56,17 @@ pub struct Metrics {
 }
 
 /// ECE bin sums: count, Σ confidence, count correct.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 struct EceBin {
     n: u64,
     conf: f64,
     correct: u64,
 }
 
-/// Streaming accumulator of docs/interfaces.md §7 pixel metrics (`mcd.Accumulator`).
-#[derive(Clone, Debug)]
+/// Streaming accumulator of docs/interfaces.md §7 pixel metrics (`mcd.Accumulator`). Its
+/// state is counts and sums, so it serializes (`state.json`) and merges exactly
+/// ([`Accumulator::merge`], docs/interfaces.md §11).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Accumulator {
     inter: u64,
     union: u64,
@@ -184,6 +186,42 @@ impl Accumulator {
             gt_has_pipe: gt_n > 0,
             pred_has_pipe: pred_n > 0,
         }
+    }
+
+    /// Adds the frames of another accumulator, as if they had been added here. Counts add
+    /// exactly; the f64 sums (per-frame IoU, ECE confidence) add in another order than one
+    /// stream would, which changes them by rounding only (~1e-16 relative).
+    ///
+    /// # Errors
+    /// When `other` has another histogram size (a state file from another version).
+    pub fn merge(&mut self, other: &Accumulator) -> Result<(), String> {
+        let sizes = [&other.h_err, &other.h_ok, &other.mi_err, &other.mi_ok];
+        if sizes.iter().any(|h| h.len() != BINS) {
+            return Err(format!("histograms of {} bins, expected {BINS}", other.h_err.len()));
+        }
+        self.inter += other.inter;
+        self.union += other.union;
+        self.pred_sum += other.pred_sum;
+        self.gt_sum += other.gt_sum;
+        self.frames += other.frames;
+        self.iou_sum += other.iou_sum;
+        let pairs = [
+            (&mut self.h_err, &other.h_err),
+            (&mut self.h_ok, &other.h_ok),
+            (&mut self.mi_err, &other.mi_err),
+            (&mut self.mi_ok, &other.mi_ok),
+        ];
+        for (a, b) in pairs {
+            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+        }
+        for (tot, o) in self.ece.iter_mut().zip(&other.ece) {
+            for (t, f) in tot.iter_mut().zip(o) {
+                t.n += f.n;
+                t.conf += f.conf;
+                t.correct += f.correct;
+            }
+        }
+        Ok(())
     }
 
     /// Frames added so far.
@@ -368,7 +406,7 @@ pub fn is_bad(iou: f64, gt_has_pipe: bool, pred_has_pipe: bool) -> bool {
 
 /// Gate statistics of docs/interfaces.md §7: how often bad frames and good frames were flagged
 /// (confident = false).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateStats {
     /// Bad frames seen.
     pub bad_frames: u64,
@@ -410,6 +448,14 @@ impl GateStats {
             self.good_unconfident += !confident as u64;
         }
         bad
+    }
+
+    /// Adds the counts of another run.
+    pub fn merge(&mut self, other: &GateStats) {
+        self.bad_frames += other.bad_frames;
+        self.bad_unconfident += other.bad_unconfident;
+        self.good_frames += other.good_frames;
+        self.good_unconfident += other.good_unconfident;
     }
 
     /// Counts one frame from its [`FrameMetrics`]; returns whether it is bad.

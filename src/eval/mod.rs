@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod replay;
 pub mod risk;
 pub mod select;
+pub mod state;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};

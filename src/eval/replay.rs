@@ -18,16 +18,16 @@ use serde::Serialize;
 
 use crate::engine::pipeline::Segmentation;
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, Source};
-use crate::eval::metrics::{is_bad, spearman, Accumulator, FrameMetrics, GateStats, GateSummary, Metrics};
+use crate::eval::metrics::{is_bad, FrameMetrics, GateSummary};
+use crate::eval::state::{self, BagRun, FrameRecord, RunKey, RunState, Seen};
 use crate::eval::Problem;
 use crate::io::bag_read::{self, BagError, BagMessage, MessagePos};
 use crate::io::bag_write::{BagWriteError, BagWriter, TopicId};
 use crate::msg::cdr::CdrMessage;
 use crate::msg::{FrameMsg, Header, Image, Qos, Time};
-use crate::num::short;
 use crate::outputs::{self, Message, Topic, TopicSet};
 use crate::view::render;
-use crate::view::report::{self, FramePoint, Gallery, GalleryItem, ReportInput};
+use crate::view::report::{self, Gallery, GalleryItem};
 
 /// Frames waiting for their ground truth (and masks waiting for their frame) at most.
 pub const MATCH_WINDOW: usize = 16;
@@ -62,6 +62,9 @@ pub enum ReplayError {
     /// The model or a parameter is unusable.
     #[error(transparent)]
     Engine(#[from] crate::error::Error),
+    /// A run directory that cannot be used (`calibrate`, `select`).
+    #[error(transparent)]
+    State(#[from] crate::eval::state::StateError),
     /// No frame of the bags has ground truth (`calibrate`).
     #[error("no frame of {topic} has ground truth on {gt_topic}")]
     NoGroundTruth {
@@ -303,15 +306,16 @@ impl BagFrames {
 /// What to replay and where to write.
 #[derive(Clone, Debug)]
 pub struct ReplayConfig {
-    /// The bag (directory, `metadata.yaml` or storage file).
-    pub bag: PathBuf,
+    /// The bags (directory, `metadata.yaml` or storage file), replayed in this order; the gate
+    /// and the review clock start over at each bag, as in separate runs.
+    pub bags: Vec<PathBuf>,
     /// The camera topic (Image or CompressedImage).
     pub topic: String,
     /// The ground-truth mask topic (mono8, 0/255), if any.
     pub gt_topic: Option<String>,
     /// Output topics to write.
     pub write: TopicSet,
-    /// Output directory: `output/`, `frames.csv`, `metrics.json`, `report.html`.
+    /// Output directory: `output/`, `frames.csv`, `metrics.json`, `report.html`, `state.json`.
     pub out: PathBuf,
 }
 
@@ -383,9 +387,11 @@ pub struct ReplayMetrics {
     /// The model file.
     pub model: PathBuf,
     /// ONNX Runtime execution provider.
-    pub execution_provider: &'static str,
-    /// The bag.
+    pub execution_provider: String,
+    /// The (first) bag.
     pub bag: PathBuf,
+    /// Every bag, in order.
+    pub bags: Vec<PathBuf>,
     /// The camera topic.
     pub topic: String,
     /// The ground-truth topic.
@@ -422,8 +428,10 @@ pub struct Outcome {
     pub failures: Vec<Failure>,
     /// Problems that did not fail a frame.
     pub warnings: Vec<Warning>,
-    /// Why the replay stopped early (the bag, or an output), if it did.
+    /// Why the replay stopped early (the last bag, an interrupt or an output), if it did.
     pub stopped: Option<Stop>,
+    /// Bags that could not be read to their end, before the last one (the run went on).
+    pub bag_stops: Vec<Stop>,
     /// Outputs that could not be finished.
     pub finish_errors: Vec<String>,
     /// Output directory.
@@ -447,7 +455,7 @@ impl Outcome {
     pub fn summary(&self, secs: f64) -> String {
         format!(
             "{} frames ({} with ground truth, {} decode errors, {} inference errors) in {secs:.1} s ({:.2} frames/s); \
-             outputs in {} (output/, frames.csv, metrics.json, report.html)",
+             outputs in {} (output/, frames.csv, metrics.json, report.html, state.json)",
             self.frames,
             self.frames_with_gt,
             self.decode_errors,
@@ -459,7 +467,7 @@ impl Outcome {
 
     /// Why the replay did not finish cleanly, if it did not.
     pub fn error(&self) -> Option<String> {
-        let mut parts: Vec<String> = self.stopped.iter().map(|s| s.to_string()).collect();
+        let mut parts: Vec<String> = self.bag_stops.iter().chain(&self.stopped).map(|s| s.to_string()).collect();
         parts.extend(self.finish_errors.iter().cloned());
         (!parts.is_empty()).then(|| parts.join("; "))
     }
@@ -529,17 +537,6 @@ impl BagSink {
     }
 }
 
-/// Metrics, plots and gallery of the frames with ground truth.
-struct Evaluation {
-    acc: Accumulator,
-    gate_stats: GateStats,
-    scores: Vec<f64>,
-    ious: Vec<f64>,
-    first_ns: Option<i64>,
-    points: Vec<FramePoint>,
-    gallery: Gallery,
-}
-
 /// Thumbnails of a frame for the report's gallery: input, mask and entropy colour map.
 fn gallery_item(r: &FrameResult) -> crate::error::Result<Option<GalleryItem>> {
     let (Some(frame), Some(seg)) = (r.frame.as_ref(), r.segmentation()) else { return Ok(None) };
@@ -558,16 +555,19 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// Replays `cfg.topic` of `cfg.bag` through `processor`; `on_frame` sees every row as written.
-/// Errors before the first frame (bag unreadable, topic missing, output not writable) are
-/// [`ReplayError`]s; a bag error later stops the replay with every output finished
+/// Replays `cfg.topic` of every bag of `cfg.bags` through `processor`; `on_frame` sees every row
+/// as written. Errors before the first frame (a bag unreadable, a topic missing, output not
+/// writable) are [`ReplayError`]s; a bag error later stops that bag's replay (the next bag
+/// still runs), an interrupt or an output error the whole run, with every output finished
 /// ([`Outcome::stopped`]).
 pub fn run(
     processor: &mut FrameProcessor,
     cfg: &ReplayConfig,
     on_frame: &mut dyn FnMut(&FrameRow),
 ) -> Result<Outcome, ReplayError> {
-    let frames = BagFrames::open(&cfg.bag, &cfg.topic, cfg.gt_topic.as_deref())?;
+    for bag in &cfg.bags {
+        BagFrames::open(bag, &cfg.topic, cfg.gt_topic.as_deref())?;
+    }
     std::fs::create_dir_all(&cfg.out).map_err(|source| ReplayError::Output { path: cfg.out.clone(), source })?;
     let mut bag = BagWriter::create(&cfg.out.join("output"))?;
     let mut ids = Vec::new();
@@ -575,111 +575,123 @@ pub fn run(
         ids.push((t, bag.add_topic_with_qos(&t.full(), t.type_name(), t.qos())?));
     }
     let mut sink = BagSink { bag, ids };
-    let csv_path = cfg.out.join("frames.csv");
+    let csv_path = cfg.out.join(state::FRAMES_FILE);
     let mut csv = std::fs::File::create(&csv_path)
         .map(std::io::BufWriter::new)
         .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
     writeln!(
         csv,
-        "stamp_ns,score,confident,reason,pipeline_fraction,latency_ms,iou,dice,pixel_error_rate,feature_distance,trust,samples"
+        "stamp_ns,score,confident,reason,pipeline_fraction,latency_ms,iou,dice,pixel_error_rate,feature_distance,trust,samples,bag"
     )
     .map_err(|source| ReplayError::Output { path: csv_path.clone(), source })?;
-    let mut ev = Evaluation {
-        acc: Accumulator::new(),
-        gate_stats: GateStats::new(),
-        scores: Vec::new(),
-        ious: Vec::new(),
-        first_ns: None,
-        points: Vec::new(),
-        gallery: Gallery::new(report::GALLERY_FRAMES),
-    };
+    let key = RunKey::new(processor, &cfg.topic, cfg.gt_topic.as_deref())
+        .map_err(|source| ReplayError::Output { path: processor.pipeline().model.path.clone(), source })?;
+    let mut state = RunState::new(key, processor.pipeline().model.path.clone());
+    let mut gallery = Gallery::new(report::GALLERY_FRAMES);
     let mut outcome = Outcome { out: cfg.out.clone(), ..Outcome::default() };
     let (mut gt_warnings, mut warnings) = (Vec::new(), Vec::new());
-    let stop = frames.for_each(&mut gt_warnings, &mut |bf| {
-        if super::interrupted() {
-            return Err(Stop::Interrupted);
-        }
-        let r = process(processor, &bf);
-        let t = bf.log_time_ns;
-        let metrics = match (r.segmentation(), &bf.gt) {
-            (Some(seg), Some(gt)) if (gt.width, gt.height) == (seg.width, seg.height) => {
-                let m = ev.acc.add(&seg.prob, &seg.entropy, &seg.mi, &gt.data);
-                ev.gate_stats.add_frame(&m, r.decision.confident);
-                ev.scores.push(seg.score as f64);
-                ev.ious.push(m.iou);
-                outcome.frames_with_gt += 1;
-                Some(m)
-            }
-            (Some(seg), Some(gt)) => {
-                let (gt, frame) = ((gt.width, gt.height), (seg.width, seg.height));
-                warnings.push(Warning::GroundTruthSize { pos: bf.pos.clone(), gt, frame });
-                None
-            }
-            _ => None,
+    for (b, path) in cfg.bags.iter().enumerate() {
+        processor.new_sequence();
+        let mut bag_run = BagRun {
+            bag: path.clone(),
+            frames: 0,
+            frames_with_gt: 0,
+            decode_errors: 0,
+            inference_errors: 0,
+            error: None,
         };
-        if let Some(seg) = r.segmentation() {
-            if ev.gallery.accepts(seg.score as f64, r.header.stamp.nanos()) {
-                match gallery_item(&r) {
-                    Ok(Some(item)) => ev.gallery.offer(item),
-                    Ok(None) => {}
-                    Err(error) => warnings.push(Warning::Thumbnail { pos: bf.pos.clone(), error }),
+        let before = (outcome.frames, outcome.frames_with_gt, outcome.decode_errors, outcome.inference_errors);
+        let bag_csv = csv_field(&path.display().to_string());
+        let frames = BagFrames::open(path, &cfg.topic, cfg.gt_topic.as_deref())?;
+        let stop = frames.for_each(&mut gt_warnings, &mut |bf| {
+            if super::interrupted() {
+                return Err(Stop::Interrupted);
+            }
+            let r = process(processor, &bf);
+            let t = bf.log_time_ns;
+            let metrics = match (r.segmentation(), &bf.gt) {
+                (Some(seg), Some(gt)) if (gt.width, gt.height) == (seg.width, seg.height) => {
+                    let m = state.accumulator.add(&seg.prob, &seg.entropy, &seg.mi, &gt.data);
+                    state.gate.add_frame(&m, r.decision.confident);
+                    outcome.frames_with_gt += 1;
+                    Some(m)
+                }
+                (Some(seg), Some(gt)) => {
+                    let (gt, frame) = ((gt.width, gt.height), (seg.width, seg.height));
+                    warnings.push(Warning::GroundTruthSize { pos: bf.pos.clone(), gt, frame });
+                    None
+                }
+                _ => None,
+            };
+            if let Some(seg) = r.segmentation() {
+                if gallery.accepts(seg.score as f64, r.header.stamp.nanos()) {
+                    match gallery_item(&r) {
+                        Ok(Some(item)) => gallery.offer(item),
+                        Ok(None) => {}
+                        Err(error) => warnings.push(Warning::Thumbnail { pos: bf.pos.clone(), error }),
+                    }
                 }
             }
-        }
-        let seg = r.segmentation();
-        let row = FrameRow {
-            stamp_ns: r.header.stamp.nanos(),
-            score: seg.map(|s| s.score),
-            decision: r.decision,
-            pipeline_fraction: seg.map(|s| s.pipeline_fraction),
-            latency_ms: r.latency_ms,
-            metrics,
-            feature_distance: seg.and_then(Segmentation::feature_distance),
-            trust: seg.and_then(Segmentation::trust),
-            samples: seg.map(|s| s.samples),
-        };
-        let m = row.metrics;
-        writeln!(
-            csv,
-            "{},{},{},{},{},{:.3},{},{},{},{},{},{}",
-            row.stamp_ns,
-            opt(row.score),
-            row.decision.confident,
-            row.decision.reason.name(),
-            opt(row.pipeline_fraction),
-            row.latency_ms,
-            opt(m.map(|m| m.iou)),
-            opt(m.map(|m| m.dice)),
-            opt(m.map(|m| m.pixel_error_rate)),
-            opt(row.feature_distance),
-            opt(row.trust),
-            row.samples.map_or_else(String::new, |n| n.to_string()),
-        )
-        .and_then(|()| csv.flush())
-        .map_err(|e| Stop::Output(format!("{}: {e}", csv_path.display())))?;
-        // The row is in the file before the frame's messages can reach the bag: a killed run
-        // keeps a row for every decision its bag holds.
-        sink.put(t, outputs::decision_messages(&r))?;
-        let input = bf.msg.as_ref().ok();
-        let msgs = outputs::frame_messages(&r, input, &|topic| sink.wants(topic), None)
-            .map_err(|e| Stop::Output(e.to_string()))?;
-        sink.put(t, msgs)?;
-        let first = *ev.first_ns.get_or_insert(t);
-        ev.points.push(FramePoint {
-            t: (t - first) as f64 * 1e-9,
-            score: row.score.map(f64::from),
-            confident: row.decision.confident,
-            flagged: r.review,
-            iou: m.map(|m| m.iou),
-            bad: m.map(|m| is_bad(m.iou, m.gt_has_pipe, m.pred_has_pipe)),
-            trust: row.trust.map(f64::from),
-            feature_distance: row.feature_distance.map(f64::from),
+            let seg = r.segmentation();
+            let row = FrameRow {
+                stamp_ns: r.header.stamp.nanos(),
+                score: seg.map(|s| s.score),
+                decision: r.decision,
+                pipeline_fraction: seg.map(|s| s.pipeline_fraction),
+                latency_ms: r.latency_ms,
+                metrics,
+                feature_distance: seg.and_then(Segmentation::feature_distance),
+                trust: seg.and_then(Segmentation::trust),
+                samples: seg.map(|s| s.samples),
+            };
+            let m = row.metrics;
+            writeln!(
+                csv,
+                "{},{},{},{},{},{:.3},{},{},{},{},{},{},{}",
+                row.stamp_ns,
+                opt(row.score),
+                row.decision.confident,
+                row.decision.reason.name(),
+                opt(row.pipeline_fraction),
+                row.latency_ms,
+                opt(m.map(|m| m.iou)),
+                opt(m.map(|m| m.dice)),
+                opt(m.map(|m| m.pixel_error_rate)),
+                opt(row.feature_distance),
+                opt(row.trust),
+                row.samples.map_or_else(String::new, |n| n.to_string()),
+                bag_csv,
+            )
+            .and_then(|()| csv.flush())
+            .map_err(|e| Stop::Output(format!("{}: {e}", csv_path.display())))?;
+            // The row is in the file before the frame's messages can reach the bag: a killed run
+            // keeps a row for every decision its bag holds.
+            sink.put(t, outputs::decision_messages(&r))?;
+            let input = bf.msg.as_ref().ok();
+            let msgs = outputs::frame_messages(&r, input, &|topic| sink.wants(topic), None)
+                .map_err(|e| Stop::Output(e.to_string()))?;
+            sink.put(t, msgs)?;
+            state.frames.push(record(b, &bf, &r, m));
+            outcome.count(&bf.pos, r);
+            on_frame(&row);
+            Ok(())
         });
-        outcome.count(&bf.pos, r);
-        on_frame(&row);
-        Ok(())
-    });
-    outcome.stopped = stop;
+        bag_run.frames = outcome.frames - before.0;
+        bag_run.frames_with_gt = outcome.frames_with_gt - before.1;
+        bag_run.decode_errors = outcome.decode_errors - before.2;
+        bag_run.inference_errors = outcome.inference_errors - before.3;
+        bag_run.error = stop.as_ref().map(|s| s.to_string());
+        state.bags.push(bag_run);
+        match stop {
+            // A bag that cannot be read further: the next bag still runs.
+            Some(s @ Stop::Bag { .. }) if b + 1 < cfg.bags.len() => outcome.bag_stops.push(s),
+            Some(s) => {
+                outcome.stopped = Some(s);
+                break;
+            }
+            None => {}
+        }
+    }
     gt_warnings.extend(warnings);
     outcome.warnings = gt_warnings;
     let BagSink { bag, .. } = sink;
@@ -689,69 +701,47 @@ pub fn run(
     if let Err(e) = csv.flush() {
         outcome.finish_errors.push(format!("{}: {e}", csv_path.display()));
     }
-    let metrics = replay_metrics(processor, cfg, &ev, &outcome);
-    let json = serde_json::to_value(&metrics).unwrap_or_default();
-    let metrics_path = cfg.out.join("metrics.json");
-    if let Err(e) = std::fs::write(&metrics_path, serde_json::to_string_pretty(&json).unwrap_or_default() + "\n") {
-        outcome.finish_errors.push(format!("{}: {e}", metrics_path.display()));
+    if !outcome.finish_errors.is_empty() {
+        // An output that could not be finished is part of the run's error in metrics.json.
+        let last = state.bags.last_mut().expect("one bag at least");
+        let text = std::iter::once(last.error.take()).flatten().chain(outcome.finish_errors.iter().cloned());
+        last.error = Some(text.collect::<Vec<_>>().join("; "));
     }
-    let settings = processor.settings();
-    let m = ev.acc.metrics();
-    let with_gt = ev.acc.frames() > 0;
-    let report_input = ReportInput {
-        metrics: &json,
-        frames: &ev.points,
-        threshold_high: settings.gate.threshold_high as f64,
-        threshold_low: settings.gate.threshold_low as f64,
-        reliability: ev.acc.reliability(),
-        risk_coverage: ev.acc.risk_coverage(),
-        aurc: with_gt.then_some(m.aurc),
-        roc: ev.acc.error_roc(),
-        auroc: m.auroc_entropy,
-        gallery: ev.gallery.into_sorted(),
-    };
-    let report_path = cfg.out.join("report.html");
-    if let Err(e) = report::write_report(&report_path, &report_input) {
-        outcome.finish_errors.push(format!("{}: {e}", report_path.display()));
-    }
+    let errors = state.write(&cfg.out, gallery.into_sorted());
+    outcome.finish_errors.extend(errors);
     Ok(outcome)
 }
 
-fn replay_metrics(processor: &FrameProcessor, cfg: &ReplayConfig, ev: &Evaluation, outcome: &Outcome) -> ReplayMetrics {
-    let settings = processor.settings();
-    let model = &processor.pipeline().model;
-    let m: Metrics = ev.acc.metrics();
-    let with_gt = ev.acc.frames() > 0;
-    ReplayMetrics {
-        pooled_iou: with_gt.then_some(m.pooled_iou),
-        mean_iou: m.mean_iou,
-        dice: with_gt.then_some(m.dice),
-        auroc_entropy: m.auroc_entropy,
-        auroc_mi: m.auroc_mi,
-        ece: m.ece,
-        ece_pipe: m.ece_pipe,
-        aurc: with_gt.then_some(m.aurc),
-        pixel_error_rate: with_gt.then_some(m.pixel_error_rate),
-        spearman_score_iou: spearman(&ev.scores, &ev.ious),
-        gate: ev.gate_stats.summary(),
-        frames: outcome.frames,
-        frames_with_gt: outcome.frames_with_gt,
-        decode_errors: outcome.decode_errors,
-        inference_errors: outcome.inference_errors,
-        samples: settings.samples,
-        seed: settings.seed,
-        score_method: settings.score.method.name(),
-        thresholds: Thresholds {
-            threshold_high: short(settings.gate.threshold_high),
-            threshold_low: short(settings.gate.threshold_low),
-            recover_frames: settings.gate.recover_frames,
-        },
-        model: model.path.clone(),
-        execution_provider: model.execution_provider,
-        bag: cfg.bag.clone(),
-        topic: cfg.topic.clone(),
-        gt_topic: cfg.gt_topic.clone(),
-        stopped_early: outcome.stopped.is_some(),
-        error: outcome.error(),
+/// The state file's record of a frame.
+fn record(bag: usize, bf: &BagFrame, r: &FrameResult, m: Option<FrameMetrics>) -> FrameRecord {
+    let seen = match &r.outcome {
+        Ok(seg) if seg.sanity.is_ok() => Seen::Score,
+        Ok(_) => Seen::ImageQuality,
+        Err(FrameFailure::Decode(_)) => Seen::DecodeError,
+        Err(FrameFailure::Inference(_)) => Seen::InferenceError,
+    };
+    let finite = |v: f32| Some(v).filter(|v| !v.is_nan());
+    let seg = r.segmentation();
+    FrameRecord {
+        bag,
+        log_time_ns: bf.log_time_ns,
+        stamp_ns: r.header.stamp.nanos(),
+        seen,
+        scores: seg.map(|s| s.scores.iter().map(|&v| finite(v)).collect()).unwrap_or_default(),
+        mi_score: seg.and_then(|s| finite(s.mi_score)),
+        signals: seg.map(|s| s.signals.iter().map(|&v| finite(v)).collect()).unwrap_or_default(),
+        confident: r.decision.confident,
+        review: r.review,
+        iou: m.map(|m| m.iou),
+        bad: m.map(|m| is_bad(m.iou, m.gt_has_pipe, m.pred_has_pipe)),
+    }
+}
+
+/// A CSV field, quoted when it holds a comma or a quote.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
     }
 }

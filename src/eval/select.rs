@@ -11,7 +11,8 @@ use crate::engine::config::Params;
 use crate::engine::image::decode_msg;
 use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{FrameFailure, FrameProcessor, LoopOptions};
-use crate::eval::replay::{self, BagFrames, Failure, ReplayError};
+use crate::eval::replay::{self, csv_field, BagFrames, Failure, ReplayError};
+use crate::eval::state::{self, FrameRecord, Seen};
 use crate::eval::{Problem, Progress};
 use crate::io::bag_read;
 use crate::view::render;
@@ -80,14 +81,6 @@ pub struct Selection {
     pub problems: Vec<Problem>,
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Scores every frame of the bags, picks the top K and writes them with `manifest.csv`.
 pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> Result<Selection, ReplayError> {
     if cfg.top_k == 0 {
@@ -101,7 +94,7 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
         .into());
     }
     let mut total = 0;
-    for bag in &cfg.bags {
+    for bag in cfg.bags.iter().filter(|b| !state::is_run_dir(b)) {
         BagFrames::open(bag, &cfg.topic, None)?;
         total += replay::expected_messages(bag, &cfg.topic).unwrap_or(0);
     }
@@ -112,7 +105,26 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
     // Pass 1: every frame's score; only (bag, stamp, score) is kept.
     progress.start("select: scoring", Some(total));
     let (mut cands, mut problems) = (Vec::new(), Vec::new());
-    for (i, bag) in cfg.bags.iter().enumerate() {
+    // The bags the frames come from: a replay run's recorded bags stand in for its directory.
+    let mut bags: Vec<PathBuf> = Vec::new();
+    for bag in &cfg.bags {
+        if state::is_run_dir(bag) {
+            let run = state::load_matching(bag, &processor, &cfg.topic, None)?;
+            let score = |f: &FrameRecord| match cfg.by {
+                By::Mi => f.mi_score,
+                By::Entropy => f.score(run.method()),
+            };
+            let segmented = run.frames.iter().filter(|f| matches!(f.seen, Seen::Score | Seen::ImageQuality));
+            cands.extend(
+                segmented.filter_map(|f| {
+                    Some(Candidate { bag: bags.len() + f.bag, stamp_ns: f.stamp_ns, score: score(f)? })
+                }),
+            );
+            bags.extend(run.bags.iter().map(|b| b.bag.clone()));
+            continue;
+        }
+        let i = bags.len();
+        bags.push(bag.clone());
         problems.extend(replay::scan(&mut processor, bag, &cfg.topic, None, &mut |_, r| {
             progress.step(r.decision.reason.name());
             if let Some(seg) = r.segmentation() {
@@ -129,7 +141,7 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
     // Pass 2: read the chosen frames again and write them losslessly.
     progress.start("select: writing", Some(picked.len() as u64));
     let mut written = HashSet::new();
-    for (i, bag) in cfg.bags.iter().enumerate() {
+    for (i, bag) in bags.iter().enumerate() {
         let want: HashSet<i64> = picked.iter().filter(|c| c.bag == i).map(|c| c.stamp_ns).collect();
         if want.is_empty() {
             continue;
@@ -164,13 +176,7 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
     }
     let mut csv = String::from("bag,topic,stamp_ns,score\n");
     for c in &written {
-        csv += &format!(
-            "{},{},{},{}\n",
-            csv_field(&cfg.bags[c.bag].display().to_string()),
-            cfg.topic,
-            c.stamp_ns,
-            c.score
-        );
+        csv += &format!("{},{},{},{}\n", csv_field(&bags[c.bag].display().to_string()), cfg.topic, c.stamp_ns, c.score);
     }
     let manifest = cfg.out.join("manifest.csv");
     std::fs::write(&manifest, csv).map_err(|source| ReplayError::Output { path: manifest, source })?;
