@@ -236,8 +236,7 @@ mod tests {
                 (15, "errorprocessing"),
             ]
         );
-        let requested: Vec<(u8, &str)> =
-            TRANSITIONS.iter().filter(|t| t.id < 10).map(|t| (t.id, t.label)).collect();
+        let requested: Vec<(u8, &str)> = TRANSITIONS.iter().filter(|t| t.id < 10).map(|t| (t.id, t.label)).collect();
         assert_eq!(
             requested,
             [
