@@ -255,7 +255,7 @@ mod tests {
             let out: Vec<&Transition> = TRANSITIONS.iter().filter(|t| t.start == *s).collect();
             assert_eq!(out.len(), 3, "{s:?}");
             assert_eq!([out[0].label, out[1].label, out[2].label], [SUCCESS, FAILURE, ERROR]);
-            assert!(out[0].id % 10 == 0 && out[1].id == out[0].id + 1 && out[2].id == out[0].id + 2);
+            assert!(out[0].id.is_multiple_of(10) && out[1].id == out[0].id + 1 && out[2].id == out[0].id + 2);
         }
     }
 
