@@ -24,6 +24,7 @@ ARGUMENTS = [
     ("samples", "", "MC-Dropout samples T per frame (1..256); empty = the model's calibrated default"),
     ("namespace", "", "namespace of the node and its topics"),
     ("use_sim_time", "false", "use /clock (e.g. when replaying a bag with --clock)"),
+    ("managed", "", "true = a managed (lifecycle) node: starts unconfigured, needs configure and activate (ros2 lifecycle set); empty = the parameter file's (false)"),
 ]
 
 
@@ -38,6 +39,10 @@ def _node(context):
         overrides["model_path"] = arg["model_path"]
     if arg["device"]:
         overrides["device"] = arg["device"]
+    if arg["managed"]:
+        if arg["managed"].lower() not in ("true", "false"):
+            raise ValueError(f"managed:={arg['managed']} is not true or false")
+        overrides["managed"] = arg["managed"].lower() == "true"
     if arg["samples"]:
         if not arg["samples"].isdigit():
             raise ValueError(f"samples:={arg['samples']} is not a whole number (1..256)")

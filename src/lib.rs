@@ -19,6 +19,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod io;
+pub mod lifecycle;
 pub mod msg;
 pub mod num;
 pub mod outputs;

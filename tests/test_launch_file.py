@@ -7,7 +7,7 @@ from pathlib import Path
 
 LAUNCH = Path(__file__).resolve().parents[1] / "launch" / "pipeline_seg.launch.py"
 PROMISED = {"image_topic", "input_transport", "params_file", "model_path", "device", "samples", "namespace",
-            "use_sim_time"}
+            "use_sim_time", "managed"}
 
 
 def test_launch_file_compiles():

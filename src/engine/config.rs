@@ -70,6 +70,7 @@ pub const NODE_ONLY: &[&str] = &[
     "publish_mutual_information",
     "publish_entropy_color",
     "publish_overlay",
+    "managed",
     "use_sim_time",
 ];
 

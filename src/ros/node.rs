@@ -5,25 +5,34 @@
 //! stream into a one-frame slot (older frames are dropped and counted); the inference thread
 //! takes the newest frame, runs the pipeline and publishes; a timer task publishes staleness
 //! and 1 Hz diagnostics; a parameter task validates run-time changes.
+//!
+//! With `managed:=true` the node is a ROS 2 managed (lifecycle) node ([`crate::lifecycle`]): it
+//! starts unconfigured, without model or input subscription; a lifecycle task serves the
+//! `lifecycle_msgs` services and runs the transitions (docs/interfaces.md §10).
 
 use std::collections::{HashSet, VecDeque};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use r2r::diagnostic_msgs::msg::DiagnosticArray;
+use r2r::lifecycle_msgs::msg::{
+    State as StateMsg, Transition as TransitionMsg, TransitionDescription, TransitionEvent,
+};
+use r2r::lifecycle_msgs::srv::{ChangeState, GetAvailableStates, GetAvailableTransitions, GetState};
 use r2r::sensor_msgs::msg::{CompressedImage, Image};
 use r2r::std_msgs::msg::Bool;
 use r2r::{Publisher, QosProfile, RosParams};
 
 use super::msgs::{bool_out, compressed_in, diagnostics_out, image_out, raw_in};
 use super::params::{describe_r2r_error, NodeParams, NodeSettings, Validated, FROM_MODEL};
-use crate::engine::config::Settings;
-use crate::engine::gate::{Decision, Reason};
+use crate::engine::config::{Params, Settings};
+use crate::engine::gate::Reason;
 use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, LoopOptions, Source};
+use crate::lifecycle::{self, Machine, Outcome};
 use crate::msg::{FrameMsg, Header};
 use crate::num::{percentile, short};
 use crate::outputs::{self, diagnostic, Message, Topic, TopicSet};
@@ -104,10 +113,16 @@ struct State {
     last_arrival: Option<Instant>,
     stale: bool,
     last_stale_publish: Option<Instant>,
-    settings: Settings,
+    /// Managed node: when it last became active (staleness counts from there).
+    active_since: Option<Instant>,
+    /// The settings in force; none while a managed node has no model (unconfigured).
+    settings: Option<Settings>,
     node: NodeSettings,
     /// The topics the `publish_*` parameters leave on.
     publish: TopicSet,
+    /// Execution provider and model file of the loaded model (empty without one).
+    provider: &'static str,
+    model: String,
 }
 
 struct Shared {
@@ -121,8 +136,12 @@ struct Shared {
     pending_settings: Mutex<Option<(Settings, LoopOptions)>>,
     /// The timer published a stale decision: the gate's recovery starts over.
     went_stale: AtomicBool,
-    provider: &'static str,
-    model: String,
+    /// The worker's frame processor (model and gate); none while a managed node is
+    /// unconfigured. The worker holds the lock while it processes and publishes a frame.
+    processor: Mutex<Option<FrameProcessor>>,
+    /// The `lifecycle_msgs/msg/State` id: always active for an unmanaged node. Frames are
+    /// processed only while active.
+    lifecycle: AtomicU8,
     /// The review clock's origin.
     started: Instant,
     /// Review bundles that could not be saved: last log line, failures since.
@@ -153,11 +172,56 @@ fn qos_input(n: &NodeSettings) -> QosProfile {
     }
 }
 
+/// A stream of input frames.
+type Frames = std::pin::Pin<Box<dyn futures::Stream<Item = FrameMsg> + Send>>;
+
+/// The node's parameter table (`ros2 param get` reads it).
+type ParamTable = Arc<Mutex<r2r::indexmap::IndexMap<String, r2r::Parameter>>>;
+
+/// What only the spin thread, which owns the node, can do.
+enum NodeCmd {
+    /// Subscribe to the input (a managed node's activate).
+    Subscribe(tokio::sync::oneshot::Sender<Result<Frames, String>>),
+}
+
+/// The input topic and its type name.
+fn input_topic(n: &NodeSettings) -> (&'static str, &'static str) {
+    if n.compressed {
+        ("~/image/compressed", "sensor_msgs/msg/CompressedImage")
+    } else {
+        ("~/image", "sensor_msgs/msg/Image")
+    }
+}
+
+fn subscribe_input(node: &mut r2r::Node, n: &NodeSettings) -> Result<Frames, String> {
+    let (topic, _) = input_topic(n);
+    let input_qos = qos_input(n);
+    Ok(if n.compressed {
+        let s = node.subscribe::<CompressedImage>(topic, input_qos).map_err(|e| format!("subscribe {topic}: {e}"))?;
+        Box::pin(s.map(compressed_in))
+    } else {
+        let s = node.subscribe::<Image>(topic, input_qos).map_err(|e| format!("subscribe {topic}: {e}"))?;
+        Box::pin(s.map(raw_in))
+    })
+}
+
+/// Loads and checks the model: the unmanaged node's start-up and the managed node's configure.
+/// Writes the model's calibrated values back into the parameters nobody set.
+fn load_model(table: &ParamTable, params: &Arc<Mutex<Validated>>, lib_params: &Params) -> Result<Pipeline, String> {
+    let pipeline = Pipeline::new(lib_params).map_err(|e| e.to_string())?;
+    let settings = pipeline.settings().clone();
+    write_back_model_defaults(table, params, &settings);
+    let mut p = lock(params);
+    p.base = Some(settings);
+    p.unloaded = false;
+    Ok(pipeline)
+}
+
 fn run() -> Result<(), String> {
     let ctx = r2r::Context::create().map_err(|e| format!("ROS 2 context: {e}"))?;
     let mut node = r2r::Node::create(ctx, NODE, "").map_err(|e| format!("ROS 2 node: {e}"))?;
     let set_by_user: HashSet<String> = lock(&node.params).keys().cloned().collect();
-    let params = Arc::new(Mutex::new(Validated { params: NodeParams::default(), base: None }));
+    let params = Arc::new(Mutex::new(Validated::new(NodeParams::default())));
     let (param_handler, param_events) =
         node.make_derived_parameter_handler(params.clone()).map_err(|e| describe_r2r_error(&e))?;
     let known: HashSet<&str> =
@@ -167,39 +231,35 @@ fn run() -> Result<(), String> {
     }
 
     // Check everything before the first subscription, so a bad value stops the node at once.
-    let (lib_params, node_settings) = {
-        let p = &mut lock(&params).params;
-        (p.library_params(&set_by_user).map_err(|e| e.to_string())?, p.node_settings().map_err(|e| e.to_string())?)
+    let (lib_params, node_settings, managed) = {
+        let mut v = lock(&params);
+        v.set_by_user = set_by_user.clone();
+        let p = &mut v.params;
+        let lib = p.library_params(&set_by_user).map_err(|e| e.to_string())?;
+        (lib, p.node_settings().map_err(|e| e.to_string())?, p.managed)
     };
     // The deadline is offered once, at start: an automatic one is fixed now, so a later change
     // of stale_timeout_ms is checked against the deadline subscribers already hold.
     fix_deadline(&mut node, &params);
-    let pipeline = Pipeline::new(&lib_params).map_err(|e| e.to_string())?;
-    let settings = pipeline.settings().clone();
-    write_back_model_defaults(&mut node, &params, &settings);
-    let good_params = {
-        let mut p = lock(&params);
-        p.base = Some(settings.clone());
-        p.params.clone()
+    let table = node.params.clone();
+    // A managed node loads its model at configure; model parameters may change until then.
+    let pipeline = if managed {
+        lock(&params).unloaded = true;
+        None
+    } else {
+        Some(load_model(&table, &params, &lib_params)?)
     };
+    let settings = pipeline.as_ref().map(|p| p.settings().clone());
+    let publish = lock(&params).params.publish_topics();
 
     let out = create_outputs(&mut node, &node_settings).map_err(|e| format!("cannot create publishers: {e}"))?;
-    let input_qos = qos_input(&node_settings);
-    let (topic, type_name) = if node_settings.compressed {
-        ("~/image/compressed", "sensor_msgs/msg/CompressedImage")
-    } else {
-        ("~/image", "sensor_msgs/msg/Image")
-    };
-    let frames: std::pin::Pin<Box<dyn futures::Stream<Item = FrameMsg> + Send>> = if node_settings.compressed {
-        let s = node.subscribe::<CompressedImage>(topic, input_qos).map_err(|e| format!("subscribe {topic}: {e}"))?;
-        Box::pin(s.map(compressed_in))
-    } else {
-        let s = node.subscribe::<Image>(topic, input_qos).map_err(|e| format!("subscribe {topic}: {e}"))?;
-        Box::pin(s.map(raw_in))
-    };
+    let (topic, type_name) = input_topic(&node_settings);
+    let frames = if managed { None } else { Some(subscribe_input(&mut node, &node_settings)?) };
     let own_topic = format!("{}/{}", node.fully_qualified_name().unwrap_or_default(), topic.trim_start_matches("~/"));
     let full_topic = remapped(&[topic, &own_topic]).unwrap_or(own_topic);
-    let p = &good_params;
+    let (provider, model) = pipeline
+        .as_ref()
+        .map_or(("", String::new()), |p| (p.model.execution_provider, p.model.path.display().to_string()));
     let shared = Arc::new(Shared {
         out: Mutex::new(out),
         slot: Slot::default(),
@@ -210,19 +270,22 @@ fn run() -> Result<(), String> {
             last_arrival: None,
             stale: false,
             last_stale_publish: None,
+            active_since: None,
             settings: settings.clone(),
             node: node_settings.clone(),
-            publish: p.publish_topics(),
+            publish,
+            provider,
+            model: model.clone(),
         }),
         shutdown: AtomicBool::new(false),
         pending_settings: Mutex::new(None),
         went_stale: AtomicBool::new(false),
-        provider: pipeline.model.execution_provider,
-        model: pipeline.model.path.display().to_string(),
+        processor: Mutex::new(pipeline.map(|p| FrameProcessor::new(p, loop_options(&node_settings)))),
+        lifecycle: AtomicU8::new(if managed { lifecycle::UNCONFIGURED.id } else { lifecycle::ACTIVE.id }),
         started: Instant::now(),
         review_errors: Mutex::new((None, 0)),
     });
-    let mut processor = FrameProcessor::new(pipeline, loop_options(&node_settings));
+    let services = if managed { Some(LifecycleServices::create(&mut node)?) } else { None };
     lock(&shared.out).publish(Topic::Confident, Message::Bool(crate::msg::Bool { data: false }));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -237,27 +300,39 @@ fn run() -> Result<(), String> {
         let handler = |kind| signal(kind).map_err(|e| format!("signal handler: {e}"));
         (handler(SignalKind::interrupt())?, handler(SignalKind::terminate())?)
     };
-    r2r::log_info!(
-        NODE,
-        "ready: input {full_topic} ({type_name}, {}), outputs under {}/; model {} on {}, T = {}, {} high {} low {}",
-        if node_settings.reliable { "reliable" } else { "best effort" },
-        node.fully_qualified_name().unwrap_or_default(),
-        shared.model,
-        shared.provider,
-        settings.samples,
-        settings.score.method.name(),
-        settings.gate.threshold_high,
-        settings.gate.threshold_low
-    );
+    let reliability = if node_settings.reliable { "reliable" } else { "best effort" };
+    let outputs_under = node.fully_qualified_name().unwrap_or_default();
+    if let Some(settings) = &settings {
+        r2r::log_info!(
+            NODE,
+            "ready: input {full_topic} ({type_name}, {reliability}), outputs under {outputs_under}/; model {model} on {provider}, T = {}, {} high {} low {}",
+            settings.samples,
+            settings.score.method.name(),
+            settings.gate.threshold_high,
+            settings.gate.threshold_low
+        );
+    } else {
+        r2r::log_info!(
+            NODE,
+            "ready (managed, unconfigured): input {full_topic} ({type_name}, {reliability}) once active, outputs under \
+             {outputs_under}/; the model is loaded at configure"
+        );
+    }
 
-    // Every entity exists now: the node moves into its own thread, which only spins.
+    // Every entity exists now: the node moves into its own thread, which only spins (and
+    // subscribes when a managed node's activate asks).
+    let (commands, command_rx) = std::sync::mpsc::channel::<NodeCmd>();
     let spin = {
         let shared = shared.clone();
+        let input = node_settings.clone();
         std::thread::Builder::new()
             .name("ros_spin".into())
             .spawn(move || {
                 while !shared.shutdown.load(Ordering::Relaxed) {
                     node.spin_once(Duration::from_millis(20));
+                    while let Ok(NodeCmd::Subscribe(reply)) = command_rx.try_recv() {
+                        let _ = reply.send(subscribe_input(&mut node, &input));
+                    }
                 }
                 // Let the last messages (confident = false) leave before the node goes.
                 node.spin_once(Duration::from_millis(100));
@@ -268,15 +343,30 @@ fn run() -> Result<(), String> {
         let shared = shared.clone();
         std::thread::Builder::new()
             .name("inference".into())
-            .spawn(move || inference_loop(&shared, &mut processor))
+            .spawn(move || inference_loop(&shared))
             .map_err(|e| e.to_string())?
     };
     runtime.spawn(param_handler);
-    runtime.spawn(drain(frames, shared.clone()));
+    if let Some(frames) = frames {
+        runtime.spawn(drain(frames, shared.clone()));
+    }
+    let finalized = Arc::new(tokio::sync::Notify::new());
+    if let Some(services) = services {
+        let managed = Managed {
+            shared: shared.clone(),
+            params: params.clone(),
+            table,
+            machine: Arc::new(Mutex::new(Machine::default())),
+            commands,
+            drain: None,
+            finalized: finalized.clone(),
+        };
+        services.spawn(&runtime, managed);
+    }
     runtime.spawn(param_changes(param_events, params, shared.clone()));
     runtime.spawn(timers(shared.clone(), full_topic, type_name));
     runtime.block_on(async {
-        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {} }
+        tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {}, _ = finalized.notified() => {} }
     });
 
     // Fail safe on the way out: nobody may keep following a mask from a node that is gone.
@@ -345,7 +435,7 @@ fn fix_deadline(node: &mut r2r::Node, params: &Arc<Mutex<Validated>>) {
 }
 
 /// Shows the model's calibrated values in `ros2 param get` for parameters nobody set.
-fn write_back_model_defaults(node: &mut r2r::Node, params: &Arc<Mutex<Validated>>, s: &Settings) {
+fn write_back_model_defaults(table: &ParamTable, params: &Arc<Mutex<Validated>>, s: &Settings) {
     use r2r::ParameterValue as V;
     let values = [
         ("samples", V::Integer(s.samples as i64)),
@@ -357,7 +447,7 @@ fn write_back_model_defaults(node: &mut r2r::Node, params: &Arc<Mutex<Validated>
         ("recover_frames", V::Integer(s.gate.recover_frames as i64)),
     ];
     let mut p = lock(params);
-    let mut table = lock(&node.params);
+    let mut table = lock(table);
     for (name, value) in values {
         debug_assert!(FROM_MODEL.contains(&name));
         let _ = p.params.set_parameter(name, &value);
@@ -369,7 +459,7 @@ fn write_back_model_defaults(node: &mut r2r::Node, params: &Arc<Mutex<Validated>
 
 /// Moves every arriving message into the slot; r2r's channel drops silently past 10 messages,
 /// so it must never fill up.
-async fn drain(mut frames: std::pin::Pin<Box<dyn futures::Stream<Item = FrameMsg> + Send>>, shared: Arc<Shared>) {
+async fn drain(mut frames: Frames, shared: Arc<Shared>) {
     while let Some(input) = frames.next().await {
         let now = Instant::now();
         shared.stats.received.fetch_add(1, Ordering::Relaxed);
@@ -385,7 +475,7 @@ async fn drain(mut frames: std::pin::Pin<Box<dyn futures::Stream<Item = FrameMsg
     }
 }
 
-fn inference_loop(shared: &Shared, processor: &mut FrameProcessor) {
+fn inference_loop(shared: &Shared) {
     let mut last_error_log: Option<Instant> = None;
     let mut errors_since_log = 0u64;
     loop {
@@ -406,6 +496,12 @@ fn inference_loop(shared: &Shared, processor: &mut FrameProcessor) {
                     .unwrap_or_else(|e| e.into_inner().0);
             }
         };
+        // Held while the frame is processed and published: a deactivate waits for it.
+        let mut processor = lock(&shared.processor);
+        let Some(processor) = processor.as_mut() else { continue };
+        if shared.lifecycle.load(Ordering::Relaxed) != lifecycle::ACTIVE.id {
+            continue;
+        }
         if let Some((settings, options)) = lock(&shared.pending_settings).take() {
             if let Err(e) = processor.reconfigure(settings, options) {
                 r2r::log_warn!(NODE, "settings refused: {e}");
@@ -454,9 +550,40 @@ fn inference_loop(shared: &Shared, processor: &mut FrameProcessor) {
 
 /// `~/confident` = false and a stale `~/confidence`, with the last frame's header.
 fn publish_stale(shared: &Shared, header: &Header) {
+    publish_not_confident(shared, header, Reason::Stale.level(), Reason::Stale.name());
+}
+
+/// `~/confident` = false and a `~/confidence` without a frame behind it: `stale`, or a managed
+/// node's `unconfigured` / `inactive` (level 1). Without a model the values are empty.
+fn publish_not_confident(shared: &Shared, header: &Header, level: u8, message: &str) {
     let settings = lock(&shared.state).settings.clone();
-    let d = Decision { confident: false, reason: Reason::Stale };
-    lock(&shared.out).publish_all(outputs::decision_messages_for(header, d, &settings, None, 0.0));
+    let msgs = match &settings {
+        Some(settings) => {
+            let values = outputs::confidence_values(settings, None, 0.0);
+            let status = diagnostic(header, outputs::CONFIDENCE_STATUS, level, message, values);
+            [
+                (Topic::Confident, Message::Bool(crate::msg::Bool { data: false })),
+                (Topic::Confidence, Message::Diagnostic(status)),
+            ]
+        }
+        None => {
+            let keys = ["score", "score_method", "threshold_high", "threshold_low", "pipeline_fraction"];
+            let rest = [
+                ("pipeline_visible", "false"),
+                ("samples", ""),
+                ("latency_ms", "0.000"),
+                ("feature_distance", ""),
+                ("trust", ""),
+            ];
+            let values = keys.iter().map(|k| (*k, String::new())).chain(rest.iter().map(|(k, v)| (*k, v.to_string())));
+            let status = diagnostic(header, outputs::CONFIDENCE_STATUS, level, message, values.collect());
+            [
+                (Topic::Confident, Message::Bool(crate::msg::Bool { data: false })),
+                (Topic::Confidence, Message::Diagnostic(status)),
+            ]
+        }
+    };
+    lock(&shared.out).publish_all(msgs);
 }
 
 fn publish_frame(shared: &Shared, r: &FrameResult, input: &FrameMsg) {
@@ -486,7 +613,7 @@ fn publish_frame(shared: &Shared, r: &FrameResult, input: &FrameMsg) {
 /// Saves the review bundle of a frame when `review_dir` is set; its path.
 fn save_bundle(shared: &Shared, node: &NodeSettings, r: &FrameResult) -> Option<String> {
     let (dir, seg, frame) = (node.review_dir.as_ref()?, r.segmentation()?, r.frame.as_ref()?);
-    let meta = serde_json::json!({"frame_id": r.header.frame_id, "model": shared.model});
+    let meta = serde_json::json!({"frame_id": r.header.frame_id, "model": lock(&shared.state).model});
     match review::save_bundle(dir, r.header.stamp.nanos(), r.decision.reason, r.settings.score.method, frame, seg, meta)
     {
         Ok(path) => {
@@ -524,14 +651,25 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
     loop {
         tick.tick().await;
         let now = Instant::now();
+        let not_active = not_active(shared.lifecycle.load(Ordering::Relaxed));
         let stale_msg = {
             let mut st = lock(&shared.state);
-            let reference = st.decided_at.unwrap_or(started);
+            // Since the later of the last decision and (managed) the last activate.
+            let reference = st.decided_at.max(st.active_since).unwrap_or(started);
             let overdue = now.duration_since(reference) > st.node.stale_timeout;
             // Repeated within the deadline offered on the decision topics.
             let every = (st.node.deadline / 2).min(Duration::from_secs(1));
             let repeat = st.last_stale_publish.is_none_or(|t| now.duration_since(t) >= every);
-            if overdue && (!st.stale || repeat) {
+            if not_active.is_some() {
+                // A managed node that is not active is alive and not confident: it says so
+                // within the deadline, so consumers see no missed deadline (docs/interfaces.md §10).
+                if repeat {
+                    st.last_stale_publish = Some(now);
+                    Some(st.last_header.clone())
+                } else {
+                    None
+                }
+            } else if overdue && (!st.stale || repeat) {
                 st.stale = true;
                 st.last_stale_publish = Some(now);
                 shared.went_stale.store(true, Ordering::Relaxed);
@@ -540,11 +678,14 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
                 None
             }
         };
-        if let Some(header) = stale_msg {
-            publish_stale(&shared, &header);
+        match (stale_msg, not_active) {
+            (Some(header), Some(what)) => publish_not_confident(&shared, &header, 1, what),
+            (Some(header), None) => publish_stale(&shared, &header),
+            (None, _) => {}
         }
         let quiet_for = now.duration_since(lock(&shared.state).last_arrival.unwrap_or(started));
-        if quiet_for > Duration::from_secs(5)
+        if not_active.is_none()
+            && quiet_for > Duration::from_secs(5)
             && last_hint.is_none_or(|t| now.duration_since(t) > Duration::from_secs(30))
         {
             let qos = if lock(&shared.state).node.reliable { "reliable" } else { "best effort" };
@@ -563,9 +704,13 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let (received, processed) =
                 (stats.received.load(Ordering::Relaxed), stats.processed.load(Ordering::Relaxed));
             let lat: Vec<f64> = lock(&stats.latencies_ms).iter().copied().collect();
-            let (stale, samples, method) = {
+            let (stale, samples, method, provider, model) = {
                 let st = lock(&shared.state);
-                (st.stale, st.settings.samples, st.settings.score.method.name())
+                let (samples, method) = st
+                    .settings
+                    .as_ref()
+                    .map_or((String::new(), ""), |s| (s.samples.to_string(), s.score.method.name()));
+                (st.stale, samples, method, st.provider, st.model.clone())
             };
             let values = vec![
                 ("input_hz", format!("{:.2}", (received - last_received) as f64 / dt)),
@@ -577,13 +722,14 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
                 ("inference_errors", stats.inference_errors.load(Ordering::Relaxed).to_string()),
                 ("latency_p50_ms", format!("{:.1}", percentile(&lat, 0.5).unwrap_or(0.0))),
                 ("latency_p95_ms", format!("{:.1}", percentile(&lat, 0.95).unwrap_or(0.0))),
-                ("execution_provider", shared.provider.to_string()),
-                ("samples", samples.to_string()),
+                ("execution_provider", provider.to_string()),
+                ("samples", samples),
                 ("score_method", method.to_string()),
-                ("model", shared.model.clone()),
+                ("model", model),
             ];
             (last_received, last_processed) = (received, processed);
             let (level, message) = if stale { (1, "stale: no fresh frames") } else { (0, "ok") };
+            let (level, message) = not_active.map_or((level, message), |what| (1, what));
             let mut header = Header::default();
             let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             header.stamp.sec = since_epoch.as_secs() as i32;
@@ -604,12 +750,25 @@ async fn param_changes(
     while let Some((name, value)) = events.next().await {
         let result = {
             let p = lock(&params);
-            p.check(&p.params).map(|(settings, node)| (settings, node, p.params.clone()))
+            if p.unloaded {
+                // A managed node without a model: the model's parameters apply at configure.
+                p.params.node_settings().map(|node| (None, node, p.params.clone())).map_err(|e| e.to_string())
+            } else {
+                p.check(&p.params)
+                    .map(|(settings, node)| (Some(settings), node, p.params.clone()))
+                    .map_err(|e| e.to_string())
+            }
         };
         match result {
-            Ok((settings, node, p)) => {
+            Ok((Some(settings), node, p)) => {
                 apply(&shared, settings, node, &p);
                 r2r::log_info!(NODE, "parameter {name} = {value:?}");
+            }
+            Ok((None, node, p)) => {
+                let mut st = lock(&shared.state);
+                st.node = node;
+                st.publish = p.publish_topics();
+                r2r::log_info!(NODE, "parameter {name} = {value:?} (model parameters apply at configure)");
             }
             Err(e) => r2r::log_error!(NODE, "parameter {name} = {value:?} left an invalid set: {e}"),
         }
@@ -620,9 +779,282 @@ async fn param_changes(
 fn apply(shared: &Shared, settings: Settings, node: NodeSettings, p: &NodeParams) {
     let options = loop_options(&node);
     let mut st = lock(&shared.state);
-    st.settings = settings.clone();
+    st.settings = Some(settings.clone());
     st.node = node;
     st.publish = p.publish_topics();
     drop(st);
     *lock(&shared.pending_settings) = Some((settings, options));
+}
+
+/// The `~/confidence` message of a managed node that is not active, by lifecycle state id;
+/// `None` while active (and always for an unmanaged node).
+fn not_active(state: u8) -> Option<&'static str> {
+    use lifecycle::{ACTIVE, CONFIGURING, ERRORPROCESSING, UNCONFIGURED};
+    match state {
+        s if s == ACTIVE.id => None,
+        s if [UNCONFIGURED.id, CONFIGURING.id, ERRORPROCESSING.id].contains(&s) => Some("unconfigured"),
+        _ => Some("inactive"),
+    }
+}
+
+/// Requests of one service.
+type Requests<T> = std::pin::Pin<Box<dyn futures::Stream<Item = r2r::ServiceRequest<T>> + Send>>;
+
+/// A managed node's services and transition event publisher, created before the node moves
+/// into the spin thread.
+struct LifecycleServices {
+    change_state: Requests<ChangeState::Service>,
+    get_state: Requests<GetState::Service>,
+    get_available_states: Requests<GetAvailableStates::Service>,
+    get_available_transitions: Requests<GetAvailableTransitions::Service>,
+    get_transition_graph: Requests<GetAvailableTransitions::Service>,
+    events: Publisher<TransitionEvent>,
+}
+
+/// What the lifecycle task works with.
+struct Managed {
+    shared: Arc<Shared>,
+    params: Arc<Mutex<Validated>>,
+    table: ParamTable,
+    machine: Arc<Mutex<Machine>>,
+    /// To the spin thread, which owns the node (subscriptions).
+    commands: std::sync::mpsc::Sender<NodeCmd>,
+    /// The task that moves input frames into the slot, while active.
+    drain: Option<tokio::task::JoinHandle<()>>,
+    /// Wakes `run` to exit after the shutdown transition.
+    finalized: Arc<tokio::sync::Notify>,
+}
+
+/// Publishes a transition on `~/transition_event`.
+fn announce(events: &Mutex<Publisher<TransitionEvent>>, t: &lifecycle::Transition) {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let event = TransitionEvent {
+        timestamp: since_epoch.as_nanos() as u64,
+        transition: TransitionMsg { id: t.id, label: t.label.into() },
+        start_state: state_msg(t.start),
+        goal_state: state_msg(t.goal),
+    };
+    let _ = lock(events).publish(&event);
+}
+
+fn state_msg(s: lifecycle::State) -> StateMsg {
+    StateMsg { id: s.id, label: s.label.into() }
+}
+
+fn description(t: &lifecycle::Transition) -> TransitionDescription {
+    TransitionDescription {
+        transition: TransitionMsg { id: t.id, label: t.label.into() },
+        start_state: state_msg(t.start),
+        goal_state: state_msg(t.goal),
+    }
+}
+
+/// Answers every request of a read-only service.
+async fn serve<T: r2r::WrappedServiceTypeSupport + 'static>(
+    mut requests: Requests<T>,
+    answer: impl Fn() -> T::Response,
+) {
+    while let Some(req) = requests.next().await {
+        let _ = req.respond(answer());
+    }
+}
+
+impl LifecycleServices {
+    fn create(node: &mut r2r::Node) -> Result<LifecycleServices, String> {
+        fn service<T: r2r::WrappedServiceTypeSupport + 'static>(
+            node: &mut r2r::Node,
+            name: &str,
+        ) -> Result<Requests<T>, String> {
+            let s =
+                node.create_service::<T>(name, QosProfile::default()).map_err(|e| format!("service {name}: {e}"))?;
+            Ok(Box::pin(s))
+        }
+        Ok(LifecycleServices {
+            change_state: service(node, "~/change_state")?,
+            get_state: service(node, "~/get_state")?,
+            get_available_states: service(node, "~/get_available_states")?,
+            get_available_transitions: service(node, "~/get_available_transitions")?,
+            get_transition_graph: service(node, "~/get_transition_graph")?,
+            events: node
+                .create_publisher("~/transition_event", QosProfile::default())
+                .map_err(|e| format!("publisher ~/transition_event: {e}"))?,
+        })
+    }
+
+    fn spawn(self, runtime: &tokio::runtime::Runtime, managed: Managed) {
+        let m = managed.machine.clone();
+        runtime
+            .spawn(serve(self.get_state, move || GetState::Response { current_state: state_msg(lock(&m).current()) }));
+        runtime.spawn(serve(self.get_available_states, || GetAvailableStates::Response {
+            available_states: lifecycle::STATES.iter().map(|s| state_msg(*s)).collect(),
+        }));
+        let m = managed.machine.clone();
+        runtime.spawn(serve(self.get_available_transitions, move || GetAvailableTransitions::Response {
+            available_transitions: lock(&m).available().map(description).collect(),
+        }));
+        runtime.spawn(serve(self.get_transition_graph, || GetAvailableTransitions::Response {
+            available_transitions: lifecycle::TRANSITIONS.iter().map(description).collect(),
+        }));
+        runtime.spawn(managed.serve_change_state(self.change_state, self.events));
+    }
+}
+
+impl Managed {
+    /// Runs the requested transitions one after the other, as rclcpp does: the transition
+    /// state, the work, then the outcome's primary state, each announced on
+    /// `~/transition_event`. The response's success is whether the work succeeded.
+    async fn serve_change_state(
+        mut self,
+        mut requests: Requests<ChangeState::Service>,
+        events: Publisher<TransitionEvent>,
+    ) {
+        let events = Mutex::new(events);
+        while let Some(req) = requests.next().await {
+            let asked = &req.message.transition;
+            let requested = lock(&self.machine).request(asked.id, &asked.label);
+            let t = match requested {
+                Ok(t) => t,
+                Err(e) => {
+                    r2r::log_warn!(NODE, "change_state refused: {e}");
+                    let _ = req.respond(ChangeState::Response { success: false });
+                    continue;
+                }
+            };
+            lock(&self.machine).begin(t);
+            self.shared.lifecycle.store(t.goal.id, Ordering::Relaxed);
+            announce(&events, t);
+            let outcome = match t.id {
+                lifecycle::id::CONFIGURE => self.configure().await,
+                lifecycle::id::CLEANUP => self.cleanup(),
+                lifecycle::id::ACTIVATE => self.activate().await,
+                lifecycle::id::DEACTIVATE => self.deactivate(),
+                _ => self.stop_input(),
+            };
+            let Some(done) = lock(&self.machine).finish(outcome) else { continue };
+            self.shared.lifecycle.store(done.goal.id, Ordering::Relaxed);
+            announce(&events, done);
+            r2r::log_info!(NODE, "lifecycle: {} -> {} ({})", t.label, done.goal.label, done.label);
+            let _ = req.respond(ChangeState::Response { success: outcome == Outcome::Success });
+            if done.goal == lifecycle::FINALIZED {
+                // Let the response and the event leave; run() then publishes confident = false.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                self.finalized.notify_one();
+                return;
+            }
+        }
+    }
+
+    /// Loads and checks the model with the parameters in force (the unmanaged start-up's path).
+    /// A failure leaves the node unconfigured, with the reason logged.
+    async fn configure(&mut self) -> Outcome {
+        let lib_params = {
+            let mut v = lock(&self.params);
+            let named = v.set_by_user.clone();
+            v.params.library_params(&named).map_err(|e| e.to_string())
+        };
+        let (table, params) = (self.table.clone(), self.params.clone());
+        let loaded = match lib_params {
+            Ok(lib) => tokio::task::spawn_blocking(move || load_model(&table, &params, &lib))
+                .await
+                .unwrap_or_else(|e| Err(format!("model loading failed: {e}"))),
+            Err(e) => Err(e),
+        };
+        let pipeline = match loaded {
+            Ok(p) => p,
+            Err(e) => {
+                r2r::log_error!(NODE, "configure failed, the node stays unconfigured: {e}");
+                return Outcome::Failure;
+            }
+        };
+        let settings = pipeline.settings().clone();
+        let options = {
+            let mut st = lock(&self.shared.state);
+            st.settings = Some(settings.clone());
+            st.provider = pipeline.model.execution_provider;
+            st.model = pipeline.model.path.display().to_string();
+            loop_options(&st.node)
+        };
+        r2r::log_info!(
+            NODE,
+            "configured: model {} on {}, T = {}, {} high {} low {}",
+            pipeline.model.path.display(),
+            pipeline.model.execution_provider,
+            settings.samples,
+            settings.score.method.name(),
+            settings.gate.threshold_high,
+            settings.gate.threshold_low
+        );
+        lock(&self.shared.pending_settings).take();
+        *lock(&self.shared.processor) = Some(FrameProcessor::new(pipeline, options));
+        Outcome::Success
+    }
+
+    /// Releases the model; its parameters may change again until the next configure.
+    fn cleanup(&mut self) -> Outcome {
+        drop(lock(&self.shared.processor).take());
+        lock(&self.shared.pending_settings).take();
+        {
+            let mut st = lock(&self.shared.state);
+            st.settings = None;
+            st.provider = "";
+            st.model.clear();
+        }
+        let mut p = lock(&self.params);
+        p.base = None;
+        p.unloaded = true;
+        r2r::log_info!(NODE, "cleaned up: model released");
+        Outcome::Success
+    }
+
+    /// Subscribes to the input (in the spin thread) and starts moving frames to the worker.
+    async fn activate(&mut self) -> Outcome {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        if self.commands.send(NodeCmd::Subscribe(reply)).is_err() {
+            return Outcome::Failure;
+        }
+        let frames = match answer.await {
+            Ok(Ok(frames)) => frames,
+            Ok(Err(e)) => {
+                r2r::log_error!(NODE, "activate failed: {e}");
+                return Outcome::Failure;
+            }
+            Err(_) => return Outcome::Failure,
+        };
+        lock(&self.shared.slot.frame).take();
+        {
+            let mut st = lock(&self.shared.state);
+            st.active_since = Some(Instant::now());
+            st.stale = false;
+            st.last_stale_publish = None;
+        }
+        // The gate starts over, unconfident until recover_frames good frames.
+        self.shared.went_stale.store(true, Ordering::Relaxed);
+        self.drain = Some(tokio::spawn(drain(frames, self.shared.clone())));
+        Outcome::Success
+    }
+
+    /// Stops the input: the drain task ends, which drops the subscription (r2r removes it at
+    /// its next message), and a waiting frame is dropped.
+    fn stop_input(&mut self) -> Outcome {
+        if let Some(d) = self.drain.take() {
+            d.abort();
+        }
+        lock(&self.shared.slot.frame).take();
+        Outcome::Success
+    }
+
+    /// Stops processing and publishes confident = false once the frame in flight (if any) is out.
+    fn deactivate(&mut self) -> Outcome {
+        // The lifecycle state is `deactivating` already: the worker takes no further frame.
+        self.stop_input();
+        drop(lock(&self.shared.processor));
+        self.shared.went_stale.store(true, Ordering::Relaxed);
+        let header = {
+            let mut st = lock(&self.shared.state);
+            st.last_stale_publish = Some(Instant::now());
+            st.last_header.clone()
+        };
+        publish_not_confident(&self.shared, &header, 1, "inactive");
+        Outcome::Success
+    }
 }

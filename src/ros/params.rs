@@ -89,6 +89,8 @@ pub struct NodeParams {
     pub publish_entropy_color: bool,
     /// Publish ~/overlay (rendered only while subscribed)
     pub publish_overlay: bool,
+    /// Run as a managed (lifecycle) node: no model and no input until configure and activate (start-up only)
+    pub managed: bool,
 }
 
 pub use crate::engine::config::FROM_MODEL;
@@ -96,7 +98,7 @@ pub use crate::engine::config::FROM_MODEL;
 /// Parameters read only at start-up; every other one can change while the node runs.
 pub const START_ONLY: [&[&str]; 2] = [
     crate::engine::config::LOAD_PARAMS,
-    &["input_transport", "input_reliability", "input_depth", "liveliness_lease_ms", "deadline_ms"],
+    &["input_transport", "input_reliability", "input_depth", "liveliness_lease_ms", "deadline_ms", "managed"],
 ];
 
 impl Default for NodeParams {
@@ -143,6 +145,7 @@ impl Default for NodeParams {
             publish_mutual_information: true,
             publish_entropy_color: true,
             publish_overlay: true,
+            managed: false,
         }
     }
 }
@@ -293,9 +296,19 @@ pub struct Validated {
     pub params: NodeParams,
     /// The settings in force; fills nothing here, but anchors `resolve_over`.
     pub base: Option<crate::engine::config::Settings>,
+    /// A managed node without a model (unconfigured): the model's parameters may change too;
+    /// they are checked one by one now and together by the next configure.
+    pub unloaded: bool,
+    /// Parameters given at start-up or set since: the model's metadata decides the others.
+    pub set_by_user: HashSet<String>,
 }
 
 impl Validated {
+    /// The parameters before the model is loaded.
+    pub fn new(params: NodeParams) -> Validated {
+        Validated { params, base: None, unloaded: false, set_by_user: HashSet::new() }
+    }
+
     /// The library settings and node settings of a full parameter set.
     pub fn check(&self, params: &NodeParams) -> Result<(crate::engine::config::Settings, NodeSettings)> {
         let base = self.base.as_ref().ok_or_else(|| Error::param("parameters", "not ready yet"))?;
@@ -306,12 +319,26 @@ impl Validated {
 
     fn try_set(&self, name: &str, value: &ParameterValue) -> r2r::Result<NodeParams> {
         let refuse = |msg: String| r2r::Error::ParameterValueConv { name: name.to_string(), msg };
-        if START_ONLY.iter().any(|names| names.contains(&name)) {
-            return Err(refuse("takes effect only at start-up; restart the node to change it".into()));
+        let at_configure = self.unloaded && crate::engine::config::LOAD_PARAMS.contains(&name);
+        if START_ONLY.iter().any(|names| names.contains(&name)) && !at_configure {
+            let msg = if self.params.managed && crate::engine::config::LOAD_PARAMS.contains(&name) {
+                "takes effect at configure; change it while the node is unconfigured (cleanup first)"
+            } else {
+                "takes effect only at start-up; restart the node to change it"
+            };
+            return Err(refuse(msg.into()));
         }
         let mut next = self.params.clone();
         next.set_parameter(name, value)?;
-        self.check(&next).map_err(|e| refuse(e.to_string()))?;
+        if self.unloaded {
+            // No model to resolve against: the value alone, and the node's own settings.
+            let mut named = self.set_by_user.clone();
+            named.insert(name.to_string());
+            next.clone().library_params(&named).map_err(|e| refuse(e.to_string()))?;
+            next.node_settings().map_err(|e| refuse(e.to_string()))?;
+        } else {
+            self.check(&next).map_err(|e| refuse(e.to_string()))?;
+        }
         Ok(next)
     }
 }
@@ -332,6 +359,7 @@ impl RosParams for Validated {
 
     fn set_parameter(&mut self, name: &str, value: &ParameterValue) -> r2r::Result<()> {
         self.params = self.try_set(name, value)?;
+        self.set_by_user.insert(name.to_string());
         Ok(())
     }
 
