@@ -39,7 +39,7 @@ TYPES = {
     "review": "diagnostic_msgs/msg/DiagnosticArray",
 }
 CSV_COLUMNS = ["stamp_ns", "score", "confident", "reason", "pipeline_fraction", "latency_ms", "iou", "dice",
-               "pixel_error_rate", "feature_distance", "trust", "samples"]
+               "pixel_error_rate", "feature_distance", "trust", "samples", "bag"]
 METRIC_KEYS = {
     "pooled_iou", "mean_iou", "auroc_entropy", "auroc_mi", "ece", "ece_pipe", "aurc", "spearman_score_iou",
     "bad_flagged", "good_flagged", "frames", "frames_with_gt", "decode_errors", "samples", "seed",
