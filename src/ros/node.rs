@@ -26,7 +26,7 @@ use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResult, LoopOptions, Source};
 use crate::msg::{FrameMsg, Header};
 use crate::num::{percentile, short};
-use crate::outputs::{self, diagnostic, Message, Topic, TopicSet};
+use crate::outputs::{self, diagnostic_of, Message, Topic, TopicSet};
 use crate::view::review;
 
 const NODE: &str = "pipeline_seg_node";
@@ -123,6 +123,8 @@ struct Shared {
     went_stale: AtomicBool,
     provider: &'static str,
     model: String,
+    /// The node's fully qualified name (`/rov1/pipeline_seg_node`): the `/diagnostics` status name.
+    fqn: String,
     /// The review clock's origin.
     started: Instant,
     /// Review bundles that could not be saved: last log line, failures since.
@@ -219,6 +221,7 @@ fn run() -> Result<(), String> {
         went_stale: AtomicBool::new(false),
         provider: pipeline.model.execution_provider,
         model: pipeline.model.path.display().to_string(),
+        fqn: node.fully_qualified_name().unwrap_or_else(|_| format!("/{NODE}")),
         started: Instant::now(),
         review_errors: Mutex::new((None, 0)),
     });
@@ -239,15 +242,17 @@ fn run() -> Result<(), String> {
     };
     r2r::log_info!(
         NODE,
-        "ready: input {full_topic} ({type_name}, {}), outputs under {}/; model {} on {}, T = {}, {} high {} low {}",
+        "ready: input {full_topic} ({type_name}, {}), outputs under {}/; model {} on {}, T = {}, {} high {} low {}; \
+         ONNX Runtime {}",
         if node_settings.reliable { "reliable" } else { "best effort" },
-        node.fully_qualified_name().unwrap_or_default(),
+        shared.fqn,
         shared.model,
         shared.provider,
         settings.samples,
         settings.score.method.name(),
         settings.gate.threshold_high,
-        settings.gate.threshold_low
+        settings.gate.threshold_low,
+        crate::engine::model::onnxruntime_library().unwrap_or("?")
     );
 
     // Every entity exists now: the node moves into its own thread, which only spins.
@@ -563,9 +568,10 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let (received, processed) =
                 (stats.received.load(Ordering::Relaxed), stats.processed.load(Ordering::Relaxed));
             let lat: Vec<f64> = lock(&stats.latencies_ms).iter().copied().collect();
-            let (stale, samples, method) = {
+            let (stale, samples, method, hardware_id) = {
                 let st = lock(&shared.state);
-                (st.stale, st.settings.samples, st.settings.score.method.name())
+                let hardware_id = hardware_id(&st, &shared.fqn);
+                (st.stale, st.settings.samples, st.settings.score.method.name(), hardware_id)
             };
             let values = vec![
                 ("input_hz", format!("{:.2}", (received - last_received) as f64 / dt)),
@@ -588,11 +594,28 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             header.stamp.sec = since_epoch.as_secs() as i32;
             header.stamp.nanosec = since_epoch.subsec_nanos();
-            let _ = lock(&shared.out)
-                .diagnostics
-                .publish(&diagnostics_out(diagnostic(&header, NODE, level, message, values)));
+            let _ = lock(&shared.out).diagnostics.publish(&diagnostics_out(diagnostic_of(
+                &header,
+                &shared.fqn,
+                &hardware_id,
+                level,
+                message,
+                values,
+            )));
         }
     }
+}
+
+/// The `/diagnostics` hardware_id: the `hardware_id` parameter, else the camera frame's
+/// `header.frame_id` once a frame with one arrived, else the node's fully qualified name.
+fn hardware_id(st: &State, fqn: &str) -> String {
+    if let Some(id) = &st.node.hardware_id {
+        return id.clone();
+    }
+    if st.last_arrival.is_some() && !st.last_header.frame_id.is_empty() {
+        return st.last_header.frame_id.clone();
+    }
+    fqn.to_string()
 }
 
 /// Applies each accepted run-time parameter change (validated by [`Validated`] before).
