@@ -16,7 +16,9 @@
 #
 # The cargo build directory of the workspace (build/pipeline_seg) is seeded from this checkout's
 # target/release (dependencies only), so only pipeline_seg itself compiles: SEED=0 builds from
-# scratch (15+ min on 2 cores). KEEP=1 keeps the workspace. Exit 0 = mask received.
+# scratch (15+ min on 2 cores). KEEP=1 keeps the workspace. EXTRA_PATH / EXTRA_PYTHONPATH are
+# prepended in the clean shell, for a `ros2` with launch installed outside ROS (README, "Getting
+# `ros2 launch`"). Exit 0 = mask received.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 COLCON_VENV=${COLCON_VENV:-$ROOT/.venv-colcon}
@@ -56,7 +58,11 @@ fi
 clean_shell() {
   env -i HOME="$HOME" USER="${USER:-root}" TERM=dumb LANG=C.UTF-8 PATH="$HOME/.cargo/bin:/usr/local/bin:/usr/bin:/bin" \
     WS="$WS" ROOT="$ROOT" COLCON_VENV="$COLCON_VENV" ROS_DOMAIN_ID="${ROS_DOMAIN_ID:-$((97 + RANDOM % 4))}" \
-    bash -c "set -eo pipefail; source \"\$ROOT/scripts/env.sh\"; $1"
+    EXTRA_PATH="${EXTRA_PATH:-}" EXTRA_PYTHONPATH="${EXTRA_PYTHONPATH:-}" \
+    bash -c "set -eo pipefail; source \"\$ROOT/scripts/env.sh\"
+      [ -z \"\$EXTRA_PATH\" ] || export PATH=\$EXTRA_PATH:\$PATH
+      [ -z \"\$EXTRA_PYTHONPATH\" ] || export PYTHONPATH=\$EXTRA_PYTHONPATH\${PYTHONPATH:+:\$PYTHONPATH}
+      $1"
 }
 
 # --- 3. the README's build
@@ -80,7 +86,8 @@ export FASTRTPS_DEFAULT_PROFILES_FILE=$share/config/fastdds_large_frames.xml
 export ROS_LOG_DIR=$WS/ros_log
 if command -v ros2 >/dev/null && ros2 launch --help >/dev/null 2>&1; then
   echo "node: ros2 launch"
-  ros2 launch pipeline_seg pipeline_seg.launch.py image_topic:=/camera/image_raw samples:=2 >"$WS/node.log" 2>&1 &
+  ros2 launch pipeline_seg pipeline_seg.launch.py image_topic:=/camera/image_raw samples:=2 log_level:=info \
+    respawn:=false allow_cpu_fallback:=false >"$WS/node.log" 2>&1 &
 else
   echo "node: no ros2 launch here; the installed binary with the installed parameter file"
   install/pipeline_seg/lib/pipeline_seg/pipeline_seg_node --ros-args --params-file "$share/config/pipeline_seg.yaml" \
@@ -92,6 +99,7 @@ python3 "$ROOT/scripts/colcon_probe.py" "$WS/src/pipeline_seg/tests/data/frames/
 kill -TERM $pid 2>/dev/null || true
 wait $pid || true
 echo "--- node log"; cat "$WS/node.log"
+grep -q "ONNX Runtime .*(from " "$WS/node.log" || { echo "test-colcon: the node did not say which ONNX Runtime it loaded" >&2; rc=1; }
 exit $rc
 '
 step "passed: fresh clone built with colcon in ${build_s} s, installed node found ONNX Runtime and sent a mask"
