@@ -84,6 +84,7 @@ source install/setup.bash
 share=$(python3 -c "from ament_index_python.packages import get_package_share_directory as g; print(g(\"pipeline_seg\"))")
 export FASTRTPS_DEFAULT_PROFILES_FILE=$share/config/fastdds_large_frames.xml
 export ROS_LOG_DIR=$WS/ros_log
+set -m   # job control: the background node gets SIGINT like a Ctrl-C (not ignored as in a plain script)
 if command -v ros2 >/dev/null && ros2 launch --help >/dev/null 2>&1; then
   echo "node: ros2 launch"
   ros2 launch pipeline_seg pipeline_seg.launch.py image_topic:=/camera/image_raw samples:=2 log_level:=info \
@@ -96,9 +97,10 @@ fi
 pid=$!
 rc=0
 python3 "$ROOT/scripts/colcon_probe.py" "$WS/src/pipeline_seg/tests/data/frames/val/image/00000.jpg" || rc=$?
-kill -TERM $pid 2>/dev/null || true
-wait $pid || true
-echo "--- node log"; cat "$WS/node.log"
+kill -INT $pid 2>/dev/null || true
+node_rc=0; wait $pid || node_rc=$?
+echo "--- node log (exit code $node_rc after SIGINT)"; cat "$WS/node.log"
+[ $node_rc = 0 ] || { echo "test-colcon: the node did not exit cleanly on SIGINT" >&2; rc=1; }
 grep -q "ONNX Runtime .*(from " "$WS/node.log" || { echo "test-colcon: the node did not say which ONNX Runtime it loaded" >&2; rc=1; }
 exit $rc
 '
