@@ -12,7 +12,7 @@ BIN_DEP := $(if $(filter target/release/pipeline_seg,$(PIPELINE_SEG)),build,)
 BASE ?= models/pipeline_seg_unet.onnx
 ADAPT_OUT := adapt_out
 
-.PHONY: help setup build lint demo test bench model study finetune test-training test-gpu-setup al-study adapt-demo fuzz
+.PHONY: help setup build lint demo test bench model study finetune test-training test-gpu-setup al-study adapt-demo fuzz test-colcon
 
 help:
 	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ and replay tests/data/sample_bag"
@@ -24,6 +24,7 @@ help:
 	@echo "make study  - the dropout-placement study behind the shipped choice"
 	@echo "make finetune LABELS=\"DIR...\" OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] - fine-tune on labelled frames"
 	@echo "make test-training - a few-step fine-tune with PyTorch, checked against the model contract"
+	@echo "make test-colcon - the README's colcon build on a fresh clone of HEAD, then the installed node in a clean ROS 2 environment segments a frame (minutes; not part of make test)"
 	@echo "make test-gpu-setup - install the GPU ONNX Runtime, build with cuda; bench --device cuda runs on a GPU or exits 2 saying there is none"
 	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes of ~4 min each: ~2 h on 2 CPU cores; AL_ARGS='--seeds 0 --budgets 10,40' for a quick one)"
 	@echo "make adapt-demo - record -> replay -> select -> label -> finetune -> calibrate on the sample bag"
@@ -84,6 +85,12 @@ finetune: $(TRAIN_VENV)/.ok
 # `bench --device cuda` runs on a GPU or, without one, exits 2 saying so (not part of make test).
 test-gpu-setup:
 	bash scripts/test_gpu_setup.sh
+
+# The README's colcon steps on a fresh clone of HEAD (commit first), then the installed node, in an
+# environment with only ROS 2 and install/setup.bash, must find ONNX Runtime and segment a frame
+# published by rclpy. SEED=0: cold cargo build (15+ min); KEEP=1 keeps the workspace.
+test-colcon: setup
+	bash scripts/test_colcon.sh
 
 test-training: $(TRAIN_VENV)/.ok
 	$(TRAIN_VENV)/bin/python -m pytest -q training/tests_torch

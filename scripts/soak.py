@@ -172,7 +172,7 @@ class Recorder:
 
     def _diag(self, msg):
         for st in msg.status:
-            if st.name == "pipeline_seg_node":
+            if st.name == "/pipeline_seg_node":  # the node's fully qualified name
                 self.diags.append((time.monotonic(), {kv.key: kv.value for kv in st.values}))
 
     def _count(self, topic):

@@ -332,13 +332,25 @@ pub fn diagnostic(
     message: &str,
     values: Vec<(&str, String)>,
 ) -> DiagnosticArray {
+    diagnostic_of(header, name, "", level, message, values)
+}
+
+/// [`diagnostic`] with a `hardware_id`.
+pub fn diagnostic_of(
+    header: &Header,
+    name: &str,
+    hardware_id: &str,
+    level: u8,
+    message: &str,
+    values: Vec<(&str, String)>,
+) -> DiagnosticArray {
     DiagnosticArray {
         header: header.clone(),
         status: vec![DiagnosticStatus {
             level,
             name: name.into(),
             message: message.into(),
-            hardware_id: String::new(),
+            hardware_id: hardware_id.into(),
             values: values.into_iter().map(|(key, value)| KeyValue { key: key.into(), value }).collect(),
         }],
     }

@@ -313,17 +313,19 @@ class NodeRun:
         return True
 
     def wait_diagnostics(self, pred, timeout: float = 5.0) -> dict:
-        """The first /diagnostics of this node received from now on whose values satisfy `pred`."""
+        """The values of the first /diagnostics status of this node (named by its fully qualified
+        name) received from now on whose values satisfy `pred`; the status is `self.diag_status`."""
         start = len(self.msgs("/diagnostics"))
 
         def found():
             for _, arr in self.msgs("/diagnostics")[start:]:
                 for st in arr.status:
-                    if st.name == "pipeline_seg_node" and pred(values(st)):
+                    if st.name == NS and pred(values(st)):
+                        self.diag_status = st
                         return values(st)
             return None
 
-        return self.spin_until(found, timeout, "a matching /diagnostics status of pipeline_seg_node")
+        return self.spin_until(found, timeout, f"a matching /diagnostics status {NS}")
 
     # -- parameters, as `ros2 param set/get` does it
 
@@ -500,6 +502,16 @@ class TestRawInput:
     def test_node_starts_and_matches_quickly(self, raw_run):
         assert raw_run.ready_s < 15.0, raw_run.ready_s
         print(f"node ready and matched after {raw_run.ready_s:.2f} s")
+
+    def test_diagnostics_status_is_the_node_and_hardware_id_the_camera_frame(self, raw_run):
+        # docs/interfaces.md §4: name = the node's fully qualified name; hardware_id (parameter
+        # empty) = the header.frame_id of the last frame received.
+        hdr = new_header()
+        raw_run.process(raw_msg(bgr(VAL / "00001.jpg"), "bgr8", hdr))
+        received = int(raw_run.wait_diagnostics(lambda v: True)["received"])
+        raw_run.wait_diagnostics(lambda v: int(v["received"]) >= received)
+        assert raw_run.diag_status.name == NS
+        assert raw_run.diag_status.hardware_id == hdr.frame_id
 
     def test_first_frame_is_byte_identical_to_the_cli(self, raw_run, tmp_path):
         png, hdr, outs = raw_run.first
@@ -1023,3 +1035,49 @@ def test_unwritable_review_dir_still_publishes_the_review_and_logs_once(request,
     assert "review published without it" in log
     ok = raw_msg(bgr(VAL / "00000.jpg"), "bgr8", new_header())
     run.process(ok, topics=("confidence", "mask"))
+
+
+# ---------------------------------------------------------------------------------------------
+# /diagnostics of a namespaced node
+
+
+def test_namespaced_diagnostics_name_and_hardware_id_parameter(tmp_path):
+    """Two vehicles' nodes must not share a /diagnostics status: the name is the fully qualified
+    name, hardware_id the node's name before any frame and the `hardware_id` parameter once set
+    (at run time here; docs/interfaces.md §4)."""
+    domain = next(_domains)
+    peer = Peer(domain)
+    fqn = "/rov1/pipeline_seg_node"
+    statuses = []
+    peer.node.create_subscription(DiagnosticArray, "/diagnostics",
+                                  lambda arr: statuses.extend(st for st in arr.status if st.name == fqn), _rel_qos())
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), ROS_LOG_DIR=str(tmp_path / "ros_log"))
+    log_path = tmp_path / "node.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([str(NODE_BIN), "--ros-args", "-r", "__ns:=/rov1", "-p", "samples:=2"],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    _live_procs.append(proc)
+
+    def spin_until(pred, what):
+        deadline = time.monotonic() + 30.0
+        while not pred():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{what}: node exit code {proc.poll()}; log:\n{log_path.read_text(errors='replace')}")
+            peer.spin_once(0.05)
+
+    try:
+        spin_until(lambda: statuses, f"a /diagnostics status named {fqn}")
+        assert statuses[-1].hardware_id == fqn
+        cli = peer.node.create_client(SetParameters, f"{fqn}/set_parameters")
+        spin_until(cli.service_is_ready, "the parameter service")
+        fut = cli.call_async(SetParameters.Request(
+            parameters=[Parameter("hardware_id", value="rov1_front_camera").to_parameter_msg()]))
+        spin_until(fut.done, "the set_parameters reply")
+        assert fut.result().results[0].successful, fut.result().results[0].reason
+        n = len(statuses)
+        spin_until(lambda: any(st.hardware_id == "rov1_front_camera" for st in statuses[n:]),
+                   "a status with hardware_id rov1_front_camera")
+        assert all(st.name == fqn for st in statuses)
+    finally:
+        assert _stop(proc) == 0, log_path.read_text(errors="replace")
+        peer.close()

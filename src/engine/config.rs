@@ -65,6 +65,7 @@ pub const NODE_ONLY: &[&str] = &[
     "deadline_ms",
     "review_dir",
     "review_max_mb",
+    "hardware_id",
     "publish_probability",
     "publish_entropy",
     "publish_mutual_information",

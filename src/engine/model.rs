@@ -13,37 +13,242 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use crate::engine::preprocess::{InputSpec, ResizeMode};
 use crate::error::{Error, Result};
 
-/// Where the ONNX Runtime library is looked for, in order; the first that exists is used.
+/// Where the ONNX Runtime library is looked for, in this order; the first place that holds one
+/// is used (docs/interfaces.md §5):
+///
+/// 1. `explicit`: the `onnxruntime_lib` parameter (`--onnxruntime-lib`, launch argument);
+/// 2. `ORT_DYLIB_PATH`;
+/// 3. the install space: for each `AMENT_PREFIX_PATH` entry, and the install prefix of the running
+///    executable (`<prefix>/lib/pipeline_seg/pipeline_seg_node`), `<prefix>/lib/libonnxruntime.so*`
+///    and the `onnxruntime` Python package in `<prefix>/lib/python3*/{site,dist}-packages`;
+/// 4. the source checkout's `.venv` ([`project_roots`]: `PIPELINE_SEG_ROOT`, the build's source
+///    directory, the executable's ancestors), as `scripts/setup.sh` installs it;
+/// 5. the `onnxruntime` Python package of the `python3` on `PATH` (`pip install onnxruntime`);
+/// 6. the system library path: `LD_LIBRARY_PATH`, then the ldconfig cache and /usr/local/lib,
+///    /usr/lib (and their multiarch directories).
+///
+/// Not found: the error names every place tried.
 pub fn find_onnxruntime(explicit: Option<&Path>) -> Result<PathBuf> {
-    if let Some(p) = explicit.filter(|p| !p.as_os_str().is_empty()) {
-        return Ok(p.to_path_buf());
+    OrtSearch::from_env(explicit).find().map(|(path, _)| path)
+}
+
+/// The places of [`find_onnxruntime`], filled from the environment or, in tests, by hand.
+#[derive(Clone, Debug, Default)]
+pub struct OrtSearch {
+    /// The `onnxruntime_lib` parameter.
+    pub explicit: Option<PathBuf>,
+    /// `ORT_DYLIB_PATH`.
+    pub env: Option<PathBuf>,
+    /// Install prefixes: `AMENT_PREFIX_PATH` entries, then the executable's own prefix.
+    pub prefixes: Vec<PathBuf>,
+    /// Source checkouts whose `.venv` may hold the onnxruntime wheel.
+    pub checkouts: Vec<PathBuf>,
+    /// The Python interpreter asked where its `onnxruntime` package is (`None`: not asked).
+    pub python3: Option<PathBuf>,
+    /// `LD_LIBRARY_PATH` entries.
+    pub ld_library_path: Vec<PathBuf>,
+    /// `ldconfig -p` is asked (the system's library cache).
+    pub ldconfig: bool,
+    /// System library directories searched last.
+    pub system_dirs: Vec<PathBuf>,
+}
+
+impl OrtSearch {
+    /// The search as the running process sees it.
+    pub fn from_env(explicit: Option<&Path>) -> OrtSearch {
+        let var_paths = |name: &str| -> Vec<PathBuf> {
+            std::env::var_os(name)
+                .map(|v| std::env::split_paths(&v).filter(|p| !p.as_os_str().is_empty()).collect())
+                .unwrap_or_default()
+        };
+        let mut prefixes = var_paths("AMENT_PREFIX_PATH");
+        if let Some(prefix) = std::env::current_exe().ok().as_deref().and_then(install_prefix) {
+            if !prefixes.contains(&prefix) {
+                prefixes.push(prefix);
+            }
+        }
+        let mut system_dirs: Vec<PathBuf> = Vec::new();
+        for base in ["/usr/local/lib", "/usr/lib", "/lib"] {
+            system_dirs.push(base.into());
+            system_dirs.push(Path::new(base).join(format!("{}-linux-gnu", std::env::consts::ARCH)));
+        }
+        OrtSearch {
+            explicit: explicit.filter(|p| !p.as_os_str().is_empty()).map(Path::to_path_buf),
+            env: std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()).map(PathBuf::from),
+            prefixes,
+            checkouts: project_roots(),
+            python3: Some("python3".into()),
+            ld_library_path: var_paths("LD_LIBRARY_PATH"),
+            ldconfig: true,
+            system_dirs,
+        }
     }
-    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
-        return Ok(PathBuf::from(p));
+
+    /// The library and where it was found; else an error naming every place tried.
+    pub fn find(&self) -> Result<(PathBuf, String)> {
+        if let Some(p) = &self.explicit {
+            return Ok((p.clone(), "the onnxruntime_lib parameter".into()));
+        }
+        if let Some(p) = &self.env {
+            return Ok((p.clone(), "ORT_DYLIB_PATH".into()));
+        }
+        let mut tried: Vec<String> =
+            vec!["the onnxruntime_lib parameter (not set)".into(), "ORT_DYLIB_PATH (not set)".into()];
+        let paths = |dirs: &[PathBuf]| -> String {
+            if dirs.is_empty() {
+                "none".into()
+            } else {
+                dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            }
+        };
+        // Searches `dirs`; if none holds the library, `tried` gets `what: shown`.
+        let mut look = |dirs: &[PathBuf], what: &str, shown: String| -> Option<(PathBuf, String)> {
+            let found =
+                dirs.iter().find_map(|dir| newest_library(dir).map(|p| (p, format!("{what}, {}", dir.display()))));
+            if found.is_none() {
+                tried.push(format!("{what}: {shown}"));
+            }
+            found
+        };
+        // 3. The install space.
+        let mut install = Vec::new();
+        for prefix in &self.prefixes {
+            install.push(prefix.join("lib"));
+            install.extend(python_packages(&prefix.join("lib")));
+            install.extend(python_packages(&prefix.join("local/lib")));
+        }
+        let shown = format!(
+            "{} (each <prefix>/lib and <prefix>/lib/python3*/site-packages/onnxruntime/capi)",
+            paths(&self.prefixes)
+        );
+        if let Some(found) = look(&install, "the install space (AMENT_PREFIX_PATH, the executable's prefix)", shown) {
+            return Ok(found);
+        }
+        // 4. The source checkout's .venv.
+        let venvs: Vec<PathBuf> =
+            self.checkouts.iter().flat_map(|root| python_packages(&root.join(".venv/lib"))).collect();
+        let shown = paths(&self.checkouts.iter().map(|r| r.join(".venv")).collect::<Vec<_>>());
+        if let Some(found) = look(&venvs, "the source checkout's .venv", shown) {
+            return Ok(found);
+        }
+        // 5. python3's onnxruntime package.
+        let capi: Vec<PathBuf> = self.python3.as_deref().and_then(python_onnxruntime).into_iter().collect();
+        let shown = match &self.python3 {
+            Some(p) if capi.is_empty() => format!("{} has none", p.display()),
+            Some(_) => paths(&capi),
+            None => "not asked".into(),
+        };
+        if let Some(found) = look(&capi, "the onnxruntime Python package of python3", shown) {
+            return Ok(found);
+        }
+        // 6. The system library path.
+        if let Some(found) = look(&self.ld_library_path, "LD_LIBRARY_PATH", paths(&self.ld_library_path)) {
+            return Ok(found);
+        }
+        let mut system: Vec<PathBuf> = if self.ldconfig { ldconfig_dirs() } else { Vec::new() };
+        for d in &self.system_dirs {
+            if !system.contains(d) {
+                system.push(d.clone());
+            }
+        }
+        let shown = format!("{}{}", if self.ldconfig { "ldconfig cache, " } else { "" }, paths(&system));
+        if let Some(found) = look(&system, "the system library path", shown) {
+            return Ok(found);
+        }
+        Err(Error::Runtime(format!(
+            "libonnxruntime.so not found; tried, in order: {}. Set the onnxruntime_lib parameter (launch argument \
+             onnxruntime_lib:=...) or ORT_DYLIB_PATH to the library, `pip install onnxruntime` for python3, or run \
+             scripts/setup.sh in the source checkout",
+            tried.join("; ")
+        )))
     }
-    for root in project_roots() {
-        let Ok(libs) = std::fs::read_dir(root.join(".venv/lib")) else { continue };
-        for py in libs.flatten() {
-            let capi = py.path().join("site-packages/onnxruntime/capi");
-            let Ok(files) = std::fs::read_dir(&capi) else { continue };
-            let mut found: Vec<PathBuf> = files
-                .flatten()
-                .map(|f| f.path())
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so.")))
-                .collect();
-            found.sort();
-            if let Some(p) = found.pop() {
-                return Ok(p);
+}
+
+/// `<prefix>` of an executable installed as `<prefix>/lib/<package>/<exe>` (colcon, ament).
+fn install_prefix(exe: &Path) -> Option<PathBuf> {
+    let lib = exe.parent()?.parent()?;
+    (lib.file_name()? == "lib").then(|| lib.parent().map(Path::to_path_buf)).flatten()
+}
+
+/// `onnxruntime/capi` of each Python under `lib` (`lib/python3.X/{site,dist}-packages`).
+fn python_packages(lib: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(lib) else { return Vec::new() };
+    let mut pythons: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("python3")))
+        .collect();
+    pythons.sort();
+    pythons
+        .iter()
+        .flat_map(|py| ["site-packages", "dist-packages"].map(|s| py.join(s).join("onnxruntime/capi")))
+        .filter(|d| d.is_dir())
+        .collect()
+}
+
+/// The ONNX Runtime library in `dir`: `libonnxruntime.so.<newest version>`, else `libonnxruntime.so`.
+fn newest_library(dir: &Path) -> Option<PathBuf> {
+    let files = std::fs::read_dir(dir).ok()?;
+    let mut versioned: Vec<(Vec<u64>, PathBuf)> = Vec::new();
+    let mut plain = None;
+    for f in files.flatten() {
+        let name = f.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name == "libonnxruntime.so" {
+            plain = Some(f.path());
+        } else if let Some(version) = name.strip_prefix("libonnxruntime.so.") {
+            let key = version.split('.').map(|n| n.parse().unwrap_or(0)).collect();
+            versioned.push((key, f.path()));
+        }
+    }
+    versioned.sort();
+    versioned.pop().map(|(_, p)| p).or(plain).filter(|p| p.exists())
+}
+
+/// `onnxruntime/capi` of the package `python` would import (found, not imported: no library load).
+fn python_onnxruntime(python: &Path) -> Option<PathBuf> {
+    let code = "import importlib.util as u\ns = u.find_spec('onnxruntime')\n\
+                print(s.submodule_search_locations[0] if s and s.submodule_search_locations else '')";
+    let out = std::process::Command::new(python)
+        .args(["-c", code])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let dir = String::from_utf8(out.stdout).ok()?;
+    let dir = dir.trim();
+    (out.status.success() && !dir.is_empty()).then(|| Path::new(dir).join("capi"))
+}
+
+/// The directories of the ldconfig cache's `libonnxruntime.so*` entries.
+fn ldconfig_dirs() -> Vec<PathBuf> {
+    let run = |exe: &str| std::process::Command::new(exe).arg("-p").stderr(std::process::Stdio::null()).output().ok();
+    let Some(out) = run("/sbin/ldconfig").or_else(|| run("/usr/sbin/ldconfig")).or_else(|| run("ldconfig")) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let line = line.trim();
+        if !line.starts_with("libonnxruntime.so") {
+            continue;
+        }
+        if let Some(dir) =
+            line.rsplit_once("=> ").and_then(|(_, p)| Path::new(p.trim()).parent().map(Path::to_path_buf))
+        {
+            if !dirs.contains(&dir) {
+                dirs.push(dir);
             }
         }
     }
-    Err(Error::Runtime(
-        "libonnxruntime.so not found: set the onnxruntime_lib parameter or ORT_DYLIB_PATH, or run \
-         scripts/setup.sh (it installs onnxruntime==1.31.1 into .venv)"
-            .into(),
-    ))
+    dirs
 }
 
+/// The ONNX Runtime library this process loaded and where it was found, once a model loaded.
+pub fn onnxruntime_library() -> Option<&'static str> {
+    LIBRARY.get().map(String::as_str)
+}
+
+static LIBRARY: OnceLock<String> = OnceLock::new();
 static ENV: OnceLock<std::result::Result<Environment, String>> = OnceLock::new();
 
 /// Loads ONNX Runtime once per process; later calls reuse the first library.
@@ -156,7 +361,7 @@ pub struct ModelOptions {
     pub allow_cpu_fallback: bool,
     /// Intra-op threads; 0 lets ONNX Runtime choose.
     pub intra_threads: usize,
-    /// The ONNX Runtime library (libonnxruntime.so); `None` = `ORT_DYLIB_PATH`, else the project's .venv.
+    /// The ONNX Runtime library (libonnxruntime.so); `None` = the search of [`find_onnxruntime`].
     pub onnxruntime_lib: Option<PathBuf>,
     /// CUDA device of the GPU providers.
     pub gpu_device_id: u32,
@@ -237,7 +442,9 @@ impl Model {
         if !path.is_file() {
             return Err(model_err("file not found".into()));
         }
-        let env = environment(&find_onnxruntime(opts.onnxruntime_lib.as_deref())?)?;
+        let (lib, source) = OrtSearch::from_env(opts.onnxruntime_lib.as_deref()).find()?;
+        let env = environment(&lib)?;
+        let _ = LIBRARY.set(format!("{} (from {source})", lib.display()));
         // Said once per load, not per session (the model, its trunk and its head each get one).
         if cfg!(feature = "tensorrt") && opts.device == Device::TensorRt {
             let dir = opts.trt_cache_dir.clone().unwrap_or_else(default_trt_cache);
@@ -698,4 +905,117 @@ pub fn project_roots() -> Vec<std::path::PathBuf> {
         roots.extend(exe.ancestors().skip(1).take(4).map(|p| p.to_path_buf()));
     }
     roots
+}
+
+#[cfg(test)]
+mod ort_search_tests {
+    use super::*;
+
+    /// A fresh directory tree under the system's temp directory.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pipeline_seg_ort_{name}_{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn touch(path: &Path) -> PathBuf {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"").unwrap();
+        path.to_path_buf()
+    }
+
+    /// One library at every place of the search; each place must win over all later ones.
+    #[test]
+    fn each_place_wins_over_the_later_ones_in_the_documented_order() {
+        let root = scratch("order");
+        let prefix_lib = touch(&root.join("prefix_a/lib/libonnxruntime.so.1.20.0"));
+        let prefix_py =
+            touch(&root.join("prefix_b/lib/python3.12/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1"));
+        let checkout =
+            touch(&root.join("checkout/.venv/lib/python3.11/site-packages/onnxruntime/capi/libonnxruntime.so.1.31.1"));
+        let python = root.join("python3");
+        std::fs::write(&python, format!("#!/bin/sh\necho {}\n", root.join("py/onnxruntime").display())).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let python_lib = touch(&root.join("py/onnxruntime/capi/libonnxruntime.so.1.19.2"));
+        let ld = touch(&root.join("ld/libonnxruntime.so"));
+        let system = touch(&root.join("usr_lib/libonnxruntime.so.1.17.1"));
+
+        let mut search = OrtSearch {
+            explicit: Some("/explicit/libonnxruntime.so".into()),
+            env: Some("/env/libonnxruntime.so".into()),
+            prefixes: vec![root.join("missing_prefix"), root.join("prefix_a"), root.join("prefix_b")],
+            checkouts: vec![root.join("checkout")],
+            python3: Some(python),
+            ld_library_path: vec![root.join("ld")],
+            ldconfig: false,
+            system_dirs: vec![root.join("usr_lib")],
+        };
+        let found = |s: &OrtSearch| s.find().unwrap().0;
+        assert_eq!(found(&search), PathBuf::from("/explicit/libonnxruntime.so"));
+        search.explicit = None;
+        assert_eq!(found(&search), PathBuf::from("/env/libonnxruntime.so"));
+        search.env = None;
+        assert_eq!(found(&search), prefix_lib);
+        search.prefixes.remove(1);
+        assert_eq!(found(&search), prefix_py);
+        search.prefixes.clear();
+        assert_eq!(found(&search), checkout);
+        search.checkouts.clear();
+        assert_eq!(found(&search), python_lib);
+        search.python3 = None;
+        assert_eq!(found(&search), ld);
+        search.ld_library_path.clear();
+        assert_eq!(found(&search), system);
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn the_newest_version_wins_and_other_libraries_do_not_count() {
+        let root = scratch("newest");
+        touch(&root.join("libonnxruntime.so"));
+        touch(&root.join("libonnxruntime.so.1.9.0"));
+        let newest = touch(&root.join("libonnxruntime.so.1.31.1"));
+        touch(&root.join("libonnxruntime_providers_shared.so"));
+        assert_eq!(newest_library(&root), Some(newest));
+        let other = scratch("other");
+        touch(&other.join("libonnxruntime_providers_cuda.so"));
+        assert_eq!(newest_library(&other), None);
+        let _ = std::fs::remove_dir_all(&root);
+        let _ = std::fs::remove_dir_all(&other);
+    }
+
+    #[test]
+    fn not_found_names_every_place_tried() {
+        let root = scratch("none");
+        let search = OrtSearch {
+            prefixes: vec![root.join("install/pipeline_seg")],
+            checkouts: vec![root.join("checkout")],
+            python3: Some(root.join("no_python3")),
+            ld_library_path: vec![root.join("ld")],
+            system_dirs: vec![root.join("usr_lib")],
+            ..OrtSearch::default()
+        };
+        let msg = search.find().unwrap_err().to_string();
+        for place in [
+            "onnxruntime_lib parameter",
+            "ORT_DYLIB_PATH",
+            "install/pipeline_seg (each <prefix>/lib",
+            "source checkout's .venv",
+            "onnxruntime Python package",
+            "LD_LIBRARY_PATH",
+            "usr_lib",
+        ] {
+            assert!(msg.contains(place), "{place} missing from: {msg}");
+        }
+        let _ = std::fs::remove_dir_all(&root);
+    }
+
+    #[test]
+    fn an_installed_executable_knows_its_prefix() {
+        let exe = Path::new("/ws/install/pipeline_seg/lib/pipeline_seg/pipeline_seg_node");
+        assert_eq!(install_prefix(exe), Some(PathBuf::from("/ws/install/pipeline_seg")));
+        assert_eq!(install_prefix(Path::new("/repo/target/release/pipeline_seg")), None);
+    }
 }

@@ -35,7 +35,7 @@ use crate::engine::processor::{Arrival, FrameFailure, FrameProcessor, FrameResul
 use crate::lifecycle::{self, Machine, Outcome};
 use crate::msg::{FrameMsg, Header};
 use crate::num::{percentile, short};
-use crate::outputs::{self, diagnostic, Message, Topic, TopicSet};
+use crate::outputs::{self, diagnostic, diagnostic_of, Message, Topic, TopicSet};
 use crate::view::review;
 
 const NODE: &str = "pipeline_seg_node";
@@ -142,6 +142,8 @@ struct Shared {
     /// The `lifecycle_msgs/msg/State` id: always active for an unmanaged node. Frames are
     /// processed only while active.
     lifecycle: AtomicU8,
+    /// The node's fully qualified name (`/rov1/pipeline_seg_node`): the `/diagnostics` status name.
+    fqn: String,
     /// The review clock's origin.
     started: Instant,
     /// Review bundles that could not be saved: last log line, failures since.
@@ -282,6 +284,7 @@ fn run() -> Result<(), String> {
         went_stale: AtomicBool::new(false),
         processor: Mutex::new(pipeline.map(|p| FrameProcessor::new(p, loop_options(&node_settings)))),
         lifecycle: AtomicU8::new(if managed { lifecycle::UNCONFIGURED.id } else { lifecycle::ACTIVE.id }),
+        fqn: node.fully_qualified_name().unwrap_or_else(|_| format!("/{NODE}")),
         started: Instant::now(),
         review_errors: Mutex::new((None, 0)),
     });
@@ -301,11 +304,12 @@ fn run() -> Result<(), String> {
         (handler(SignalKind::interrupt())?, handler(SignalKind::terminate())?)
     };
     let reliability = if node_settings.reliable { "reliable" } else { "best effort" };
-    let outputs_under = node.fully_qualified_name().unwrap_or_default();
+    let outputs_under = &shared.fqn;
+    let ort = crate::engine::model::onnxruntime_library().unwrap_or("?");
     if let Some(settings) = &settings {
         r2r::log_info!(
             NODE,
-            "ready: input {full_topic} ({type_name}, {reliability}), outputs under {outputs_under}/; model {model} on {provider}, T = {}, {} high {} low {}",
+            "ready: input {full_topic} ({type_name}, {reliability}), outputs under {outputs_under}/; model {model} on {provider}, T = {}, {} high {} low {}; ONNX Runtime {ort}",
             settings.samples,
             settings.score.method.name(),
             settings.gate.threshold_high,
@@ -704,13 +708,14 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let (received, processed) =
                 (stats.received.load(Ordering::Relaxed), stats.processed.load(Ordering::Relaxed));
             let lat: Vec<f64> = lock(&stats.latencies_ms).iter().copied().collect();
-            let (stale, samples, method, provider, model) = {
+            let (stale, samples, method, provider, model, hardware_id) = {
                 let st = lock(&shared.state);
                 let (samples, method) = st
                     .settings
                     .as_ref()
                     .map_or((String::new(), ""), |s| (s.samples.to_string(), s.score.method.name()));
-                (st.stale, samples, method, st.provider, st.model.clone())
+                let hardware_id = hardware_id(&st, &shared.fqn);
+                (st.stale, samples, method, st.provider, st.model.clone(), hardware_id)
             };
             let values = vec![
                 ("input_hz", format!("{:.2}", (received - last_received) as f64 / dt)),
@@ -734,11 +739,28 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             header.stamp.sec = since_epoch.as_secs() as i32;
             header.stamp.nanosec = since_epoch.subsec_nanos();
-            let _ = lock(&shared.out)
-                .diagnostics
-                .publish(&diagnostics_out(diagnostic(&header, NODE, level, message, values)));
+            let _ = lock(&shared.out).diagnostics.publish(&diagnostics_out(diagnostic_of(
+                &header,
+                &shared.fqn,
+                &hardware_id,
+                level,
+                message,
+                values,
+            )));
         }
     }
+}
+
+/// The `/diagnostics` hardware_id: the `hardware_id` parameter, else the camera frame's
+/// `header.frame_id` once a frame with one arrived, else the node's fully qualified name.
+fn hardware_id(st: &State, fqn: &str) -> String {
+    if let Some(id) = &st.node.hardware_id {
+        return id.clone();
+    }
+    if st.last_arrival.is_some() && !st.last_header.frame_id.is_empty() {
+        return st.last_header.frame_id.clone();
+    }
+    fqn.to_string()
 }
 
 /// Applies each accepted run-time parameter change (validated by [`Validated`] before).

@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 pub struct NodeParams {
     /// ONNX model file; empty = share/pipeline_seg/models/ of the installed package
     pub model_path: String,
-    /// libonnxruntime.so; empty = $ORT_DYLIB_PATH, else the project's .venv
+    /// libonnxruntime.so; empty = $ORT_DYLIB_PATH, the install space, the checkout's .venv, python3's onnxruntime, the system library path
     pub onnxruntime_lib: String,
     /// Execution provider: cpu | cuda | tensorrt
     pub device: String,
@@ -79,6 +79,8 @@ pub struct NodeParams {
     pub review_min_interval_s: f64,
     /// review_dir is kept under this size by deleting the oldest bundles [MB]
     pub review_max_mb: f64,
+    /// hardware_id of the /diagnostics status; empty = the camera frame's header.frame_id once a frame arrived, else the node's name
+    pub hardware_id: String,
     /// Publish ~/probability
     pub publish_probability: bool,
     /// Publish ~/entropy
@@ -140,6 +142,7 @@ impl Default for NodeParams {
             review_dir: String::new(),
             review_min_interval_s: 10.0,
             review_max_mb: 500.0,
+            hardware_id: String::new(),
             publish_probability: true,
             publish_entropy: true,
             publish_mutual_information: true,
@@ -179,6 +182,8 @@ pub struct NodeSettings {
     pub review_dir: Option<std::path::PathBuf>,
     /// `review_dir` is kept under this size by deleting the oldest bundles [bytes].
     pub review_max_bytes: u64,
+    /// `hardware_id` of the `/diagnostics` status; `None` = the camera frame's, else the node's name.
+    pub hardware_id: Option<String>,
 }
 
 impl NodeParams {
@@ -284,6 +289,7 @@ impl NodeParams {
             deadline: std::time::Duration::from_millis(deadline_ms as u64),
             review_dir: (!self.review_dir.is_empty()).then(|| self.review_dir.clone().into()),
             review_max_bytes: (self.review_max_mb * 1e6) as u64,
+            hardware_id: (!self.hardware_id.is_empty()).then(|| self.hardware_id.clone()),
         })
     }
 }
