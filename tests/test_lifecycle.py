@@ -201,11 +201,18 @@ def test_failed_configure_then_fixed_and_shutdown_from_active(managed, tmp_path)
     run.spin_until(lambda: "configure failed" in run.log(), 5.0, "the reason in the log")
     assert str(missing) in run.log() or "missing.onnx" in run.log(), run.log()
     run.wait_status("unconfigured")
+    # A supervisor reads why on /diagnostics, without the node's log.
+    run.wait_diagnostics(lambda v: True)
+    assert level(run.diag_status) == 1
+    assert run.diag_status.message.startswith("unconfigured: configure failed:"), run.diag_status.message
+    assert "missing.onnx" in run.diag_status.message
 
     # Model parameters may change while unconfigured (ros2 param set), then configure succeeds.
     assert run.set_params(model_path=str(MODEL))[0].successful
     assert run.change("configure")[0]
     assert run.state() == (2, "inactive")
+    run.wait_diagnostics(lambda v: v["model"] != "")
+    assert run.diag_status.message == "inactive", "the old configure error is gone"
     res = run.set_params(model_path=str(missing))[0]
     assert not res.successful and "configure" in res.reason
     assert run.get_params("model_path") == [str(MODEL)]

@@ -196,12 +196,14 @@ impl Managed {
             Ok(p) => p,
             Err(e) => {
                 r2r::log_error!(NODE, "configure failed, the node stays unconfigured: {e}");
+                lock(&self.shared.state).configure_error = Some(e);
                 return Outcome::Failure;
             }
         };
         let settings = pipeline.settings().clone();
         let options = {
             let mut st = lock(&self.shared.state);
+            st.configure_error = None;
             st.settings = Some(settings.clone());
             st.provider = pipeline.model.execution_provider;
             st.model = pipeline.model.path.display().to_string();

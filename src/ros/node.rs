@@ -110,6 +110,8 @@ pub(super) struct State {
     pub(super) last_arrival: Option<Instant>,
     pub(super) stale: bool,
     pub(super) last_stale_publish: Option<Instant>,
+    /// Managed node: why the last configure failed (cleared when one succeeds).
+    pub(super) configure_error: Option<String>,
     /// Managed node: when it last became active (staleness counts from there).
     pub(super) active_since: Option<Instant>,
     /// The settings in force; none while a managed node has no model (unconfigured).
@@ -273,6 +275,7 @@ fn run() -> Result<(), String> {
             last_arrival: None,
             stale: false,
             last_stale_publish: None,
+            configure_error: None,
             active_since: None,
             settings: settings.clone(),
             node: node_settings.clone(),
@@ -709,14 +712,14 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             let (received, processed) =
                 (stats.received.load(Ordering::Relaxed), stats.processed.load(Ordering::Relaxed));
             let lat: Vec<f64> = lock(&stats.latencies_ms).iter().copied().collect();
-            let (stale, samples, method, provider, model, hardware_id) = {
+            let (stale, samples, method, provider, model, hardware_id, configure_error) = {
                 let st = lock(&shared.state);
                 let (samples, method) = st
                     .settings
                     .as_ref()
                     .map_or((String::new(), ""), |s| (s.samples.to_string(), s.score.method.name()));
                 let hardware_id = hardware_id(&st, &shared.fqn);
-                (st.stale, samples, method, st.provider, st.model.clone(), hardware_id)
+                (st.stale, samples, method, st.provider, st.model.clone(), hardware_id, st.configure_error.clone())
             };
             let values = vec![
                 ("input_hz", format!("{:.2}", (received - last_received) as f64 / dt)),
@@ -735,7 +738,12 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
             ];
             (last_received, last_processed) = (received, processed);
             let (level, message) = if stale { (1, "stale: no fresh frames") } else { (0, "ok") };
-            let (level, message) = not_active.map_or((level, message), |what| (1, what));
+            let (level, message) = match (not_active, configure_error) {
+                // A supervisor sees why configure failed without reading the node's log.
+                (Some(what), Some(e)) => (1, format!("{what}: configure failed: {e}")),
+                (Some(what), None) => (1, what.to_string()),
+                (None, _) => (level, message.to_string()),
+            };
             let mut header = Header::default();
             let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
             header.stamp.sec = since_epoch.as_secs() as i32;
@@ -745,7 +753,7 @@ async fn timers(shared: Arc<Shared>, topic: String, type_name: &'static str) {
                 &shared.fqn,
                 &hardware_id,
                 level,
-                message,
+                &message,
                 values,
             )));
         }
