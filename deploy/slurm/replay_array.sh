@@ -56,7 +56,7 @@ fi
 name=$(printf '%05d_%s' "$i" "$(basename "${bag%/}" | tr -c 'A-Za-z0-9._-' _)")
 final=$RUNS/replay/$name tmp=$RUNS/.tmp/$name log=$RUNS/logs/$name
 mkdir -p "$RUNS/replay" "$RUNS/.tmp" "$RUNS/logs"
-if [ -e "$final/metrics.json" ]; then
+if [ -e "$final/state.json" ]; then
   echo "$final is complete already; not replayed again"
   exit 0
 fi
