@@ -367,14 +367,23 @@ impl RunState {
         }
     }
 
-    /// The report's time series: bag time since the run's first frame.
+    /// The report's time series: bag time since the run's first frame, the bags of a run placed
+    /// one after another, 1 s apart (their own times may overlap or lie days apart).
     fn points(&self) -> Vec<FramePoint> {
-        let first = self.frames.first().map_or(0, |f| f.log_time_ns);
         let method = self.method();
+        let (mut bag, mut first, mut offset, mut last) = (None, 0i64, 0.0f64, 0.0f64);
         self.frames
             .iter()
-            .map(|f| FramePoint {
-                t: (f.log_time_ns - first) as f64 * 1e-9,
+            .map(|f| {
+                if bag != Some(f.bag) {
+                    offset = if bag.is_some() { last + 1.0 } else { 0.0 };
+                    (bag, first) = (Some(f.bag), f.log_time_ns);
+                }
+                last = offset + (f.log_time_ns - first) as f64 * 1e-9;
+                (f, last)
+            })
+            .map(|(f, t)| FramePoint {
+                t,
                 score: f.score(method).map(f64::from),
                 confident: f.confident,
                 flagged: f.review,
@@ -569,4 +578,47 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, StateError> {
     std::fs::write(&path, csv).map_err(|e| StateError::Output { path, why: e.to_string() })?;
     let errors = state.write(out, gallery.into_sorted());
     Ok(Merged { state, errors })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(bag: usize, log_time_ns: i64) -> FrameRecord {
+        FrameRecord {
+            bag,
+            log_time_ns,
+            stamp_ns: log_time_ns,
+            seen: Seen::Score,
+            scores: vec![Some(0.5); ScoreMethod::ALL.len()],
+            mi_score: Some(0.1),
+            signals: Vec::new(),
+            confident: true,
+            review: false,
+            iou: None,
+            bad: None,
+        }
+    }
+
+    #[test]
+    fn the_report_places_bags_one_after_another() {
+        let key: RunKey = serde_json::from_value(serde_json::json!({
+            "model_digest": "0", "split": true, "execution_provider": "CPUExecutionProvider", "samples": 4,
+            "min_samples": 4, "anytime_z": 3.0, "seed": 0, "score_method": "mean", "pixel_threshold": 0.5,
+            "band_px": 4, "threshold_high": 0.6, "threshold_low": 0.4, "recover_frames": 3, "trust_model": null,
+            "min_pipeline_fraction": 0.005, "max_image_pixels": 100, "sanity": [8.0, 247.0, 3.0, 0.6],
+            "review_min_interval_s": 10.0, "topic": "/cam", "gt_topic": null
+        }))
+        .unwrap();
+        let mut s = RunState::new(key.clone(), PathBuf::from("m.onnx"));
+        let s0 = 1_700_000_000_000_000_000i64;
+        // Two bags recorded at the same time (or any times): 0, 0.5 s, then 1 s apart, 0, 0.5 s.
+        s.frames = vec![frame(0, s0), frame(0, s0 + 500_000_000), frame(1, s0), frame(1, s0 + 500_000_000)];
+        let t: Vec<f64> = s.points().iter().map(|p| p.t).collect();
+        assert_eq!(t, vec![0.0, 0.5, 1.5, 2.0]);
+        let mut other = key.clone();
+        other.seed = 4;
+        assert_eq!(key.differences(&other), vec!["seed: 0 vs 4".to_string()]);
+        assert!(key.differences(&key).is_empty());
+    }
 }

@@ -46,7 +46,7 @@ pub struct ReliabilityBin {
 /// One frame on the time axes.
 #[derive(Clone, Copy, Debug)]
 pub struct FramePoint {
-    /// Bag time since the first frame [s].
+    /// Bag time since the first frame [s] (the bags of a run one after another).
     pub t: f64,
     /// Frame score; `None` for a failed frame.
     pub score: Option<f64>,
@@ -571,7 +571,15 @@ pub fn render_html(inp: &ReportInput) -> Result<String> {
     );
     let rows: [(&str, String); 14] = [
         ("model", json_cell(m.get("model"))),
-        ("bag", json_cell(m.get("bag"))),
+        (
+            "bag",
+            match m.get("bags").and_then(|b| b.as_array()) {
+                Some(b) if b.len() > 1 => {
+                    format!("{} bags: {} … {}", b.len(), json_cell(b.first()), json_cell(b.last()))
+                }
+                _ => json_cell(m.get("bag")),
+            },
+        ),
         ("topic / ground truth", format!("{} / {}", json_cell(m.get("topic")), json_cell(m.get("gt_topic")))),
         ("samples (T)", json_cell(m.get("samples"))),
         ("score method", json_cell(m.get("score_method"))),
