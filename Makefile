@@ -43,7 +43,7 @@ demo: build
 	@echo "demo outputs: $(CURDIR)/$(DEMO_OUT)/ (summary.json, <frame>_overlay.png, _mask.png, _entropy.png, .npy maps)"
 	$(ENV) target/release/pipeline_seg replay tests/data/sample_bag --topic /camera/image_raw/compressed \
 		--gt-topic /camera/mask --samples 4 --write mask,confidence --out $(DEMO_OUT)/replay
-	@echo "replay outputs: $(CURDIR)/$(DEMO_OUT)/replay/ (output/ bag, frames.csv, metrics.json)"
+	@echo "replay outputs: $(CURDIR)/$(DEMO_OUT)/replay/ (output/ bag, frames.csv, metrics.json, state.json for merge)"
 	@echo "replay report:  $(CURDIR)/$(DEMO_OUT)/replay/report.html"
 
 # --release: clippy then reuses the release build's build-script outputs (opencv and r2r bindings).
