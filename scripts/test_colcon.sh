@@ -12,7 +12,9 @@
 #     without ORT_DYLIB_PATH / PIPELINE_SEG_ROOT, cwd outside the checkout) plus
 #     `source install/setup.bash`: the installed node (`ros2 launch` when a `ros2` with launch is on
 #     PATH, else the installed binary with the installed parameter file) must find ONNX Runtime
-#     by the documented search and send a mask for a frame that rclpy publishes.
+#     by the documented search and send a mask for a frame that rclpy publishes;
+#  5. where `ros2 launch` is there: the managed node launched namespaced on the compressed topic,
+#     taken through configure, activate, deactivate and shutdown by scripts/lifecycle_probe.py.
 #
 # The cargo build directory of the workspace (build/pipeline_seg) is seeded from this checkout's
 # target/release (dependencies only), so only pipeline_seg itself compiles: SEED=0 builds from
@@ -104,4 +106,28 @@ echo "--- node log (exit code $node_rc after SIGINT)"; cat "$WS/node.log"
 grep -q "ONNX Runtime .*(from " "$WS/node.log" || { echo "test-colcon: the node did not say which ONNX Runtime it loaded" >&2; rc=1; }
 exit $rc
 '
-step "passed: fresh clone built with colcon in ${build_s} s, installed node found ONNX Runtime and sent a mask"
+
+# --- 5. with ros2 launch: the managed node, namespaced, on the compressed topic, driven through
+# its lifecycle services (scripts/lifecycle_probe.py)
+managed=skipped
+if clean_shell 'command -v ros2 >/dev/null && ros2 launch --help >/dev/null 2>&1'; then
+  step "managed node through ros2 launch (managed:=true namespace:=rov1 input_transport:=compressed)"
+  clean_shell '
+unset ORT_DYLIB_PATH PIPELINE_SEG_ROOT PIPELINE_SEG_LIBPYTHON
+cd "$WS"
+source install/setup.bash
+export ROS_LOG_DIR=$WS/ros_log
+set -m
+ros2 launch pipeline_seg pipeline_seg.launch.py managed:=true namespace:=rov1 input_transport:=compressed \
+  image_topic:=/camera/image_raw samples:=4 >"$WS/managed.log" 2>&1 &
+pid=$!
+rc=0
+python3 "$ROOT/scripts/lifecycle_probe.py" "$WS/src/pipeline_seg/tests/data/frames/val/image/00000.jpg" || rc=$?
+node_rc=0; wait $pid || node_rc=$?
+echo "--- managed node log (launch exit code $node_rc)"; cat "$WS/managed.log"
+grep -q "process has finished cleanly" "$WS/managed.log" || { echo "test-colcon: the managed node did not exit cleanly after shutdown" >&2; rc=1; }
+exit $rc
+'
+  managed=passed
+fi
+step "passed: fresh clone built with colcon in ${build_s} s, installed node found ONNX Runtime and sent a mask; managed node through ros2 launch: $managed"
