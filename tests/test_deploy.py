@@ -16,7 +16,7 @@ import pytest
 
 # PyYAML reaches .venv only through the ROS 2 wheels (ros-jazzy-rclpy); with a sourced /opt/ros
 # instead, the venv may lack it.
-yaml = pytest.importorskip("yaml", reason="PyYAML not in this venv (it comes with the ROS 2 wheels of scripts/requirements-ros.txt)")
+yaml = pytest.importorskip("yaml", reason="PyYAML not in this venv (scripts/setup.sh installs it from scripts/requirements.txt)")
 
 from conftest import BIN, ROOT
 
