@@ -12,7 +12,7 @@ import math
 import subprocess
 
 import pytest
-from conftest import BAG, BIN, GT, ROOT, TOPIC, run
+from conftest import BAG, BIN, GT, MODEL, ROOT, TOPIC, run
 
 PARTS = [(0, 20), (20, 40), (40, 60)]
 def flags(samples=4, seed=3):
@@ -145,6 +145,24 @@ def test_runs_that_do_not_belong_together_are_refused(fleet, tmp_path):
     subprocess.run(replay_cmd(fixed, bags[2], samples=8), cwd=ROOT, check=True, capture_output=True)
     r = run("merge", runs[0], fixed, "--out", tmp_path / "m2", check_rc=2)
     assert "samples: 4 vs 8" in r.stderr
+    # Another model file (here: the shipped one with one metadata entry added) does not merge; the
+    # same bytes at another path do (runs on other machines name their own paths).
+    import onnx
+
+    m = onnx.load(str(MODEL))
+    m.metadata_props.add(key="note", value="another model")
+    other_model = tmp_path / "other.onnx"
+    onnx.save(m, str(other_model))
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    for f in MODEL.parent.glob(MODEL.stem + ".*onnx"):
+        (moved / f.name).write_bytes(f.read_bytes())
+    for name, model in (("other_model", other_model), ("moved_model", moved / MODEL.name)):
+        cmd = replay_cmd(tmp_path / name, bags[2])
+        subprocess.run(cmd[:2] + ["--model", str(model)] + cmd[2:], cwd=ROOT, check=True, capture_output=True)
+    r = run("merge", runs[0], tmp_path / "other_model", "--out", tmp_path / "m5", check_rc=2)
+    assert "model_digest" in r.stderr
+    run("merge", runs[0], runs[1], tmp_path / "moved_model", "--out", tmp_path / "m6", check_rc=0)
     r = run("merge", runs[0], runs[0], "--out", tmp_path / "m3", check_rc=2)
     assert "both replayed" in r.stderr
     r = run("merge", runs[0], bags[1], "--out", tmp_path / "m4", check_rc=2)
