@@ -101,6 +101,8 @@ def test_parallel_runs_merge_into_one_replay_of_all_bags(fleet):
     assert all(fm[i]["confident"] == "false" and fm[i]["reason"] != "ok" for i in (0, 20, 40))
     html = (tmp / "merged" / "report.html").read_text()
     assert "<svg" in html and "data:image/jpeg;base64," in html
+    assert "<h2>Bags (3)</h2>" in html and all(str(b) in html for b in bags), "the per-bag table"
+    assert "<h2>Bags" not in (runs[0] / "report.html").read_text(), "no bag table for one bag"
     state = json.loads((tmp / "merged" / "state.json").read_text())
     assert len(state["frames"]) == 60 and [b["frames"] for b in state["bags"]] == [20, 20, 20]
 

@@ -16,7 +16,7 @@ use crate::engine::trust::FEATURE_DISTANCE;
 use crate::eval::metrics::{spearman, Accumulator, GateStats, Metrics};
 use crate::eval::replay::{ReplayMetrics, Thresholds};
 use crate::num::short;
-use crate::view::report::{self, FramePoint, Gallery, GalleryItem, ReportInput};
+use crate::view::report::{self, BagRow, FramePoint, Gallery, GalleryItem, ReportInput};
 
 /// `format` of a state file this version writes and reads.
 pub const FORMAT: &str = "pipeline_seg-run-state/1";
@@ -436,6 +436,7 @@ impl RunState {
             roc: self.accumulator.error_roc(),
             auroc: m.auroc_entropy,
             gallery,
+            bags: self.bag_rows(),
         };
         let path = dir.join("report.html");
         if let Err(e) = report::write_report(&path, &report_input) {
@@ -451,6 +452,42 @@ impl RunState {
             Err(e) => fail(&path, &e),
         }
         errors
+    }
+
+    /// The report's per-bag table (one pass over the frames: campaigns have many bags).
+    fn bag_rows(&self) -> Vec<BagRow> {
+        let mut rows: Vec<(BagRow, f64)> = self
+            .bags
+            .iter()
+            .map(|b| {
+                let row = BagRow {
+                    bag: b.bag.display().to_string(),
+                    frames: b.frames,
+                    failed: b.decode_errors + b.inference_errors,
+                    confident: 0,
+                    with_gt: 0,
+                    mean_iou: None,
+                    bad: 0,
+                    bad_confident: 0,
+                    error: b.error.clone(),
+                };
+                (row, 0.0)
+            })
+            .collect();
+        for f in &self.frames {
+            let (row, iou_sum) = &mut rows[f.bag];
+            row.confident += f.confident as u64;
+            if let Some(iou) = f.iou {
+                row.with_gt += 1;
+                *iou_sum += iou;
+            }
+            let bad = f.bad == Some(true);
+            row.bad += bad as u64;
+            row.bad_confident += (bad && f.confident) as u64;
+        }
+        rows.into_iter()
+            .map(|(row, sum)| BagRow { mean_iou: (row.with_gt > 0).then(|| sum / row.with_gt as f64), ..row })
+            .collect()
     }
 
     /// The gallery's thumbnails, read back from the run directory.

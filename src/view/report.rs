@@ -206,6 +206,31 @@ pub struct ReportInput<'a> {
     pub auroc: Option<f64>,
     /// The most uncertain frames, most uncertain first.
     pub gallery: Vec<GalleryItem>,
+    /// One row per bag, shown when the run has several (a merged campaign).
+    pub bags: Vec<BagRow>,
+}
+
+/// A bag of a run of several: which bags of a campaign need a look.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BagRow {
+    /// The bag as given.
+    pub bag: String,
+    /// Frames processed.
+    pub frames: u64,
+    /// Frames that failed (decode or inference).
+    pub failed: u64,
+    /// Frames the gate called confident.
+    pub confident: u64,
+    /// Frames with ground truth.
+    pub with_gt: u64,
+    /// Mean IoU of the frames with ground truth.
+    pub mean_iou: Option<f64>,
+    /// Bad frames (docs/interfaces.md §7).
+    pub bad: u64,
+    /// Bad frames the gate called confident.
+    pub bad_confident: u64,
+    /// Why the bag's replay stopped early, if it did.
+    pub error: Option<String>,
 }
 
 fn esc(s: &str) -> String {
@@ -540,6 +565,39 @@ fn roc_plot(inp: &ReportInput) -> Result<String> {
     })
 }
 
+/// The per-bag table of a run of several bags; a bag with a bad frame called confident is marked.
+fn bags_table(h: &mut String, bags: &[BagRow]) {
+    let _ = writeln!(h, "<h2>Bags ({})</h2>", bags.len());
+    h.push_str(
+        "<table>\n<tr><th>bag</th><th>frames</th><th>failed</th><th>confident</th><th>with ground truth</th>\
+         <th>mean IoU</th><th>bad</th><th>bad and confident</th><th>stopped early</th></tr>\n",
+    );
+    for b in bags {
+        let pct = |n: u64| {
+            if b.frames == 0 {
+                "n/a".to_string()
+            } else {
+                format!("{:.0} %", 100.0 * n as f64 / b.frames as f64)
+            }
+        };
+        let mark = if b.bad_confident > 0 { " class=\"note\"" } else { "" };
+        let _ = writeln!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td{mark}>{}</td><td>{}</td></tr>",
+            esc(&b.bag),
+            b.frames,
+            b.failed,
+            pct(b.confident),
+            b.with_gt,
+            b.mean_iou.map_or("n/a".into(), |v| format!("{v:.3}")),
+            b.bad,
+            b.bad_confident,
+            b.error.as_deref().map_or("no".into(), esc),
+        );
+    }
+    h.push_str("</table>\n<p>Bad = IoU &lt; 0.5, or ground truth with pipeline and a mask without (docs/interfaces.md §7); a bad frame called confident is marked.</p>\n");
+}
+
 fn json_cell(v: Option<&serde_json::Value>) -> String {
     match v {
         None | Some(serde_json::Value::Null) => "n/a".into(),
@@ -606,6 +664,10 @@ pub fn render_html(inp: &ReportInput) -> Result<String> {
         let _ = writeln!(h, "<tr><th>{k}</th><td>{v}</td></tr>");
     }
     h.push_str("</table>\n");
+
+    if inp.bags.len() > 1 {
+        bags_table(&mut h, &inp.bags);
+    }
 
     let section = |h: &mut String, title: &str, plot: Option<Result<String>>, note: &str| -> Result<()> {
         let _ = writeln!(h, "<h2>{}</h2>", esc(title));
@@ -769,9 +831,25 @@ mod tests {
             roc: vec![(0.0, 0.0), (0.3, 0.9), (1.0, 1.0)],
             auroc: Some(0.8),
             gallery: vec![],
+            bags: vec![],
         };
         let h = render_html(&inp).unwrap();
         assert_eq!(h.matches("<svg").count(), 7);
+        assert!(!h.contains("<h2>Bags"), "no bag table for one bag");
+        let row = |bag: &str, bad_confident| BagRow {
+            bag: bag.into(),
+            frames: 4,
+            failed: 0,
+            confident: 3,
+            with_gt: 4,
+            mean_iou: Some(0.8),
+            bad: 1,
+            bad_confident,
+            error: None,
+        };
+        let h = render_html(&ReportInput { bags: vec![row("a<b", 0), row("c", 1)], ..inp }).unwrap();
+        assert!(h.contains("<h2>Bags (2)</h2>") && h.contains("a&lt;b") && h.contains("<td>75 %</td>"));
+        assert_eq!(h.matches("<td class=\"note\">1</td>").count(), 1, "the bag with a bad confident frame is marked");
         for label in ["frame score", "IoU", "accuracy", "coverage", "true positive rate"] {
             assert!(h.contains(label), "{label}");
         }
