@@ -1,4 +1,5 @@
-//! Numbers as every module wants them: one percentile and one way to print an `f32`.
+//! Numbers as every module wants them: one percentile, one way to print an `f32`, and one
+//! fixed 64-bit hash step.
 
 /// The `q` quantile (0..1) with linear interpolation between order statistics (numpy's
 /// default); `None` for no values. NaNs sort last.
@@ -34,6 +35,14 @@ pub fn yaml_double(v: f32) -> String {
     } else {
         format!("{s}.0")
     }
+}
+
+/// One step of the fixed 64-bit hash the project keys things with (a frame's dropout masks, a
+/// model file's digest): `w` folded into `h`. Fixed here, not std's hasher, so keys are the
+/// same on every platform and Rust version.
+pub fn mix64(h: u64, w: u64) -> u64 {
+    let h = (h ^ w).wrapping_mul(0x9FB2_1C65_1E98_DF25);
+    h ^ (h >> 29)
 }
 
 #[cfg(test)]

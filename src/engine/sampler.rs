@@ -73,13 +73,9 @@ impl Sampler {
 
 /// The key of a frame: a hash of its size and of the model input made from it. The same pixels
 /// give the same key wherever they come from (a camera message, a bag record, an image file);
-/// the hash is fixed here, not std's, so it is the same on every platform and Rust version.
+/// the hash ([`crate::num::mix64`]) is the same on every platform and Rust version.
 pub fn frame_key(width: usize, height: usize, input: &[f32]) -> u64 {
-    const M: u64 = 0x9FB2_1C65_1E98_DF25;
-    let mix = |h: u64, w: u64| {
-        let h = (h ^ w).wrapping_mul(M);
-        h ^ (h >> 29)
-    };
+    let mix = crate::num::mix64;
     let mut h = mix(mix(0x5053_4547_4652_414D, width as u64), height as u64);
     let mut pairs = input.chunks_exact(2);
     for p in &mut pairs {

@@ -15,7 +15,7 @@ use crate::engine::score::ScoreMethod;
 use crate::engine::trust::FEATURE_DISTANCE;
 use crate::eval::metrics::{spearman, Accumulator, GateStats, Metrics};
 use crate::eval::replay::{ReplayMetrics, Thresholds};
-use crate::num::short;
+use crate::num::{mix64, short};
 use crate::view::report::{self, BagRow, FramePoint, Gallery, GalleryItem, ReportInput};
 
 /// `format` of a state file this version writes and reads.
@@ -75,16 +75,10 @@ pub struct RunKey {
 /// A 64-bit hash of a file's bytes as 16 hex digits (fixed here: the same on every machine).
 pub fn file_digest(path: &Path) -> std::io::Result<String> {
     let bytes = std::fs::read(path)?;
-    let mut h = 0x6D6F_6465_6C5F_6869u64;
     let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        h = (h ^ u64::from_le_bytes(w.try_into().expect("8 bytes"))).wrapping_mul(0x9FB2_1C65_1E98_DF25);
-        h ^= h >> 29;
-    }
-    for &b in words.remainder() {
-        h = (h ^ b as u64).wrapping_mul(0x9FB2_1C65_1E98_DF25);
-        h ^= h >> 29;
-    }
+    let h = (&mut words)
+        .fold(0x6D6F_6465_6C5F_6869u64, |h, w| mix64(h, u64::from_le_bytes(w.try_into().expect("8 bytes"))));
+    let h = words.remainder().iter().fold(h, |h, &b| mix64(h, b as u64));
     Ok(format!("{:016x}", h ^ bytes.len() as u64))
 }
 
