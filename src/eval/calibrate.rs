@@ -26,7 +26,7 @@ use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{FrameProcessor, LoopOptions};
 use crate::engine::score::ScoreMethod;
 use crate::engine::trust::{Signals, TrustModel, SIGNALS};
-use crate::eval::metrics::{is_bad, Accumulator};
+use crate::eval::metrics::Accumulator;
 use crate::eval::replay::{self, BagFrames, ReplayError};
 use crate::eval::risk;
 use crate::eval::state::{self, FrameRecord, Seen};
@@ -498,10 +498,11 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
     let (mut frames, mut problems): (Vec<SeqFrame>, Vec<Problem>) = (Vec::new(), Vec::new());
     progress.start("calibrate", Some(total));
     let mut b = 0;
+    let mut matching = state::Matching::new(&cfg.topic, Some(&cfg.gt_topic));
     for bag in &cfg.bags {
         if state::is_run_dir(bag) {
             // A replay run: its recorded frames, bag by bag, instead of replaying again.
-            let run = state::load_matching(bag, &processor, &cfg.topic, Some(&cfg.gt_topic))?;
+            let run = matching.load(bag, &processor)?;
             frames.extend(run.frames.iter().map(|f| seq_frame(b + f.bag, f)));
             b += run.bags.len();
             continue;
@@ -509,19 +510,14 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
         let mut acc = Accumulator::new();
         problems.extend(replay::scan(&mut processor, bag, &cfg.topic, Some(&cfg.gt_topic), &mut |bf, r| {
             progress.step(r.decision.reason.name());
-            let (obs, bad) = match &r.outcome {
-                Err(failure) => (Err(failure.observation()), None),
-                Ok(seg) => {
-                    let obs = if seg.sanity.is_ok() { Ok(seg.scores) } else { Err(Observation::ImageQuality) };
-                    let bad = bf.gt.as_ref().filter(|gt| (gt.width, gt.height) == (seg.width, seg.height)).map(|gt| {
-                        let m = acc.add(&seg.prob, &seg.entropy, &seg.mi, &gt.data);
-                        is_bad(m.iou, m.gt_has_pipe, m.pred_has_pipe)
-                    });
-                    (obs, bad)
+            let m = match (r.segmentation(), &bf.gt) {
+                (Some(seg), Some(gt)) if (gt.width, gt.height) == (seg.width, seg.height) => {
+                    Some(acc.add(&seg.prob, &seg.entropy, &seg.mi, &gt.data))
                 }
+                _ => None,
             };
-            let signals = r.segmentation().map(|s| s.signals);
-            frames.push(SeqFrame { bag: b, stamp_ns: r.header.stamp.nanos(), obs, bad, signals });
+            // The same record a replay keeps in state.json, so both paths see a frame alike.
+            frames.push(seq_frame(b, &replay::record(b, bf, r, m)));
         })?);
         b += 1;
     }

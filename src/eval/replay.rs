@@ -712,8 +712,8 @@ pub fn run(
     Ok(outcome)
 }
 
-/// The state file's record of a frame.
-fn record(bag: usize, bf: &BagFrame, r: &FrameResult, m: Option<FrameMetrics>) -> FrameRecord {
+/// The state file's record of a frame (`calibrate` turns its own frames into the same).
+pub fn record(bag: usize, bf: &BagFrame, r: &FrameResult, m: Option<FrameMetrics>) -> FrameRecord {
     let seen = match &r.outcome {
         Ok(seg) if seg.sanity.is_ok() => Seen::Score,
         Ok(_) => Seen::ImageQuality,

@@ -12,7 +12,7 @@ use crate::engine::image::decode_msg;
 use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{FrameFailure, FrameProcessor, LoopOptions};
 use crate::eval::replay::{self, csv_field, BagFrames, Failure, ReplayError};
-use crate::eval::state::{self, FrameRecord, Seen};
+use crate::eval::state::{self, FrameRecord, Matching, Seen};
 use crate::eval::{Problem, Progress};
 use crate::io::bag_read;
 use crate::view::render;
@@ -107,9 +107,10 @@ pub fn run(params: &Params, cfg: &SelectConfig, progress: &mut dyn Progress) -> 
     let (mut cands, mut problems) = (Vec::new(), Vec::new());
     // The bags the frames come from: a replay run's recorded bags stand in for its directory.
     let mut bags: Vec<PathBuf> = Vec::new();
+    let mut matching = Matching::new(&cfg.topic, None);
     for bag in &cfg.bags {
         if state::is_run_dir(bag) {
-            let run = state::load_matching(bag, &processor, &cfg.topic, None)?;
+            let run = matching.load(bag, &processor)?;
             let score = |f: &FrameRecord| match cfg.by {
                 By::Mi => f.mi_score,
                 By::Entropy => f.score(run.method()),

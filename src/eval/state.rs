@@ -508,25 +508,45 @@ pub fn is_run_dir(path: &Path) -> bool {
     path.join(STATE_FILE).is_file()
 }
 
-/// Reads the run in `dir` for `calibrate` or `select`, which use its recorded frames instead of
-/// replaying: the run must have been made with what `processor` would do now, on `topic` (and
-/// `gt_topic`; `None`: any).
-pub fn load_matching(
-    dir: &Path,
-    processor: &FrameProcessor,
-    topic: &str,
-    gt_topic: Option<&str>,
-) -> Result<RunState, StateError> {
-    let s = RunState::load(dir)?;
-    let gt = gt_topic.or(s.key.gt_topic.as_deref());
-    let now = RunKey::new(processor, topic, gt).map_err(|e| unreadable(dir, e))?;
-    let why = s.key.differences(&now);
-    if !why.is_empty() {
-        let why = why.into_iter().map(|w| format!("{w} (run vs now)")).collect::<Vec<_>>().join("; ");
-        let hint = "pass the --model/--config/--samples/--seed the run was made with, or replay the bags again";
-        return Err(unreadable(dir, format!("made with other settings: {why}; {hint}")));
+/// What runs must have been made with to stand in for bags in `calibrate` and `select`: what
+/// the frame processor would do now on `topic` (and `gt_topic`; `None`: any). The key hashes the
+/// model file, so it is made once, at the first run directory, not per directory.
+pub struct Matching<'a> {
+    topic: &'a str,
+    gt_topic: Option<&'a str>,
+    key: Option<RunKey>,
+}
+
+impl<'a> Matching<'a> {
+    /// Runs made on `topic` (and `gt_topic`; `None`: any).
+    pub fn new(topic: &'a str, gt_topic: Option<&'a str>) -> Matching<'a> {
+        Matching { topic, gt_topic, key: None }
     }
-    Ok(s)
+
+    /// Reads the run in `dir`, which must have been made with what `processor` does; an error
+    /// names each setting it was made with otherwise.
+    pub fn load(&mut self, dir: &Path, processor: &FrameProcessor) -> Result<RunState, StateError> {
+        let s = RunState::load(dir)?;
+        let key = match &self.key {
+            Some(k) => k,
+            None => {
+                let k = RunKey::new(processor, self.topic, self.gt_topic).map_err(|e| unreadable(dir, e))?;
+                self.key.insert(k)
+            }
+        };
+        // Without a gt_topic to match, the run's own stands.
+        let now = match self.gt_topic {
+            Some(_) => key.clone(),
+            None => RunKey { gt_topic: s.key.gt_topic.clone(), ..key.clone() },
+        };
+        let why = s.key.differences(&now);
+        if !why.is_empty() {
+            let why = why.into_iter().map(|w| format!("{w} (run vs now)")).collect::<Vec<_>>().join("; ");
+            let hint = "pass the --model/--config/--samples/--seed the run was made with, or replay the bags again";
+            return Err(unreadable(dir, format!("made with other settings: {why}; {hint}")));
+        }
+        Ok(s)
+    }
 }
 
 /// Reads the states of run directories and checks that they merge: same key, no bag twice.
