@@ -14,6 +14,7 @@ import json
 import math
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,28 +26,12 @@ TOPIC, GT = "/camera/image_raw/compressed", "/camera/mask"
 
 
 def cut(out: Path, n: int) -> list[Path]:
-    from rosbags.highlevel import AnyReader
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import Stores, get_typestore
+    """`n` bags: the sample bag's two halves (30 frames each), in turn."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from make_bags import cut_bag
 
-    ts = get_typestore(Stores.ROS2_JAZZY)
-    with AnyReader([BAG]) as reader:
-        msgs = [(c.topic, c.msgtype, t, raw) for c, t, raw in reader.messages()]
-    stamps = sorted({t for topic, _, t, _ in msgs if topic == TOPIC})
-    half = len(stamps) // 2
-    bags = []
-    for i in range(n):
-        keep = set(stamps[:half] if i % 2 == 0 else stamps[half:])
-        path = out / f"bag{i:02d}"
-        with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
-            conns = {}
-            for topic, typ, t, raw in msgs:
-                if t in keep:
-                    if topic not in conns:
-                        conns[topic] = w.add_connection(topic, typ, typestore=ts)
-                    w.write(conns[topic], t, raw)
-        bags.append(path)
-    return bags
+    return cut_bag(BAG, TOPIC, [(0, 30) if i % 2 == 0 else (30, 60) for i in range(n)],
+                   [out / f"bag{i:02d}" for i in range(n)])
 
 
 def replay(out: Path, bags, threads: int) -> list[str]:

@@ -156,6 +156,27 @@ def write_big(out: Path, n: int) -> None:
                 writer.write(conn, ns, TS.serialize_cdr(msg, "sensor_msgs/msg/Image"))
 
 
+def cut_bag(bag: Path, topic: str, parts: list[tuple[int, int]], outs: list[Path]) -> list[Path]:
+    """Bag `outs[i]` (rosbag2 MCAP) holds every message of `bag` logged at the log times of
+    `topic`'s frames parts[i] = [a, b): a long bag cut into shorter ones, as a campaign has them
+    (tests/test_merge.py, scripts/bench_fleet.py)."""
+    from rosbags.highlevel import AnyReader
+
+    with AnyReader([bag]) as reader:
+        msgs = [(c.topic, c.msgtype, t, raw) for c, t, raw in reader.messages()]
+    stamps = sorted({t for name, _, t, _ in msgs if name == topic})
+    for (a, b), out in zip(parts, outs):
+        keep = set(stamps[a:b])
+        with Writer(out, version=9, storage_plugin=StoragePlugin.MCAP) as w:
+            conns = {}
+            for name, typ, t, raw in msgs:
+                if t in keep:
+                    if name not in conns:
+                        conns[name] = w.add_connection(name, typ, typestore=TS)
+                    w.write(conns[name], t, raw)
+    return outs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)

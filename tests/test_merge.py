@@ -13,6 +13,7 @@ import subprocess
 
 import pytest
 from conftest import BAG, BIN, GT, MODEL, ROOT, TOPIC, run
+from make_bags import cut_bag
 
 PARTS = [(0, 20), (20, 40), (40, 60)]
 def flags(samples=4, seed=3):
@@ -21,28 +22,7 @@ def flags(samples=4, seed=3):
 
 def cut(out):
     """The sample bag's frames [a, b) of every topic, one rosbag2 MCAP bag per part."""
-    from rosbags.highlevel import AnyReader
-    from rosbags.rosbag2 import StoragePlugin, Writer
-    from rosbags.typesys import Stores, get_typestore
-
-    ts = get_typestore(Stores.ROS2_JAZZY)
-
-    with AnyReader([BAG]) as reader:
-        msgs = [(c.topic, c.msgtype, t, raw) for c, t, raw in reader.messages()]
-        stamps = sorted({t for topic, _, t, _ in msgs if topic == TOPIC})
-    bags = []
-    for i, (a, b) in enumerate(PARTS):
-        path = out / f"part{i}"
-        keep = set(stamps[a:b])
-        with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as w:
-            conns = {}
-            for topic, typ, t, raw in msgs:
-                if t in keep:
-                    if topic not in conns:
-                        conns[topic] = w.add_connection(topic, typ, typestore=ts)
-                    w.write(conns[topic], t, raw)
-        bags.append(path)
-    return bags
+    return cut_bag(BAG, TOPIC, PARTS, [out / f"part{i}" for i in range(len(PARTS))])
 
 
 def replay_cmd(out, *bags, **kw):
