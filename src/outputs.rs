@@ -196,17 +196,21 @@ impl Message {
 }
 
 /// The KeyValues of the `~/confidence` status. `seg` is the frame's segmentation and whether
-/// the pipeline is visible; `None` for a frame that failed or a stale decision.
+/// the pipeline is visible; `None` for a frame that failed or a stale decision. `settings` is
+/// `None` for a managed node without a model: every value but `pipeline_visible` and
+/// `latency_ms` is then empty.
 pub fn confidence_values(
-    settings: &Settings,
+    settings: Option<&Settings>,
     seg: Option<(&Segmentation, bool)>,
     latency_ms: f64,
 ) -> Vec<(&'static str, String)> {
-    let g = &settings.gate;
+    let setting = |f: &dyn Fn(&Settings) -> String| settings.map_or_else(String::new, f);
     // T of the frame's own run: a parameter change may land while a frame is processed.
     let (score, fraction, visible, samples) = match seg {
-        Some((seg, visible)) => (seg.score.to_string(), seg.pipeline_fraction.to_string(), visible, seg.samples),
-        None => (String::new(), String::new(), false, settings.samples),
+        Some((seg, visible)) => {
+            (seg.score.to_string(), seg.pipeline_fraction.to_string(), visible, seg.samples.to_string())
+        }
+        None => (String::new(), String::new(), false, setting(&|s| s.samples.to_string())),
     };
     // Empty when the frame or the model has none (docs/interfaces.md §9).
     let s = seg.map(|(s, _)| s);
@@ -214,12 +218,12 @@ pub fn confidence_values(
     let trust = s.and_then(Segmentation::trust);
     vec![
         ("score", score),
-        ("score_method", settings.score.method.name().to_string()),
-        ("threshold_high", g.threshold_high.to_string()),
-        ("threshold_low", g.threshold_low.to_string()),
+        ("score_method", setting(&|s| s.score.method.name().to_string())),
+        ("threshold_high", setting(&|s| s.gate.threshold_high.to_string())),
+        ("threshold_low", setting(&|s| s.gate.threshold_low.to_string())),
         ("pipeline_fraction", fraction),
         ("pipeline_visible", visible.to_string()),
-        ("samples", samples.to_string()),
+        ("samples", samples),
         ("latency_ms", format!("{latency_ms:.3}")),
         ("feature_distance", distance),
         ("trust", trust.map_or_else(String::new, |t| t.to_string())),
@@ -234,7 +238,7 @@ pub fn decision_messages_for(
     seg: Option<(&Segmentation, bool)>,
     latency_ms: f64,
 ) -> [(Topic, Message); 2] {
-    let values = confidence_values(settings, seg, latency_ms);
+    let values = confidence_values(Some(settings), seg, latency_ms);
     let status = diagnostic(header, CONFIDENCE_STATUS, d.reason.level(), d.reason.name(), values);
     [(Topic::Confident, Message::Bool(Bool { data: d.confident })), (Topic::Confidence, Message::Diagnostic(status))]
 }

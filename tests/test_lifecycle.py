@@ -113,6 +113,10 @@ def test_every_transition_services_and_events(managed):
     assert run.state() == (1, "unconfigured")
     st = run.wait_status("unconfigured")
     assert values(st)["score"] == ""
+    # Without a model every value but these two is empty; the keys are those of a frame's status.
+    assert values(st) == {"score": "", "score_method": "", "threshold_high": "", "threshold_low": "",
+                          "pipeline_fraction": "", "pipeline_visible": "false", "samples": "", "latency_ms": "0.000",
+                          "feature_distance": "", "trust": ""}
     res = run._call(GetAvailableStates, "get_available_states", GetAvailableStates.Request())
     assert [(s.id, s.label) for s in res.available_states] == STATES
     assert run.transitions() == [(1, "configure", "unconfigured", "configuring"),

@@ -565,32 +565,12 @@ fn publish_stale(shared: &Shared, header: &Header) {
 /// node's `unconfigured` / `inactive` (level 1). Without a model the values are empty.
 pub(super) fn publish_not_confident(shared: &Shared, header: &Header, level: u8, message: &str) {
     let settings = lock(&shared.state).settings.clone();
-    let msgs = match &settings {
-        Some(settings) => {
-            let values = outputs::confidence_values(settings, None, 0.0);
-            let status = diagnostic(header, outputs::CONFIDENCE_STATUS, level, message, values);
-            [
-                (Topic::Confident, Message::Bool(crate::msg::Bool { data: false })),
-                (Topic::Confidence, Message::Diagnostic(status)),
-            ]
-        }
-        None => {
-            let keys = ["score", "score_method", "threshold_high", "threshold_low", "pipeline_fraction"];
-            let rest = [
-                ("pipeline_visible", "false"),
-                ("samples", ""),
-                ("latency_ms", "0.000"),
-                ("feature_distance", ""),
-                ("trust", ""),
-            ];
-            let values = keys.iter().map(|k| (*k, String::new())).chain(rest.iter().map(|(k, v)| (*k, v.to_string())));
-            let status = diagnostic(header, outputs::CONFIDENCE_STATUS, level, message, values.collect());
-            [
-                (Topic::Confident, Message::Bool(crate::msg::Bool { data: false })),
-                (Topic::Confidence, Message::Diagnostic(status)),
-            ]
-        }
-    };
+    let values = outputs::confidence_values(settings.as_ref(), None, 0.0);
+    let status = diagnostic(header, outputs::CONFIDENCE_STATUS, level, message, values);
+    let msgs = [
+        (Topic::Confident, Message::Bool(crate::msg::Bool { data: false })),
+        (Topic::Confidence, Message::Diagnostic(status)),
+    ];
     lock(&shared.out).publish_all(msgs);
 }
 
