@@ -30,8 +30,9 @@ COUNTS = {"train_dr": 1600, "val_dr": 160, "nopipe_dr": 100, "ho_water": 80, "ho
 # Splits whose per-frame metadata is not kept (training only needs images and masks), so an
 # interrupted run can resume them frame by frame (--resume) with the same bytes as a fresh one.
 NO_META = {"train_dr"}
-# Old name kept for scripts that generate the first generator's training split.
-LEGACY = {"train": 2400}
+# The first generator's training split and shifted-water splits: the shipped model was trained on
+# `train`, and `val` + `shift_*` are the sequences its gate is judged on (issue 11).
+LEGACY = {"train": 2400, "shift_clear": 100, "shift_turbid": 100}
 
 
 def _complete(d: Path, i: int) -> bool:

@@ -48,7 +48,8 @@ def checkpoint_from_onnx(path) -> dict:
         if k not in props:
             raise WeightsError(f"{Path(path).name}: metadata lacks '{k}', so its network cannot be rebuilt")
     init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    # feature_distance's own fixed convolutions (luma, gradients: density.py, prefix fd/) are not the network's.
+    convs = [n for n in m.graph.node if n.op_type == "Conv" and not n.name.startswith("fd/")]
     want = 2 * len(BLOCKS) + 1
     if len(convs) != want:
         raise WeightsError(f"{Path(path).name}: {len(convs)} convolutions, a U-Net of this repository has {want}")
