@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import MODEL, NS, VAL
+from conftest import MODEL, NS, VAL, model_meta
 from test_node import (VAL_CLEAR, WAIT, NodeRun, _rel_qos, _stop, bgr, key, level, new_header,  # noqa: F401
                        raw_msg, values)
 
@@ -134,7 +134,7 @@ def test_every_transition_services_and_events(managed):
     assert run.transitions() == [(2, "cleanup", "inactive", "cleaningup"), (3, "activate", "inactive", "activating"),
                                  (6, "shutdown", "inactive", "shuttingdown")]
     st = run.wait_status("inactive")
-    assert values(st)["score_method"] == "pipeline_mean" and values(st)["samples"] == "4"
+    assert values(st)["score_method"] == model_meta()["score_method"] and values(st)["samples"] == "4"
     # Not available in this state: refused, nothing happens.
     assert run.change("deactivate", n_events=0) == (False, [])
     assert run.state() == (2, "inactive")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import cv2
@@ -262,5 +263,27 @@ def main():
     print(f"wrote {CARD}")
 
 
+def splice(sections: list[str]) -> None:
+    """Replace sections of the existing card by the records' `card_section.md` files (matched by
+    their `## ` heading; a new one goes before `## Data`), for a run that refits only part of the
+    model (training/refit_trust.sh) and so has no full set of records to write the card from."""
+    lines = CARD.read_text().splitlines()
+    for rel in sections:
+        new = (HERE / "runs" / rel).read_text().rstrip("\n").splitlines() + [""]
+        head = new[0]
+        if head in lines:
+            i = lines.index(head)
+            j = next((k for k in range(i + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
+            lines[i:j] = new
+        else:
+            i = lines.index("## Data") if "## Data" in lines else len(lines)
+            lines[i:i] = new
+    CARD.write_text("\n".join(lines) + "\n")
+    print(f"spliced {', '.join(sections)} into {CARD}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--splice"]:
+        splice(sys.argv[2:])
+    else:
+        main()

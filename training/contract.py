@@ -18,7 +18,7 @@ import onnx
 REQUIRED = ["classes", "input_height", "input_width", "mean", "std", "color_order", "resize", "dropout_p",
             "dropout_sites", "dropout_placement", "default_samples", "score_method", "pixel_threshold",
             "band_px", "threshold_high", "threshold_low", "recover_frames"]
-SCORE_METHODS = ("mean", "p95", "fraction_above", "pipeline_mean")
+SCORE_METHODS = ("mean", "p95", "fraction_above", "pipeline_mean", "trust")
 SAME_AS_BASE = ["classes", "input_height", "input_width", "mean", "std", "color_order", "resize", "dropout_p",
                 "dropout_sites", "dropout_placement"]
 
@@ -70,6 +70,8 @@ def violations(path, like=None) -> list[str]:
             out.append(f"dropout_p {props['dropout_p']}")
         if props["score_method"] not in SCORE_METHODS:
             out.append(f"score_method {props['score_method']!r} not in {SCORE_METHODS}")
+        if props["score_method"] == "trust" and "trust_features" not in props:
+            out.append("score_method 'trust' needs a trust model (the trust_* metadata, docs/interfaces.md §9)")
         if not 0 <= float(props["pixel_threshold"]) <= 1 or int(props["band_px"]) < 0:
             out.append("pixel_threshold must be in [0, 1] and band_px >= 0")
         lo, hi = float(props["threshold_low"]), float(props["threshold_high"])

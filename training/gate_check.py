@@ -8,6 +8,9 @@ a calibration bag and a test bag with other splits, then
 2. runs `calibrate --max-risk A --min-gap 0 [--fit-trust]` on the calibration bag (the renders are
    independent scenes, so every frame is a trial) and replays the test bag with the file it wrote;
 and records per run P(bad | confident), the good frames kept and the bound `calibrate` claimed.
+With `--ood-splits`, also replays a bag of those frames (scenes the mask must not be trusted on)
+with the default gate and records per kind the fraction of sane frames (not refused by the input
+sanity check) the gate flags.
 """
 from __future__ import annotations
 
@@ -55,12 +58,34 @@ def replay_stats(run_dir: Path) -> dict:
             "good_confident": round(sum(c and not b for c, b in zip(conf, bad)) / good, 4) if good else None}
 
 
+def ood_stats(run_dir: Path, data: Path, splits) -> dict:
+    """Per kind: sane frames, the fraction of them the gate flags on their own (score above
+    `threshold_high`, as `infer` judges a frame) and the fraction not confident in the replayed
+    sequence (which the hysteresis inflates: after one flagged frame the next ones wait to
+    recover). frames.csv is in bag order."""
+    high = json.loads((run_dir / "metrics.json").read_text())["thresholds"]["threshold_high"]
+    kinds = [json.loads(line).get("kind", s) for s in splits for line in (data / s / "meta.jsonl").read_text().splitlines()]
+    with open(run_dir / "frames.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    if len(rows) != len(kinds):
+        sys.exit(f"ood replay: {len(rows)} rows for {len(kinds)} frames")
+    out = {}
+    for k in sorted(set(kinds)) + ["all"]:
+        sane = [r for r, kk in zip(rows, kinds) if (k == "all" or kk == k) and r["reason"] != "image_quality"]
+        out[k] = {"sane": len(sane), "flagged": round(sum(not float(r["score"]) <= high for r in sane) / len(sane), 4),
+                  "not_confident_in_sequence": round(sum(r["confident"] != "true" for r in sane) / len(sane), 4)}
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bin", default=str(HERE.parent / "target" / "release" / "pipeline_seg"))
     ap.add_argument("--data", default=str(HERE / "data"))
     ap.add_argument("--calib-splits", default="val_dr,nopipe_dr")
     ap.add_argument("--test-splits", default="val,ho_water,ho_seabed,ho_coating,ho_light")
+    ap.add_argument("--model", help="ONNX model (default: the binary's default, models/)")
+    ap.add_argument("--ood-splits", default="", help="also replay these splits (all bad) with the default gate")
+    ap.add_argument("--no-calibrate", action="store_true", help="only the default gate")
     ap.add_argument("--max-risk", type=float, default=0.05)
     ap.add_argument("--samples", default="16")
     ap.add_argument("--out", required=True, help="records: gate_check.json, the parameter files, calibrate's output")
@@ -69,11 +94,15 @@ def main():
     out, work = Path(a.out), Path(a.work)
     out.mkdir(parents=True, exist_ok=True)
     bags = work / "bags"
-    cal_bag = bag(bags / "calib", Path(a.data), a.calib_splits.split(","))
-    test_bag = bag(bags / "test", Path(a.data), a.test_splits.split(","))
-    run = lambda *args: subprocess.run([a.bin, *map(str, args)], capture_output=True, text=True)  # noqa: E731
+    # Bags are kept between runs, named by their splits.
+    key = lambda splits: splits.replace(",", "+")  # noqa: E731
+    cal_bag = bag(bags / f"calib-{key(a.calib_splits)}", Path(a.data), a.calib_splits.split(","))
+    test_bag = bag(bags / f"test-{key(a.test_splits)}", Path(a.data), a.test_splits.split(","))
+    model = ["--model", a.model] if a.model else []
+    run = lambda cmd, *args: subprocess.run([a.bin, cmd, *model, *map(str, args)], capture_output=True,  # noqa: E731
+                                            text=True)
     rec = {"calib_splits": a.calib_splits, "test_splits": a.test_splits, "max_risk": a.max_risk,
-           "samples": a.samples, "runs": {}}
+           "ood_splits": a.ood_splits, "samples": a.samples, "runs": {}}
 
     def replay(name, *cfg):
         p = run("replay", test_bag, "--topic", TOPIC, "--gt-topic", GT, "--samples", a.samples, "--write",
@@ -83,7 +112,15 @@ def main():
         return replay_stats(work / name)
 
     rec["runs"]["default_gate"] = replay("default_gate")
-    for name, extra in (("calibrated", []), ("calibrated_fit_trust", ["--fit-trust"])):
+    print("default_gate", rec["runs"]["default_gate"], flush=True)
+    if a.ood_splits:
+        ood_bag = bag(bags / f"ood-{key(a.ood_splits)}", Path(a.data), a.ood_splits.split(","))
+        p = run("replay", ood_bag, "--topic", TOPIC, "--samples", a.samples, "--out", work / "ood")
+        if p.returncode not in (0, 1):
+            sys.exit(f"replay ood failed: {p.stderr}")
+        rec["ood_default_gate"] = ood_stats(work / "ood", Path(a.data), a.ood_splits.split(","))
+        print("ood_default_gate", rec["ood_default_gate"], flush=True)
+    for name, extra in [] if a.no_calibrate else (("calibrated", []), ("calibrated_fit_trust", ["--fit-trust"])):
         yaml = out / f"{name}.yaml"
         p = run("calibrate", cal_bag, "--topic", TOPIC, "--gt-topic", GT, "--samples", a.samples,
                 "--max-risk", a.max_risk, "--min-gap", "0", *extra, "--out", yaml)
@@ -94,7 +131,34 @@ def main():
         rec["runs"][name] = {"calibrate_exit": p.returncode, "calibrate_says": chosen, **replay(name, "--config", yaml)}
         print(name, rec["runs"][name], flush=True)
     (out / "gate_check.json").write_text(json.dumps(rec, indent=1) + "\n")
+    (out / "card_section.md").write_text(card_section(rec))
     print(json.dumps(rec, indent=1))
+
+
+def card_section(rec: dict) -> str:
+    """The model card's section on the gate replayed by the Rust binary (training/card.py splices it)."""
+    out = ["## The gate replayed (`training/gate_check.py`, the Rust binary)", "",
+           f"The splits `{rec['test_splits']}` written as one labelled rosbag2 bag (frames in split order, 5 Hz) and "
+           f"replayed with `pipeline_seg replay` at T = {rec['samples']}, the gate's hysteresis included; bad = IoU < 0.5 "
+           "or a missed pipeline (docs/interfaces.md §7). `default_gate` is the model's own defaults; `calibrated*` are "
+           f"the parameter files `calibrate --max-risk {rec['max_risk']} --min-gap 0` wrote from a bag of "
+           f"`{rec['calib_splits']}`.", "",
+           "| run | frames | bad | confident | bad and confident | P(bad \\| confident) | good frames confident |",
+           "|---|---|---|---|---|---|---|"]
+    for name, r in rec["runs"].items():
+        out.append(f"| `{name}` | {r['frames']} | {r['bad']} | {r['confident']} | {r['bad_confident']} | "
+                   f"{r['p_bad_given_confident']} | {r['good_confident']} |")
+    for name, r in rec["runs"].items():
+        if "calibrate_says" in r:
+            out += ["", f"`{name}`: calibrate exited {r['calibrate_exit']}, {r['calibrate_says']}"]
+    ood = rec.get("ood_default_gate")
+    if ood:
+        out += ["", f"OOD renders (`{rec.get('ood_splits', 'ood')}`, all to be flagged) replayed with the default gate. "
+                "`flagged`: the frame's own score above `threshold_high` (as `infer` judges a frame); `not confident in "
+                "sequence`: the replayed gate, whose latch also holds the frames after a flagged one.", "",
+                "| kind | sane frames | flagged | not confident in sequence |", "|---|---|---|---|"]
+        out += [f"| {k} | {v['sane']} | {v['flagged']:.3f} | {v['not_confident_in_sequence']:.3f} |" for k, v in ood.items()]
+    return "\n".join(out) + "\n"
 
 
 if __name__ == "__main__":

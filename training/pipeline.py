@@ -47,14 +47,15 @@ def main():
                    "--split", "train_dr", "--out", RUN]),
         ("export", [py, HERE / "export.py", RUN / "model.pt", "--out", MODEL, "--report", RUN / "export.json",
                     "--fit-temperature", HERE / "data", "--temperature-split", "val_dr"]),
-        # Issue 11: the feature-density output on the training look, then the trust score on
-        # validation + no-pipe + OOD frames (docs/interfaces.md §9).
+        # Issue 11: the feature-density output on the training look (the trust score on
+        # validation + no-pipe + OOD frames follows the calibration, docs/interfaces.md §9).
         ("density", [py, HERE / "density.py", MODEL, "--data", HERE / "data", "--splits", "train_dr", "--out", MODEL,
                      "--report", RUN / "density.json"]),
-        ("trust", [py, HERE / "trust.py", MODEL, "--data", HERE / "data", "--fit-splits", "val_dr,nopipe_dr",
-                   "--clear-split", "val_dr", "--out", MODEL, "--report", RUN / "trust.json"]),
         ("calibrate+evaluate", [py, HERE / "evaluate.py", MODEL, "--json", RUN / "eval.json", "--calibrate", RUN / "calib.json",
                                 "--calibrate-split", "val_dr"]),
+        # After the entropy calibration: trust becomes the default score if it wins there.
+        ("trust", [py, HERE / "trust.py", MODEL, "--data", HERE / "data", "--fit-splits", "val_dr,nopipe_dr",
+                   "--clear-split", "val_dr", "--default-gate", "--out", MODEL, "--report", RUN / "trust.json"]),
         # Issue 12: the trunk/head pair beside the model, for anytime sampling (graph only: the
         # engine reads the metadata from the main file).
         ("split", [py, HERE / "split.py", MODEL]),

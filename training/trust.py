@@ -11,6 +11,15 @@ below is that formula, used by the tests to check the two agree.
 The report says per split and per OOD kind how often each signal flags a sane frame at the
 threshold that flags 5 % of the good validation frames, and, because OOD kinds are used in
 fitting, the leave-one-kind-out rate: trust refitted without that kind, judged on it.
+
+With `--default-gate`, trust becomes the model's default score when it wins on the clear split
+(flags more bad frames at the same 5 % of good ones, ties: more OOD frames): `threshold_high` is
+the 95th percentile of the good frames' trust and `threshold_low` the 80th (calibrate.py's rule),
+and `recover_frames` is 1. The gate still latches: after a frame above `threshold_high`, it is
+confident again only on a frame below `threshold_low`. Replayed on independent renders as a
+sequence, `recover_frames: 3` cost ~40 % of the good frames (issue 11, training/runs/gate_check);
+one clearly good frame suffices to re-arm, and a frame in the band between the thresholds
+keeps the gate unconfident.
 """
 from __future__ import annotations
 
@@ -125,6 +134,35 @@ def flag_rates(rows, values, th):
     return round(float(np.mean(np.array(sane) > th)), 4) if sane else None
 
 
+def default_gate(path: str, model: dict, clear: list, split_rows: list, ood_rows: list, meta) -> dict:
+    """Make trust the default score of the model at `path` if it flags more bad frames of the
+    clear split than the current default at the same 5 % of good frames (ties: more OOD)."""
+    import calibrate
+    sig = lambda rows: np.stack([r["signals"] for r in rows])  # noqa: E731
+    good = score(model, sig(clear))
+    hi, lo = float(np.quantile(good, calibrate.GOOD_FLAG_QUANTILE)), float(np.quantile(good, calibrate.LOW_QUANTILE))
+    bad = [r for r in split_rows if r["bad"] and r["sane"]]
+    ood = [r for r in ood_rows if r["sane"]]
+    cur = meta.props.get("score_method", "")
+    col = {"mean": 0, "p95": 1, "fraction_above": 2, "pipeline_mean": 3}.get(cur)
+    flags = lambda vals, th: float(np.mean(np.asarray(vals) > th)) if len(vals) else 0.0  # noqa: E731
+    ours = (flags(score(model, sig(bad)), hi) if bad else 0.0, flags(score(model, sig(ood)), hi))
+    theirs = (0.0, 0.0)
+    if col is not None:
+        th = float(meta.props["threshold_high"])
+        theirs = (flags(sig(bad)[:, col], th) if bad else 0.0, flags(sig(ood)[:, col], th))
+    rec = {"current": cur, "current_bad_ood_flagged": theirs, "trust_bad_ood_flagged": ours,
+           "threshold_high": hi, "threshold_low": lo, "recover_frames": 1, "chosen": ours >= theirs}
+    if rec["chosen"]:
+        import onnx as _onnx
+        m = _onnx.load(path)
+        calibrate.set_props(m, {"score_method": "trust", "threshold_high": f"{hi:.4f}", "threshold_low": f"{lo:.4f}",
+                                "recover_frames": "1"})
+        _onnx.save(m, path)
+    print("default gate:", rec)
+    return rec
+
+
 def card_section(report: dict, args) -> str:
     """The model card's section on the trust signals (training/card.py includes it)."""
     rates = report["rates"]
@@ -144,6 +182,16 @@ def card_section(report: dict, args) -> str:
     out.append("| `trust`, kind left out | " + " | ".join(
         f"{loko[g.split(':', 1)[1]]:.3f}" if g.startswith("ood:") and g.split(":", 1)[1] in loko else ""
         for g in groups) + " |")
+    g = report.get("default_gate")
+    if g:
+        out += ["", f"Default gate (`--default-gate`): on the bad sane `{args.clear_split}` frames and the sane OOD frames, "
+                f"`{g['current']}` at its threshold flagged {g['current_bad_ood_flagged'][0]:.3f} / "
+                f"{g['current_bad_ood_flagged'][1]:.3f}, `trust` at the 95th percentile of the good frames "
+                f"({g['threshold_high']:.4f}) {g['trust_bad_ood_flagged'][0]:.3f} / {g['trust_bad_ood_flagged'][1]:.3f}: "
+                + ("trust is the default score, `threshold_low` " f"{g['threshold_low']:.4f}, `recover_frames` 1 "
+                   "(the model's gate defaults now; the gate table of the calibration section records the run "
+                   "that trained the weights)."
+                   if g["chosen"] else "the default score is unchanged.")]
     return "\n".join(out) + "\n"
 
 
@@ -159,6 +207,8 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", required=True)
     ap.add_argument("--report")
+    ap.add_argument("--default-gate", action="store_true",
+                    help="make trust the default score (thresholds from the clear split) if it wins there")
     args = ap.parse_args()
     t0 = time.time()
     sess, meta = mcd.load(args.model)
@@ -198,6 +248,9 @@ def main():
             continue
         th = float(np.percentile(f(clear), 95))
         report["rates"][name] = {"threshold": th, **{g: flag_rates(rows, f(rows), th) for g, rows in groups.items()}}
+    if args.default_gate:
+        report["default_gate"] = default_gate(args.out, model, clear, [r for r in fit_rows if r["split"] == args.clear_split],
+                                              ood_rows, meta)
     # Leave one OOD kind out: refit without it, flag rate on it at the refit's own 5 % threshold.
     loko, ood_ids = {}, {id(r) for r in ood_rows}
     for kind in sorted({r["kind"] for r in ood_rows}):

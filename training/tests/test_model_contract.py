@@ -57,7 +57,8 @@ def test_metadata(model):
     assert len(props["mean"].split(",")) == 3 and len(props["std"].split(",")) == 3
     assert all(float(s) > 0 for s in props["std"].split(","))
     assert 0 < float(props["dropout_p"]) < 1
-    assert props["score_method"] in ("mean", "p95", "fraction_above", "pipeline_mean")
+    assert props["score_method"] in ("mean", "p95", "fraction_above", "pipeline_mean", "trust")
+    assert props["score_method"] != "trust" or "trust_features" in props
     assert 0 <= float(props["pixel_threshold"]) <= 1
     assert int(props["band_px"]) >= 0
     lo, hi = float(props["threshold_low"]), float(props["threshold_high"])
