@@ -81,10 +81,13 @@ def test_replay_writes_trust_and_gates_on_it(tmp_path):
 
 
 def test_a_model_without_feature_distance_runs_but_refuses_trust(tmp_path):
+    # A model from before issue 11: no feature_distance, no trust model, an entropy score as default.
     old = density.strip(onnx.load(str(MODEL)))
-    keep = [p for p in old.metadata_props if not p.key.startswith("trust_")]
+    gate = {"score_method": "pipeline_mean", "threshold_high": "0.5878", "threshold_low": "0.4074", "recover_frames": "3"}
+    keep = [p for p in old.metadata_props if not p.key.startswith("trust_") and p.key not in gate]
     del old.metadata_props[:]
     old.metadata_props.extend(keep)
+    onnx.helper.set_model_props(old, {**{p.key: p.value for p in keep}, **gate})
     path = tmp_path / "old.onnx"
     onnx.save(old, str(path))
     assert "feature_distance" not in [o.name for o in onnx.load(str(path)).graph.output]
