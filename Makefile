@@ -12,7 +12,7 @@ BIN_DEP := $(if $(filter target/release/pipeline_seg,$(PIPELINE_SEG)),build,)
 BASE ?= models/pipeline_seg_unet.onnx
 ADAPT_OUT := adapt_out
 
-.PHONY: help setup build lint demo test bench model study finetune test-training test-gpu-setup al-study adapt-demo fuzz test-colcon
+.PHONY: help setup build lint demo test bench model study finetune test-training test-gpu-setup al-study adapt-demo fuzz test-colcon refit-trust
 
 help:
 	@echo "make demo   - set up, build, segment tests/data/frames/val/image/ and replay tests/data/sample_bag"
@@ -22,6 +22,7 @@ help:
 	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent; GPU=1 adds the GPU ONNX Runtime (CUDA 13, ~2.5 GB on disk)"
 	@echo "make model  - rebuild data, train, export, calibrate and evaluate the shipped model (~30 min, CPU)"
 	@echo "make study  - the dropout-placement study behind the shipped choice"
+	@echo "make refit-trust - refit feature_distance and trust on the shipped weights, choose the default gate, replay it (~15 min, no PyTorch)"
 	@echo "make finetune LABELS=\"DIR...\" OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] - fine-tune on labelled frames"
 	@echo "make test-training - a few-step fine-tune with PyTorch, checked against the model contract"
 	@echo "make test-colcon - the README's colcon build on a fresh clone of HEAD, then the installed node in a clean ROS 2 environment segments a frame (minutes; not part of make test)"
@@ -91,6 +92,11 @@ test-gpu-setup:
 # published by rclpy. SEED=0: cold cargo build (15+ min); KEEP=1 keeps the workspace.
 test-colcon: setup
 	bash scripts/test_colcon.sh
+
+# The shipped weights' feature_distance and trust score, and the gate replayed (issue 11; records in
+# training/runs/trust and training/runs/gate_check, spliced into the model card).
+refit-trust: build
+	bash training/refit_trust.sh .venv/bin/python $(PIPELINE_SEG)
 
 test-training: $(TRAIN_VENV)/.ok
 	$(TRAIN_VENV)/bin/python -m pytest -q training/tests_torch

@@ -2,7 +2,7 @@
 # Refit `feature_distance` and `trust` on the shipped weights, make trust the default gate if it
 # wins, and record what the gate then does on sequences and on OOD renders (issue 11). Needs no
 # PyTorch: .venv (make setup) and the release binary (make build). About 15 min on 2 cores.
-#   bash training/refit_trust.sh [PYTHON] [PIPELINE_SEG]
+#   make refit-trust, or: bash training/refit_trust.sh [PYTHON] [PIPELINE_SEG]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-.venv/bin/python}
