@@ -311,9 +311,28 @@ def with_distance(model: onnx.ModelProto, f: dict) -> onnx.ModelProto:
     return m
 
 
+def graph_error(model: onnx.ModelProto, frames, feats: list[np.ndarray], f: dict, threads: int = 0, n: int = 8) -> float:
+    """Largest difference between the graph's `feature_distance` and the numpy fit on the first
+    `n` frames: the graph is what the engine reads, so it must be the fit."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "fd.onnx"
+        onnx.save(model, path)
+        sess, meta = mcd.load(str(path), threads)
+        masks = mcd.ones_masks(meta)
+        got = [sess.run([OUTPUT], {"image": mcd.preprocess(rgb, meta),
+                                   **{f"dropout_mask_{k}": v for k, v in enumerate(masks)}})[0][0] for rgb in frames[:n]]
+    return float(np.abs(np.array(got) - combined([x[:n] for x in feats], f)).max())
+
+
 def refit(model: onnx.ModelProto, frames, has_pipe) -> onnx.ModelProto:
     """The model with `feature_distance` fitted on these RGB frames (what `make finetune` trained on)."""
-    return with_distance(model, fit(pooled(model, frames), np.asarray(has_pipe, bool)))
+    feats = pooled(model, frames)
+    f = fit(feats, np.asarray(has_pipe, bool))
+    out = with_distance(model, f)
+    err = graph_error(out, frames, feats, f)
+    if err > 1e-3:
+        raise ValueError(f"density: graph and fit disagree by {err}")
+    return out
 
 
 def load_split(data: Path, split: str, limit: int | None = None):
@@ -349,18 +368,10 @@ def main():
     feats = pooled(model, frames, args.threads)
     f = fit(feats, has_pipe)
     out = with_distance(model, f)
-    onnx.save(out, args.out)
-    # The graph's output must equal the numpy fit (it is what the engine will read).
-    sess, meta = mcd.load(args.out, args.threads)
-    masks = mcd.ones_masks(meta)
-    got = []
-    for rgb in frames[:8]:
-        feeds = {"image": mcd.preprocess(rgb, meta), **{f"dropout_mask_{k}": v for k, v in enumerate(masks)}}
-        got.append(sess.run([OUTPUT], feeds)[0][0])
-    want = combined([x[:8] for x in feats], f)
-    err = float(np.abs(np.array(got) - want).max())
+    err = graph_error(out, frames, feats, f, args.threads)
     if err > 1e-3:
         sys.exit(f"density: graph and fit disagree by {err}")
+    onnx.save(out, args.out)
     report = {"fit_splits": args.splits, "fit_frames": len(frames),
               "parts": [p for p, _, _ in parts(model)], "features": [len(g["columns"]) for g in f["layers"]],
               "part_scales": [g["scale"] for g in f["layers"]],
