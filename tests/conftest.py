@@ -59,3 +59,21 @@ def auroc(pos, neg):
     p_tot, n_tot = pos.sum(), neg.sum()
     below = np.concatenate([[0], np.cumsum(neg)[:-1]]).astype(np.float64)
     return float(((below + 0.5 * neg) * pos).sum() / (p_tot * n_tot))
+
+
+def simulate_gate(scores, high, low, recover) -> list[str]:
+    """docs/interfaces.md §3 hysteresis from a start in `recovering` (pass float32 values to compare as the node)."""
+    latched, good_run, out = True, 0, []
+    for s in scores:
+        if s > high:
+            latched, good_run = True, 0
+            out.append("uncertain")
+            continue
+        if s < low:
+            good_run += 1
+            if good_run >= recover:
+                latched = False
+        else:
+            good_run = 0
+        out.append("recovering" if latched else "ok")
+    return out

@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BIN as CLI_BIN
-from conftest import NODE_BIN, NS, OOD, ROOT, VAL, model_meta
+from conftest import NODE_BIN, NS, OOD, ROOT, VAL, model_meta, simulate_gate
 
 # Before rclpy creates any participant (see the module docstring).
 os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = str(ROOT / "config" / "fastdds_large_frames.xml")
@@ -443,24 +443,6 @@ def decode_error_then_recover(run: NodeRun, bad, good) -> None:
     for t in FRAME_IMAGE_TOPICS + ("review/image",):
         assert run.find(t, bad.header) is None, f"{t} published for a frame that failed to decode"
     assert run.proc.poll() is None
-
-
-def simulate_gate(scores, high, low, recover) -> list[str]:
-    """docs/interfaces.md §3 hysteresis from a start in `recovering` (float32 comparisons, as the node)."""
-    latched, good_run, out = True, 0, []
-    for s in scores:
-        if s > high:
-            latched, good_run = True, 0
-            out.append("uncertain")
-            continue
-        if s < low:
-            good_run += 1
-            if good_run >= recover:
-                latched = False
-        else:
-            good_run = 0
-        out.append("recovering" if latched else "ok")
-    return out
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import mcd  # noqa: E402
+import trust  # noqa: E402
 
 FRAMES = ROOT / "tests" / "data" / "frames"
 # Names the tests use (tests/test_node.py, tests/test_infer.py).
@@ -30,26 +31,11 @@ OOD_UNCERTAIN = ("plume_00001", "plume_00013", "wall_00006", "wall_00010")
 VAL_CLEAR = ("00000", "00001", "00003", "00005", "00006")
 
 
-def score_and_prob(sess, meta, rgb, t, rng):
-    """(default score, sane, pipeline fraction, mean probability at input resolution) of a frame;
-    trust through training/trust.py."""
-    p = meta.props
-    if p["score_method"] == "trust":
-        import trust
-        has_fd = any(o.name == "feature_distance" for o in sess.get_outputs())
-        sig, prob = trust.signals(sess, meta, rgb, t, rng, float(p["pixel_threshold"]), int(p["band_px"]), has_fd)
-        s = trust.score(trust.from_metadata(p), sig)[0]
-    else:
-        r = mcd.infer(sess, meta, rgb, t, rng)
-        s = mcd.frame_score(r.entropy_model, r.prob_model, p["score_method"], float(p["pixel_threshold"]),
-                            int(p["band_px"]))
-        prob = r.prob_in
-    return float(s), bool(mcd.sanity(rgb)[0]), float((prob > 0.5).mean()), prob
-
-
 def scores(sess, meta, path, t, i):
     """(default score, sane, pipeline fraction) of a fixture frame."""
-    return score_and_prob(sess, meta, mcd.read_rgb(path), t, np.random.default_rng([0, i]))[:3]
+    rgb = mcd.read_rgb(path)
+    s, prob = trust.default_score(sess, meta, rgb, t, np.random.default_rng([0, i]))
+    return s, bool(mcd.sanity(rgb)[0]), float((prob > 0.5).mean())
 
 
 def main():
@@ -102,7 +88,7 @@ def main():
                 import scenegen
                 rgb, m, _, _ = scenegen.render(msb.SEED, split, idx)
                 gt = m > 127
-            s, _, _, prob_in = score_and_prob(sess, meta, rgb, 4, np.random.default_rng([0, frame]))
+            s, prob_in = trust.default_score(sess, meta, rgb, 4, np.random.default_rng([0, frame]))
             sc.append(s)
             pred = prob_in > 0.5
             u = (pred | gt).sum()

@@ -83,8 +83,9 @@ def strip(model: onnx.ModelProto) -> onnx.ModelProto:
     return m
 
 
-def pooling_nodes(src: str, p: str = PREFIX):
-    """Nodes computing the pooled features `{p}feat` [N, 2C] of map `src` [N, C, h, w]."""
+def mean_sd_nodes(src: str, p: str):
+    """Nodes computing `{p}cat4` [N, 2C, 1, 1]: the mean and standard deviation over space of each
+    channel of map `src` [N, C, h, w]."""
     return [
         helper.make_node("GlobalAveragePool", [src], [p + "mean4"], name=p + "gap"),
         helper.make_node("Mul", [src, src], [p + "sq"], name=p + "sq"),
@@ -94,6 +95,13 @@ def pooling_nodes(src: str, p: str = PREFIX):
         helper.make_node("Relu", [p + "var4"], [p + "varp4"], name=p + "varp"),
         helper.make_node("Sqrt", [p + "varp4"], [p + "sd4"], name=p + "sd"),
         helper.make_node("Concat", [p + "mean4", p + "sd4"], [p + "cat4"], name=p + "cat", axis=1),
+    ]
+
+
+def pooling_nodes(src: str, p: str = PREFIX):
+    """Nodes computing the pooled features `{p}feat` [N, 2C] of map `src` [N, C, h, w]:
+    log(1 + x) of the channels' mean and standard deviation."""
+    return mean_sd_nodes(src, p) + [
         helper.make_node("Flatten", [p + "cat4"], [p + "flat"], name=p + "flat", axis=1),
         helper.make_node("Add", [p + "flat", p + "one"], [p + "flat1"], name=p + "add1"),
         helper.make_node("Log", [p + "flat1"], [p + "feat"], name=p + "log"),
@@ -135,19 +143,13 @@ def image_nodes(p: str, mean, std):
              numpy_helper.from_array(np.array([0.1], np.float32), p + "lo"),
              numpy_helper.from_array(np.array([10.0], np.float32), p + "ten")]
 
-    def mean_sd(x, q):
-        n, it = pooling_nodes(x, q)
-        return n[:8], it  # up to the [N, 2C, 1, 1] concat of mean and sd, no log
-
     nodes = [helper.make_node("Mul", ["image", p + "std"], [p + "rs"], name=p + "rs"),
              helper.make_node("Add", [p + "rs", p + "mean"], [p + "rgb"], name=p + "rgb"),
              helper.make_node("ReduceMax", [p + "rgb"], [p + "cmax"], name=p + "cmax", axes=[1], keepdims=1),
              helper.make_node("ReduceMin", [p + "rgb"], [p + "cmin"], name=p + "cmin", axes=[1], keepdims=1),
              helper.make_node("Sub", [p + "cmax", p + "cmin"], [p + "chroma"], name=p + "chroma"),
              helper.make_node("Conv", [p + "rgb", p + "lum"], [p + "y"], name=p + "y")]
-    for q, x in (("c/", p + "rgb"), ("h/", p + "chroma")):
-        n, _ = mean_sd(x, p + q)
-        nodes += n
+    nodes += mean_sd_nodes(p + "rgb", p + "c/") + mean_sd_nodes(p + "chroma", p + "h/")
     parts = [p + "c/cat4", p + "h/cat4"]
     for d in ("dx", "dy"):
         nodes += [helper.make_node("Conv", [p + "y", p + d], [p + d + "v"], name=p + d + "v"),
@@ -232,18 +234,18 @@ def fit(feats: list[np.ndarray], has_pipe: np.ndarray) -> dict:
     out_of_fold = []
     fits = []
     for x in feats:
-        x = x[:, columns(x)]
+        cols = columns(x)
+        x = x[:, cols]
         held = np.zeros(len(x))
         for k in range(FOLDS):
             g = fit_layer(x[fold != k], has_pipe[fold != k])
             held[fold == k] = distances(x[fold == k], g["means"], g["whiten"])
         g = fit_layer(x, has_pipe)
         g["scale"] = float(np.percentile(held, 95))
+        g["columns"] = cols
         fits.append(g)
         out_of_fold.append(held / g["scale"])
     d = np.max(out_of_fold, axis=0)
-    for g, x in zip(fits, feats):
-        g["columns"] = columns(x)
     return {"layers": fits, "scale": float(np.percentile(d, 95)), "classes": fits[0]["classes"]}
 
 
@@ -277,7 +279,7 @@ def with_distance(model: onnx.ModelProto, f: dict) -> onnx.ModelProto:
         nodes += n
         inits += it
         feat = p + "feat"
-        if len(g["columns"]) != g["whiten"].shape[0] or not np.array_equal(g["columns"], np.arange(len(g["columns"]))):
+        if not np.array_equal(g["columns"], np.arange(len(g["columns"]))):  # a subset: the correlations
             inits.append(numpy_helper.from_array(np.asarray(g["columns"], np.int64), p + "cols"))
             nodes.append(helper.make_node("Gather", [feat, p + "cols"], [p + "sel"], name=p + "sel", axis=1))
             feat = p + "sel"

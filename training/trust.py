@@ -59,6 +59,19 @@ def signals(sess, meta, rgb, t, rng, pixel_threshold, band_px, has_fd):
     return np.array(s, np.float64), cv2.resize(prob, (ww, hh), interpolation=cv2.INTER_LINEAR)
 
 
+def default_score(sess, meta, rgb, t, rng):
+    """The model's default frame score of one frame and its mean probability at input
+    resolution: trust from the metadata, or the §2 entropy score it names."""
+    p = meta.props
+    if p["score_method"] == "trust":
+        has_fd = any(o.name == "feature_distance" for o in sess.get_outputs())
+        sig, prob = signals(sess, meta, rgb, t, rng, float(p["pixel_threshold"]), int(p["band_px"]), has_fd)
+        return float(score(from_metadata(p), sig)[0]), prob
+    r = mcd.infer(sess, meta, rgb, t, rng)
+    return float(mcd.frame_score(r.entropy_model, r.prob_model, p["score_method"], float(p["pixel_threshold"]),
+                                 int(p["band_px"]))), r.prob_in
+
+
 def frames_of(data: Path, split: str, sess, meta, t, seed, has_fd, all_bad=False):
     props = meta.props
     pt, band = float(props["pixel_threshold"]), int(props["band_px"])
@@ -134,33 +147,31 @@ def flag_rates(rows, values, th):
     return round(float(np.mean(np.array(sane) > th)), 4) if sane else None
 
 
-def default_gate(path: str, model: dict, clear: list, split_rows: list, ood_rows: list, meta) -> dict:
-    """Make trust the default score of the model at `path` if it flags more bad frames of the
-    clear split than the current default at the same 5 % of good frames (ties: more OOD)."""
+def default_gate(model: dict, clear: list, split_rows: list, ood_rows: list, props: dict) -> tuple[dict, dict]:
+    """Whether trust should be the default score: it flags at least as many of the clear split's
+    bad frames (ties: OOD frames) as the current default, both at 5 % of the good frames. Returns
+    the record and the metadata to set (empty when it should not)."""
     import calibrate
     sig = lambda rows: np.stack([r["signals"] for r in rows])  # noqa: E731
     good = score(model, sig(clear))
     hi, lo = float(np.quantile(good, calibrate.GOOD_FLAG_QUANTILE)), float(np.quantile(good, calibrate.LOW_QUANTILE))
     bad = [r for r in split_rows if r["bad"] and r["sane"]]
     ood = [r for r in ood_rows if r["sane"]]
-    cur = meta.props.get("score_method", "")
-    col = {"mean": 0, "p95": 1, "fraction_above": 2, "pipeline_mean": 3}.get(cur)
+    cur = props.get("score_method", "")
+    # The entropy scores are signals too (entropy_mean, ..., entropy_pipeline_mean).
+    col = SIGNALS.index(f"entropy_{cur}") if f"entropy_{cur}" in SIGNALS else None
     flags = lambda vals, th: float(np.mean(np.asarray(vals) > th)) if len(vals) else 0.0  # noqa: E731
     ours = (flags(score(model, sig(bad)), hi) if bad else 0.0, flags(score(model, sig(ood)), hi))
     theirs = (0.0, 0.0)
     if col is not None:
-        th = float(meta.props["threshold_high"])
+        th = float(props["threshold_high"])
         theirs = (flags(sig(bad)[:, col], th) if bad else 0.0, flags(sig(ood)[:, col], th))
+    chosen = ours >= theirs
     rec = {"current": cur, "current_bad_ood_flagged": theirs, "trust_bad_ood_flagged": ours,
-           "threshold_high": hi, "threshold_low": lo, "recover_frames": 1, "chosen": ours >= theirs}
-    if rec["chosen"]:
-        import onnx as _onnx
-        m = _onnx.load(path)
-        calibrate.set_props(m, {"score_method": "trust", "threshold_high": f"{hi:.4f}", "threshold_low": f"{lo:.4f}",
-                                "recover_frames": "1"})
-        _onnx.save(m, path)
+           "threshold_high": hi, "threshold_low": lo, "recover_frames": 1, "chosen": chosen}
     print("default gate:", rec)
-    return rec
+    gate = {"score_method": "trust", "threshold_high": f"{hi:.4f}", "threshold_low": f"{lo:.4f}", "recover_frames": "1"}
+    return rec, gate if chosen else {}
 
 
 def card_section(report: dict, args) -> str:
@@ -228,7 +239,6 @@ def main():
     del m.metadata_props[:]
     m.metadata_props.extend(keep)
     onnx.helper.set_model_props(m, {**{p.key: p.value for p in keep}, **metadata(model)})
-    onnx.save(m, args.out)
 
     # What each signal flags at the threshold that flags 5 % of the clear split's good frames.
     clear = [r for r in fit_rows if r["split"] == args.clear_split and not r["bad"] and r["sane"]]
@@ -249,8 +259,12 @@ def main():
         th = float(np.percentile(f(clear), 95))
         report["rates"][name] = {"threshold": th, **{g: flag_rates(rows, f(rows), th) for g, rows in groups.items()}}
     if args.default_gate:
-        report["default_gate"] = default_gate(args.out, model, clear, [r for r in fit_rows if r["split"] == args.clear_split],
-                                              ood_rows, meta)
+        report["default_gate"], gate = default_gate(model, clear, [r for r in fit_rows if r["split"] == args.clear_split],
+                                                    ood_rows, meta.props)
+        if gate:
+            import calibrate
+            calibrate.set_props(m, gate)
+    onnx.save(m, args.out)
     # Leave one OOD kind out: refit without it, flag rate on it at the refit's own 5 % threshold.
     loko, ood_ids = {}, {id(r) for r in ood_rows}
     for kind in sorted({r["kind"] for r in ood_rows}):
