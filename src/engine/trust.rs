@@ -19,6 +19,47 @@ pub const SIGNALS: [&str; 11] = [
 /// Index of `feature_distance` in [`SIGNALS`].
 pub const FEATURE_DISTANCE: usize = 6;
 
+/// The offset of a `log:` feature, ln(max(x, 0) + LOG_EPS): the signals are fractions and
+/// entropies whose informative differences are at small values.
+pub const LOG_EPS: f64 = 1e-4;
+
+/// One input of the trust model: a signal (`entropy_mean`) or its logarithm (`log:entropy_mean`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Feature {
+    /// Index into [`SIGNALS`].
+    pub signal: usize,
+    /// Whether the model sees ln(max(x, 0) + [`LOG_EPS`]) instead of x.
+    pub log: bool,
+}
+
+impl Feature {
+    /// Reads `name` or `log:name`.
+    pub fn parse(name: &str) -> Result<Feature, String> {
+        let name = name.trim();
+        let (log, signal) = name.strip_prefix("log:").map_or((false, name), |s| (true, s));
+        SIGNALS
+            .iter()
+            .position(|s| *s == signal)
+            .map(|signal| Feature { signal, log })
+            .ok_or_else(|| format!("'{name}' is not a signal or log:signal; signals are {}", SIGNALS.join(", ")))
+    }
+
+    /// The name [`Feature::parse`] reads back.
+    pub fn name(&self) -> String {
+        format!("{}{}", if self.log { "log:" } else { "" }, SIGNALS[self.signal])
+    }
+
+    /// The feature's value for a frame (not finite when the signal is not).
+    pub fn value(&self, s: &Signals) -> f64 {
+        let x = s[self.signal] as f64;
+        if self.log && x.is_finite() {
+            (x.max(0.0) + LOG_EPS).ln()
+        } else {
+            x
+        }
+    }
+}
+
 /// One frame's signals in [`SIGNALS`] order; NaN where the model cannot give one
 /// (`feature_distance` of a model without that output).
 pub type Signals = [f32; SIGNALS.len()];
@@ -27,8 +68,8 @@ pub type Signals = [f32; SIGNALS.len()];
 /// trust = 1 / (1 + e^−(intercept + Σ coef_i · (x_i − mean_i) / scale_i)).
 #[derive(Clone, Debug, PartialEq)]
 pub struct TrustModel {
-    /// Indices into [`SIGNALS`].
-    pub features: Vec<usize>,
+    /// The inputs.
+    pub features: Vec<Feature>,
     /// Standardisation centre per feature.
     pub mean: Vec<f64>,
     /// Standardisation scale per feature (> 0).
@@ -46,15 +87,7 @@ impl TrustModel {
         let Some(names) = get("trust_features") else { return Ok(None) };
         let features = names
             .split(',')
-            .map(|n| {
-                SIGNALS.iter().position(|s| *s == n.trim()).ok_or_else(|| {
-                    format!(
-                        "metadata 'trust_features': '{}' is not a signal; signals are {}",
-                        n.trim(),
-                        SIGNALS.join(", ")
-                    )
-                })
-            })
+            .map(|n| Feature::parse(n).map_err(|e| format!("metadata 'trust_features': {e}")))
             .collect::<Result<Vec<_>, _>>()?;
         let list = |key: &str| -> Result<Vec<f64>, String> {
             let v = get(key).ok_or_else(|| format!("metadata '{key}' missing (trust_features is set)"))?;
@@ -83,15 +116,15 @@ impl TrustModel {
 
     /// Whether the model uses `feature_distance`.
     pub fn needs_feature_distance(&self) -> bool {
-        self.features.contains(&FEATURE_DISTANCE)
+        self.features.iter().any(|f| f.signal == FEATURE_DISTANCE)
     }
 
     /// The trust score in [0, 1]. A signal that is not finite (a missing or broken distance)
     /// gives 1: a frame the score cannot judge is treated as bad, never as good.
     pub fn score(&self, s: &Signals) -> f32 {
         let mut z = self.intercept;
-        for (i, &f) in self.features.iter().enumerate() {
-            let x = s[f] as f64;
+        for (i, f) in self.features.iter().enumerate() {
+            let x = f.value(s);
             if !x.is_finite() {
                 return 1.0;
             }
@@ -120,7 +153,7 @@ impl TrustModel {
     /// The `trust_model` parameter string ([`TrustModel::parse`] reads it back exactly).
     pub fn encode(&self) -> String {
         let list = |v: &[f64]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(",");
-        let names: Vec<&str> = self.features.iter().map(|&i| SIGNALS[i]).collect();
+        let names: Vec<String> = self.features.iter().map(Feature::name).collect();
         format!(
             "features={};mean={};scale={};coef={};intercept={:?}",
             names.join(","),
@@ -134,13 +167,13 @@ impl TrustModel {
     /// Fits the logistic regression on labelled frames (as `training/trust.py`): features
     /// standardised, L2 penalty [`L2`] on the coefficients (not the intercept), Newton's method.
     /// `None` when it cannot be fitted (no frames, or only one class).
-    pub fn fit(signals: &[Signals], bad: &[bool], features: &[usize]) -> Option<TrustModel> {
+    pub fn fit(signals: &[Signals], bad: &[bool], features: &[Feature]) -> Option<TrustModel> {
         let n = signals.len();
         if n == 0 || bad.iter().all(|&b| b) || bad.iter().all(|&b| !b) {
             return None;
         }
         let d = features.len() + 1;
-        let col = |f: usize| signals.iter().map(move |s| s[f] as f64);
+        let col = |f: Feature| signals.iter().map(move |s| f.value(s));
         let mean: Vec<f64> = features.iter().map(|&f| col(f).sum::<f64>() / n as f64).collect();
         let scale: Vec<f64> = features
             .iter()
@@ -152,7 +185,7 @@ impl TrustModel {
             .iter()
             .map(|s| {
                 std::iter::once(1.0)
-                    .chain(features.iter().enumerate().map(|(i, &f)| (s[f] as f64 - mean[i]) / scale[i]))
+                    .chain(features.iter().enumerate().map(|(i, f)| (f.value(s) - mean[i]) / scale[i]))
                     .collect()
             })
             .collect();
@@ -237,6 +270,25 @@ mod tests {
         assert!((m.score(&s) - 1.0 / (1.0 + (-4.0f32).exp())).abs() < 1e-7);
         s[FEATURE_DISTANCE] = f32::NAN;
         assert_eq!(m.score(&s), 1.0);
+
+        // log:x is ln(max(x, 0) + 1e-4); a negative signal counts as 0, a NaN one gives 1.
+        let pairs = [
+            ("trust_features", "log:entropy_mean"),
+            ("trust_mean", "-2.0"),
+            ("trust_scale", "1.0"),
+            ("trust_coef", "1.0"),
+            ("trust_intercept", "0.0"),
+        ];
+        let m = TrustModel::from_metadata(meta(&pairs)).unwrap().unwrap();
+        assert!(!m.needs_feature_distance());
+        s[0] = 0.2;
+        let z = (0.2f64 + LOG_EPS).ln() + 2.0;
+        assert!((m.score(&s) as f64 - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6);
+        s[0] = -0.5;
+        let z = LOG_EPS.ln() + 2.0;
+        assert!((m.score(&s) as f64 - 1.0 / (1.0 + (-z).exp())).abs() < 1e-6);
+        s[0] = f32::NAN;
+        assert_eq!(m.score(&s), 1.0);
     }
 
     #[test]
@@ -251,11 +303,15 @@ mod tests {
             sig.push(s);
             bad.push(i >= 25 || i == 10);
         }
-        let m = TrustModel::fit(&sig, &bad, &[0, 4]).unwrap();
+        let plain = |signal| Feature { signal, log: false };
+        let m = TrustModel::fit(&sig, &bad, &[plain(0), plain(4)]).unwrap();
         assert!(m.coef[0] > 0.5, "{m:?}");
         assert!(m.score(&sig[39]) > 0.8 && m.score(&sig[0]) < 0.2);
         assert_eq!(TrustModel::parse(&m.encode()).unwrap(), m);
-        assert!(TrustModel::fit(&sig, &[false; 40], &[0]).is_none());
+        assert!(TrustModel::fit(&sig, &[false; 40], &[plain(0)]).is_none());
+        let logs = TrustModel::fit(&sig, &bad, &[Feature { signal: 0, log: true }, plain(4)]).unwrap();
+        assert!(logs.encode().starts_with("features=log:entropy_mean,mi_mean;"), "{}", logs.encode());
+        assert_eq!(TrustModel::parse(&logs.encode()).unwrap(), logs);
         assert!(TrustModel::parse("features=entropy_mean;colour=1").unwrap_err().contains("'colour' unknown"));
     }
 

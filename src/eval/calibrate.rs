@@ -25,7 +25,7 @@ use crate::engine::gate::{Gate, GateParams, Observation};
 use crate::engine::pipeline::Pipeline;
 use crate::engine::processor::{FrameProcessor, LoopOptions};
 use crate::engine::score::ScoreMethod;
-use crate::engine::trust::{Signals, TrustModel, SIGNALS};
+use crate::engine::trust::{Feature, Signals, TrustModel, SIGNALS};
 use crate::eval::metrics::Accumulator;
 use crate::eval::replay::{self, BagFrames, ReplayError};
 use crate::eval::risk;
@@ -193,11 +193,11 @@ pub fn judge(frames: &[SeqFrame], m: usize, gate: GateParams, gap_ns: i64, delta
 /// frames are nearly copies: one in each fold would leak the label).
 pub const FOLD_WINDOW_S: f64 = 2.0;
 
-/// `--fit-trust`: fits the trust score on the sane labelled frames (every signal that is finite
-/// on all of them) and returns the model fitted on all; the frames' trust scores are replaced by
-/// cross-fitted ones (two folds of alternating [`FOLD_WINDOW_S`] windows, each scored by the
-/// model fitted on the other), so the table and the bound judge trust on frames it was not
-/// fitted on.
+/// `--fit-trust`: fits the trust score on the sane labelled frames (the logarithm of every
+/// signal that is finite on all of them) and returns the model fitted on all; the frames' trust
+/// scores are replaced by cross-fitted ones (two folds of alternating [`FOLD_WINDOW_S`]
+/// windows, each scored by the model fitted on the other), so the table and the bound judge
+/// trust on frames it was not fitted on.
 pub fn fit_trust(frames: &mut [SeqFrame]) -> Result<TrustModel, ReplayError> {
     let refuse = |why: String| ReplayError::from(crate::error::Error::param("--fit-trust", why));
     let mut windows = risk::Windows::new((FOLD_WINDOW_S * 1e9) as i64);
@@ -209,8 +209,11 @@ pub fn fit_trust(frames: &mut [SeqFrame]) -> Result<TrustModel, ReplayError> {
         .filter(|(f, _)| usable(f))
         .map(|(f, &k)| (f.signals.expect("usable"), f.bad == Some(true), k))
         .collect();
-    let features: Vec<usize> =
-        (0..SIGNALS.len()).filter(|&i| !train.is_empty() && train.iter().all(|t| t.0[i].is_finite())).collect();
+    // The logarithms of the signals, as training/trust.py fits them.
+    let features: Vec<Feature> = (0..SIGNALS.len())
+        .filter(|&i| !train.is_empty() && train.iter().all(|t| t.0[i].is_finite()))
+        .map(|signal| Feature { signal, log: true })
+        .collect();
     let fit = |keep: &dyn Fn(usize) -> bool| {
         let (x, y): (Vec<Signals>, Vec<bool>) = train.iter().filter(|t| keep(t.2)).map(|t| (t.0, t.1)).unzip();
         TrustModel::fit(&x, &y, &features)
@@ -571,7 +574,7 @@ impl std::fmt::Display for Calibration {
         let row = self.row();
         writeln!(f, "{}", table(&self.rows, Some(self.chosen)))?;
         if let Some(t) = &self.trust {
-            let names: Vec<&str> = t.features.iter().map(|&i| SIGNALS[i]).collect();
+            let names: Vec<String> = t.features.iter().map(Feature::name).collect();
             writeln!(
                 f,
                 "trust refitted on these bags ({}); its row judges cross-fitted scores (two folds of {} s windows); \
