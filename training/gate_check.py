@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -72,8 +73,14 @@ def ood_stats(run_dir: Path, data: Path, splits) -> dict:
     out = {}
     for k in sorted(set(kinds)) + ["all"]:
         sane = [r for r, kk in zip(rows, kinds) if (k == "all" or kk == k) and r["reason"] != "image_quality"]
-        out[k] = {"sane": len(sane), "flagged": round(sum(not float(r["score"]) <= high for r in sane) / len(sane), 4),
-                  "not_confident_in_sequence": round(sum(r["confident"] != "true" for r in sane) / len(sane), 4)}
+        flagged = [not float(r["score"]) <= high for r in sane]
+        # Whether the gate lets through a frame whose mask is wrong (§7, against the render's mask).
+        wrong = [f for r, f in zip(sane, flagged) if r["iou"] and float(r["iou"]) < 0.5]
+        passed = [float(r["iou"]) for r, f in zip(sane, flagged) if not f and r["iou"]]
+        out[k] = {"sane": len(sane), "flagged": round(sum(flagged) / len(sane), 4),
+                  "not_confident_in_sequence": round(sum(r["confident"] != "true" for r in sane) / len(sane), 4),
+                  "wrong_mask": len(wrong), "wrong_mask_flagged": round(sum(wrong) / len(wrong), 4) if wrong else None,
+                  "passed_min_iou": round(min(passed), 3) if passed else None}
     return out
 
 
@@ -104,9 +111,13 @@ def main():
     rec = {"calib_splits": a.calib_splits, "test_splits": a.test_splits, "max_risk": a.max_risk,
            "ood_splits": a.ood_splits, "samples": a.samples, "runs": {}}
 
+    def fresh(name):  # replay refuses a non-empty output folder; these are this script's own
+        shutil.rmtree(work / name, ignore_errors=True)
+        return work / name
+
     def replay(name, *cfg):
         p = run("replay", test_bag, "--topic", TOPIC, "--gt-topic", GT, "--samples", a.samples, "--write",
-                "confidence", *cfg, "--out", work / name)
+                "confidence", *cfg, "--out", fresh(name))
         if p.returncode not in (0, 1):
             sys.exit(f"replay {name} failed: {p.stderr}")
         return replay_stats(work / name)
@@ -115,7 +126,7 @@ def main():
     print("default_gate", rec["runs"]["default_gate"], flush=True)
     if a.ood_splits:
         ood_bag = bag(bags / f"ood-{key(a.ood_splits)}", Path(a.data), a.ood_splits.split(","))
-        p = run("replay", ood_bag, "--topic", TOPIC, "--samples", a.samples, "--out", work / "ood")
+        p = run("replay", ood_bag, "--topic", TOPIC, "--gt-topic", GT, "--samples", a.samples, "--out", fresh("ood"))
         if p.returncode not in (0, 1):
             sys.exit(f"replay ood failed: {p.stderr}")
         rec["ood_default_gate"] = ood_stats(work / "ood", Path(a.data), a.ood_splits.split(","))
@@ -155,9 +166,14 @@ def card_section(rec: dict) -> str:
     if ood:
         out += ["", f"OOD renders (`{rec.get('ood_splits', 'ood')}`, all to be flagged) replayed with the default gate. "
                 "`flagged`: the frame's own score above `threshold_high` (as `infer` judges a frame); `not confident in "
-                "sequence`: the replayed gate, whose latch also holds the frames after a flagged one.", "",
-                "| kind | sane frames | flagged | not confident in sequence |", "|---|---|---|---|"]
-        out += [f"| {k} | {v['sane']} | {v['flagged']:.3f} | {v['not_confident_in_sequence']:.3f} |" for k, v in ood.items()]
+                "sequence`: the replayed gate, whose latch also holds the frames after a flagged one. `wrong mask`: sane "
+                "frames whose mask has IoU < 0.5 against the render's (an empty scene's: any pipeline pixel), and the "
+                "fraction of them flagged; `lowest IoU let through`: the worst mask among the frames not flagged.", "",
+                "| kind | sane frames | flagged | not confident in sequence | wrong mask | of them flagged | lowest IoU let "
+                "through |", "|---|---|---|---|---|---|---|"]
+        opt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
+        out += [f"| {k} | {v['sane']} | {v['flagged']:.3f} | {v['not_confident_in_sequence']:.3f} | {v['wrong_mask']} | "
+                f"{opt(v['wrong_mask_flagged'])} | {opt(v['passed_min_iou'])} |" for k, v in ood.items()]
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,40 @@
+"""The trust score's features as training/trust.py fits and scores them (docs/interfaces.md §9):
+`log:x` is ln(max(x, 0) + 1e-4) as src/engine/trust.rs computes it, a signal that is not finite
+gives 1, and the fit separates bad from good frames through the logged features (numpy only)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "training"))
+import trust  # noqa: E402
+
+
+def test_log_features_match_the_engine_rule():
+    sig = np.zeros((3, len(trust.SIGNALS)))
+    sig[0, 0], sig[1, 0], sig[2, 0] = 0.2, -0.5, np.nan
+    x = trust.columns(sig, ["log:entropy_mean", "entropy_mean"])
+    assert np.isclose(x[0, 0], np.log(0.2 + 1e-4)) and x[0, 1] == 0.2
+    assert np.isclose(x[1, 0], np.log(1e-4))  # a negative signal counts as 0
+    assert np.isnan(x[2, 0])
+    model = {"features": ["log:entropy_mean"], "mean": np.array([-2.0]), "scale": np.array([1.0]),
+             "coef": np.array([1.0]), "intercept": 0.0}
+    s = trust.score(model, sig)
+    assert np.isclose(s[0], 1 / (1 + np.exp(-(np.log(0.2 + 1e-4) + 2.0))))
+    assert s[2] == 1.0
+
+
+def test_fit_on_logged_features_separates_and_round_trips_through_metadata():
+    rng = np.random.default_rng(0)
+    n = 200
+    sig = np.abs(rng.normal(0.0, 0.05, (n, len(trust.SIGNALS))))
+    bad = rng.random(n) < 0.3
+    sig[bad, 0] *= 20  # bad frames: an order of magnitude more entropy
+    feats = [f"log:{s}" for s in trust.SIGNALS if s not in trust.UNFITTED]
+    model = trust.fit(sig, bad.astype(float), feats)
+    s = trust.score(model, sig)
+    assert s[bad].mean() > 0.7 and s[~bad].mean() < 0.3
+    back = trust.from_metadata(trust.metadata(model))
+    assert back["features"] == feats
+    assert np.allclose(trust.score(back, sig), s, atol=1e-9)
