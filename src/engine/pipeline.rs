@@ -155,7 +155,7 @@ impl Pipeline {
         let key = frame_key(frame.width, frame.height, standard(tensor.view()));
         let mut sampler = Sampler::for_frame(self.settings.seed, key, info.dropout_p);
         let sites = info.dropout_sites.clone();
-        let stats = image_stats(&frame.rgb);
+        let stats = image_stats(&frame.rgb, frame.width, frame.height);
         let mut running = Running::new(2, mw * mh);
         let mut feature_distance = None;
         let (model, settings) = (&mut self.model, &self.settings);
@@ -292,6 +292,7 @@ impl Cropped {
             (stats.luma_mean / 255.0) as f32,
             (stats.luma_std / 255.0) as f32,
             stats.saturated as f32,
+            stats.clipped as f32,
         ];
         scores[ScoreMethod::Trust.index()] = settings.trust.as_ref().map_or(f32::NAN, |m| m.score(&signals));
         Ok((scores, signals))

@@ -60,10 +60,12 @@ pub struct ImageStats {
     pub luma_std: f64,
     /// Fraction of pixels with any channel >= 250.
     pub saturated: f64,
+    /// Fraction of the area in clipped regions ([`clipped_fraction`]).
+    pub clipped: f64,
 }
 
-/// The frame's exposure statistics (one pass over the pixels).
-pub fn image_stats(rgb: &[u8]) -> ImageStats {
+/// The exposure statistics of a `width` × `height` frame.
+pub fn image_stats(rgb: &[u8], width: usize, height: usize) -> ImageStats {
     let n = (rgb.len() / 3).max(1) as f64;
     let (mut sum, mut sum_sq, mut saturated) = (0.0f64, 0.0f64, 0usize);
     for p in rgb.chunks_exact(3) {
@@ -74,12 +76,38 @@ pub fn image_stats(rgb: &[u8]) -> ImageStats {
     }
     let mean = sum / n;
     let std = (sum_sq / n - mean * mean).max(0.0).sqrt();
-    ImageStats { luma_mean: mean, luma_std: std, saturated: saturated as f64 / n }
+    let clipped = clipped_fraction(rgb, width, height);
+    ImageStats { luma_mean: mean, luma_std: std, saturated: saturated as f64 / n, clipped }
+}
+
+/// The grid of [`clipped_fraction`]: 160 × 120 cells whatever the frame size (4 × 4 pixels at
+/// 640 × 480), so the measure does not depend on the camera's resolution.
+pub const CLIP_GRID: (usize, usize) = (160, 120);
+
+/// The fraction of the frame's area in grid cells ([`CLIP_GRID`]) whose every pixel has a channel
+/// >= 250: regions where the sensor is clipped and the frame shows nothing (over-exposure, glare),
+/// not the isolated specks of marine snow that `saturated` also counts. 0 for a malformed buffer.
+pub fn clipped_fraction(rgb: &[u8], width: usize, height: usize) -> f64 {
+    if width == 0 || height == 0 || rgb.len() < width * height * 3 {
+        return 0.0;
+    }
+    let (gw, gh) = (CLIP_GRID.0.min(width), CLIP_GRID.1.min(height));
+    let (mut total, mut clipped) = (vec![0u32; gw * gh], vec![0u32; gw * gh]);
+    for (y, row) in rgb.chunks_exact(width * 3).take(height).enumerate() {
+        let base = y * gh / height * gw;
+        for (x, p) in row.chunks_exact(3).enumerate() {
+            let c = base + x * gw / width;
+            total[c] += 1;
+            clipped[c] += p.iter().any(|&v| v >= 250) as u32;
+        }
+    }
+    let area: u64 = total.iter().zip(&clipped).filter(|(t, c)| t == c).map(|(&t, _)| t as u64).sum();
+    area as f64 / (width * height) as f64
 }
 
 /// Checks exposure and contrast of an RGB frame; the error says which limit failed.
-pub fn sanity(rgb: &[u8], limits: &SanityLimits) -> Result<(), SanityFailure> {
-    check(&image_stats(rgb), limits)
+pub fn sanity(rgb: &[u8], width: usize, height: usize, limits: &SanityLimits) -> Result<(), SanityFailure> {
+    check(&image_stats(rgb, width, height), limits)
 }
 
 /// Checks statistics already computed against the limits.
@@ -95,4 +123,39 @@ pub fn check(stats: &ImageStats, limits: &SanityLimits) -> Result<(), SanityFail
         return Err(SanityFailure::Saturated { fraction, max: limits.max_saturated });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(w: usize, h: usize, lit: impl Fn(usize, usize) -> bool) -> Vec<u8> {
+        let mut rgb = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                rgb.extend([if lit(x, y) { 255 } else { 90 }, 100, 110]);
+            }
+        }
+        rgb
+    }
+
+    #[test]
+    fn clipped_fraction_counts_clipped_regions_not_specks() {
+        // Specks (one pixel in 25) are saturated pixels but no clipped cell.
+        let snow = frame(640, 480, |x, y| x % 5 == 0 && y % 5 == 0);
+        let stats = image_stats(&snow, 640, 480);
+        assert!(stats.saturated > 0.03 && stats.clipped == 0.0);
+        assert_eq!(clipped_fraction(&snow, 640, 480), 0.0);
+        // A 160 x 120 clipped block is 1/16 of the frame, cell-aligned or not.
+        let block = frame(640, 480, |x, y| (100..260).contains(&x) && (40..160).contains(&y));
+        let f = clipped_fraction(&block, 640, 480);
+        assert!((f - 1.0 / 16.0).abs() < 0.01, "{f}");
+        // The same scene at another resolution gives about the same fraction.
+        let big = frame(1280, 960, |x, y| (200..520).contains(&x) && (80..320).contains(&y));
+        assert!((clipped_fraction(&big, 1280, 960) - f).abs() < 0.01);
+        // Frames smaller than the grid: a cell is a pixel.
+        let small = frame(10, 10, |x, _| x < 3);
+        assert!((clipped_fraction(&small, 10, 10) - 0.3).abs() < 1e-12);
+        assert_eq!(clipped_fraction(&small, 20, 10), 0.0); // a buffer too short for its size
+    }
 }

@@ -2,7 +2,7 @@
 //! the frame's signals through a logistic regression whose coefficients are model metadata.
 
 /// The frame signals a trust model may use, in [`Signals`] order.
-pub const SIGNALS: [&str; 11] = [
+pub const SIGNALS: [&str; 12] = [
     "entropy_mean",
     "entropy_p95",
     "entropy_fraction_above",
@@ -14,10 +14,14 @@ pub const SIGNALS: [&str; 11] = [
     "luma_mean",
     "luma_std",
     "saturated_fraction",
+    "clipped_fraction",
 ];
 
 /// Index of `feature_distance` in [`SIGNALS`].
 pub const FEATURE_DISTANCE: usize = 6;
+
+/// Index of `clipped_fraction` in [`SIGNALS`] (the clipped-area rule of [`TrustModel::clip_max`]).
+pub const CLIPPED_FRACTION: usize = 11;
 
 /// The offset of a `log:` feature, ln(max(x, 0) + LOG_EPS): the signals are fractions and
 /// entropies whose informative differences are at small values.
@@ -78,6 +82,9 @@ pub struct TrustModel {
     pub coef: Vec<f64>,
     /// Intercept.
     pub intercept: f64,
+    /// The clipped-area rule (`trust_clip_max`): a frame with more of its area clipped than this
+    /// scores 1, whatever the regression says; the sensor saw nothing there. `None`: no rule.
+    pub clip_max: Option<f64>,
 }
 
 impl TrustModel {
@@ -111,7 +118,17 @@ impl TrustModel {
             .ok()
             .filter(|x: &f64| x.is_finite())
             .ok_or(format!("metadata 'trust_intercept' = '{icpt}'"))?;
-        Ok(Some(TrustModel { features, mean, scale, coef, intercept }))
+        let clip_max = match get("trust_clip_max") {
+            None => None,
+            Some(v) => Some(
+                v.trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .ok_or(format!("metadata 'trust_clip_max' = '{v}': needs a number in 0..1"))?,
+            ),
+        };
+        Ok(Some(TrustModel { features, mean, scale, coef, intercept, clip_max }))
     }
 
     /// Whether the model uses `feature_distance`.
@@ -122,6 +139,9 @@ impl TrustModel {
     /// The trust score in [0, 1]. A signal that is not finite (a missing or broken distance)
     /// gives 1: a frame the score cannot judge is treated as bad, never as good.
     pub fn score(&self, s: &Signals) -> f32 {
+        if self.clip_max.is_some_and(|c| s[CLIPPED_FRACTION] as f64 > c) {
+            return 1.0;
+        }
         let mut z = self.intercept;
         for (i, f) in self.features.iter().enumerate() {
             let x = f.value(s);
@@ -133,14 +153,17 @@ impl TrustModel {
         (1.0 / (1.0 + (-z).exp())) as f32
     }
 
-    /// Parses the `trust_model` parameter: the five metadata keys without their `trust_`
-    /// prefix, `;`-separated (`features=a,b;mean=..;scale=..;coef=..;intercept=..`).
+    /// Parses the `trust_model` parameter: the metadata keys without their `trust_` prefix,
+    /// `;`-separated (`features=a,b;mean=..;scale=..;coef=..;intercept=..[;clip_max=..]`).
     pub fn parse(s: &str) -> Result<TrustModel, String> {
         let mut keys = std::collections::BTreeMap::new();
         for part in s.split(';').map(str::trim).filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| format!("'{part}' is not key=value"))?;
-            if !["features", "mean", "scale", "coef", "intercept"].contains(&k.trim()) {
-                return Err(format!("'{}' unknown; keys are features, mean, scale, coef, intercept", k.trim()));
+            if !["features", "mean", "scale", "coef", "intercept", "clip_max"].contains(&k.trim()) {
+                return Err(format!(
+                    "'{}' unknown; keys are features, mean, scale, coef, intercept, clip_max",
+                    k.trim()
+                ));
             }
             keys.insert(format!("trust_{}", k.trim()), v.trim().to_string());
         }
@@ -154,8 +177,9 @@ impl TrustModel {
     pub fn encode(&self) -> String {
         let list = |v: &[f64]| v.iter().map(|x| format!("{x:?}")).collect::<Vec<_>>().join(",");
         let names: Vec<String> = self.features.iter().map(Feature::name).collect();
+        let clip = self.clip_max.map_or(String::new(), |c| format!(";clip_max={c:?}"));
         format!(
-            "features={};mean={};scale={};coef={};intercept={:?}",
+            "features={};mean={};scale={};coef={};intercept={:?}{clip}",
             names.join(","),
             list(&self.mean),
             list(&self.scale),
@@ -212,7 +236,14 @@ impl TrustModel {
                 break;
             }
         }
-        Some(TrustModel { features: features.to_vec(), mean, scale, coef: w[1..].to_vec(), intercept: w[0] })
+        Some(TrustModel {
+            features: features.to_vec(),
+            mean,
+            scale,
+            coef: w[1..].to_vec(),
+            intercept: w[0],
+            clip_max: None,
+        })
     }
 }
 
@@ -313,6 +344,30 @@ mod tests {
         assert!(logs.encode().starts_with("features=log:entropy_mean,mi_mean;"), "{}", logs.encode());
         assert_eq!(TrustModel::parse(&logs.encode()).unwrap(), logs);
         assert!(TrustModel::parse("features=entropy_mean;colour=1").unwrap_err().contains("'colour' unknown"));
+    }
+
+    #[test]
+    fn clipped_area_rule_scores_one_and_round_trips() {
+        let pairs = [
+            ("trust_features", "entropy_mean"),
+            ("trust_mean", "0.0"),
+            ("trust_scale", "1.0"),
+            ("trust_coef", "0.0"),
+            ("trust_intercept", "-5.0"),
+            ("trust_clip_max", "0.08"),
+        ];
+        let m = TrustModel::from_metadata(meta(&pairs)).unwrap().unwrap();
+        assert_eq!(m.clip_max, Some(0.08));
+        let mut s = [0.0f32; SIGNALS.len()];
+        s[CLIPPED_FRACTION] = 0.05;
+        assert!(m.score(&s) < 0.01);
+        s[CLIPPED_FRACTION] = 0.2;
+        assert_eq!(m.score(&s), 1.0);
+        assert!(m.encode().ends_with(";clip_max=0.08"), "{}", m.encode());
+        assert_eq!(TrustModel::parse(&m.encode()).unwrap(), m);
+        let wrong = [&pairs[..5], &[("trust_clip_max", "2")]].concat();
+        assert!(TrustModel::from_metadata(meta(&wrong)).unwrap_err().contains("trust_clip_max"));
+        assert_eq!(TrustModel::from_metadata(meta(&pairs[..5])).unwrap().unwrap().clip_max, None);
     }
 
     #[test]

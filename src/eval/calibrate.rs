@@ -197,8 +197,8 @@ pub const FOLD_WINDOW_S: f64 = 2.0;
 /// signal that is finite on all of them) and returns the model fitted on all; the frames' trust
 /// scores are replaced by cross-fitted ones (two folds of alternating [`FOLD_WINDOW_S`]
 /// windows, each scored by the model fitted on the other), so the table and the bound judge
-/// trust on frames it was not fitted on.
-pub fn fit_trust(frames: &mut [SeqFrame]) -> Result<TrustModel, ReplayError> {
+/// trust on frames it was not fitted on. Every fit keeps `clip_max`, the model's clipped-area rule.
+pub fn fit_trust(frames: &mut [SeqFrame], clip_max: Option<f64>) -> Result<TrustModel, ReplayError> {
     let refuse = |why: String| ReplayError::from(crate::error::Error::param("--fit-trust", why));
     let mut windows = risk::Windows::new((FOLD_WINDOW_S * 1e9) as i64);
     let fold: Vec<usize> = frames.iter().map(|f| (windows.index(f.bag, f.stamp_ns) % 2) as usize).collect();
@@ -216,7 +216,7 @@ pub fn fit_trust(frames: &mut [SeqFrame]) -> Result<TrustModel, ReplayError> {
         .collect();
     let fit = |keep: &dyn Fn(usize) -> bool| {
         let (x, y): (Vec<Signals>, Vec<bool>) = train.iter().filter(|t| keep(t.2)).map(|t| (t.0, t.1)).unzip();
-        TrustModel::fit(&x, &y, &features)
+        TrustModel::fit(&x, &y, &features).map(|m| TrustModel { clip_max, ..m })
     };
     let bad = train.iter().filter(|t| t.1).count();
     let none = || {
@@ -530,7 +530,9 @@ pub fn run(params: &Params, cfg: &CalibrateConfig, progress: &mut dyn Progress) 
         return Err(ReplayError::NoGroundTruth { topic: cfg.topic.clone(), gt_topic: cfg.gt_topic.clone() });
     }
     let settings = processor.settings().clone();
-    let trust = if cfg.fit_trust { Some(fit_trust(&mut frames)?) } else { None };
+    // The clipped-area rule is the sensor's, not fitted: the refit keeps the model's.
+    let clip_max = settings.trust.as_ref().and_then(|t| t.clip_max);
+    let trust = if cfg.fit_trust { Some(fit_trust(&mut frames, clip_max)?) } else { None };
     // A method the model cannot compute (trust without a trust model) has no row.
     let rows: Vec<MethodRow> = ScoreMethod::ALL
         .iter()
@@ -564,7 +566,12 @@ fn seq_frame(bag: usize, f: &FrameRecord) -> SeqFrame {
         Seen::DecodeError => Err(Observation::DecodeError),
         Seen::InferenceError => Err(Observation::InferenceError),
     };
-    let signals = (!f.signals.is_empty()).then(|| nan(&f.signals).try_into().unwrap_or([f32::NAN; SIGNALS.len()]));
+    // A run recorded before a signal existed has fewer: the missing ones are NaN.
+    let signals = (!f.signals.is_empty()).then(|| {
+        let mut s = [f32::NAN; SIGNALS.len()];
+        s.iter_mut().zip(nan(&f.signals)).for_each(|(a, b)| *a = b);
+        s
+    });
     SeqFrame { bag, stamp_ns: f.stamp_ns, obs, bad: f.bad, signals }
 }
 
