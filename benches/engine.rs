@@ -1,5 +1,6 @@
-//! Criterion benches of the CPU stages around the model: decoding, preprocessing, and the
-//! uncertainty aggregation against a plain copy of the same bytes (BENCHMARKS.md).
+//! Criterion benches of the CPU stages around the model: decoding, preprocessing (and the
+//! frame's exposure statistics), and the uncertainty aggregation against a plain copy of the
+//! same bytes (BENCHMARKS.md).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use pipeline_seg::engine::image::{decode_compressed, decode_raw, RawImage};
@@ -7,6 +8,7 @@ use pipeline_seg::engine::model::{GateDefaults, ModelInfo};
 use pipeline_seg::engine::preprocess::to_tensor;
 use pipeline_seg::engine::preprocess::ResizeMode;
 use pipeline_seg::engine::sampler::Rng;
+use pipeline_seg::engine::sanity::{clipped_fraction, image_stats};
 use pipeline_seg::engine::score::{frame_score, ScoreMethod, ScoreParams};
 use pipeline_seg::engine::uncertainty::aggregate;
 use std::hint::black_box;
@@ -67,6 +69,11 @@ fn preprocessing(c: &mut Criterion) {
     let frame = decode_compressed("jpeg", JPEG, MAX_PIXELS).expect("bundled frame decodes");
     let info = shipped_info();
     c.bench_function("preprocess_640x480_to_256x192", |b| b.iter(|| to_tensor(black_box(&frame), &info.input())));
+    // The exposure statistics of every frame, and their clipped-area part alone (the trust signal
+    // clipped_fraction, issue 11).
+    let (w, h) = (frame.width, frame.height);
+    c.bench_function("image_stats_640x480", |b| b.iter(|| image_stats(black_box(&frame.rgb), w, h)));
+    c.bench_function("clipped_fraction_640x480", |b| b.iter(|| clipped_fraction(black_box(&frame.rgb), w, h)));
 }
 
 /// Random two-class softmax samples [T, 2, hw].

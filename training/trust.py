@@ -3,13 +3,16 @@
     python training/trust.py MODEL.onnx --out OUT.onnx [--report R.json]
 
 trust = P(frame is bad | its signals), a logistic regression (L2, standardised) on the logarithms
-of the signals but MI (UNFITTED below) (`log:x` = ln(max(x, 0) + 1e-4): the signals are fractions
-and entropies whose differences matter at small values; left out of the fit, an OOD kind is
-flagged far more often than with the raw signals), fitted on labelled frames: the fit splits are labelled bad per
-docs/interfaces.md §7, and the OOD splits' frames and the frames of the same kinds in the fit
-splits (no scene the mask should be trusted on) count as bad whatever the mask. The Rust
-engine computes the same formula from the same signals (`src/engine/trust.rs`); `score()`
-below is that formula, used by the tests to check the two agree.
+of the signals but MI and clipped_fraction (UNFITTED below). `log:x` = ln(max(x, 0) + 1e-4): the
+signals are fractions and entropies whose differences matter at small values; left out of the
+fit, an OOD kind is flagged far more often than with the raw signals. It is fitted on labelled
+frames: the fit splits are labelled bad per docs/interfaces.md §7, and the OOD splits' frames and
+the frames of the same kinds in the fit splits (no scene the mask should be trusted on) count as
+bad whatever the mask. A frame with more of its area clipped (`clipped_fraction`) than
+`trust_clip_max` scores 1; that rule is set at CLIP_MARGIN x the largest clipped fraction of the
+clear split's good frames, with no OOD frame. The Rust engine computes the same formula from the
+same signals (`src/engine/trust.rs`); `score()` below is that formula, used by the tests to check
+the two agree.
 
 The report says per split and per OOD kind how often each signal flags a sane frame at the
 threshold that flags 5 % of the good validation frames, and, because OOD kinds are used in
@@ -17,9 +20,10 @@ fitting, the leave-one-kind-out rate: trust refitted without that kind, judged o
 
 With `--default-gate`, trust becomes the model's default score when it wins on the clear split
 (flags more bad frames at the same 5 % of good ones, ties: more OOD frames) or is the default
-already (a refit replaces it): `threshold_high` is
-the 95th percentile of the good frames' trust and `threshold_low` the 80th (calibrate.py's rule),
-and `recover_frames` is 1. The gate still latches: after a frame above `threshold_high`, it is
+already (a refit replaces it): `threshold_high` is the 95th percentile of the good frames' trust
+at T = --samples or at FEW_SAMPLES, whichever is higher (the engine stops most frames at its
+first anytime checkpoint, where trust is noisier: at the T = 16 percentile alone it flagged 5.4 %
+of them), `threshold_low` the 80th at T = --samples (calibrate.py's rule), and `recover_frames` 1. The gate still latches: after a frame above `threshold_high`, it is
 confident again only on a frame below `threshold_low`. Replayed on independent renders as a
 sequence, `recover_frames: 3` cost ~40 % of the good frames (issue 11, training/runs/gate_check);
 one clearly good frame suffices to re-arm, and a frame in the band between the thresholds
@@ -42,12 +46,27 @@ sys.path.insert(0, os.path.dirname(__file__))
 import mcd  # noqa: E402
 
 SIGNALS = ["entropy_mean", "entropy_p95", "entropy_fraction_above", "entropy_pipeline_mean", "mi_mean",
-           "mi_pipeline_mean", "feature_distance", "pipeline_fraction", "luma_mean", "luma_std", "saturated_fraction"]
+           "mi_pipeline_mean", "feature_distance", "pipeline_fraction", "luma_mean", "luma_std", "saturated_fraction",
+           "clipped_fraction"]
+FEW_SAMPLES = 4  # the engine's first anytime checkpoint (min_samples), where most frames stop
+CLIP_GRID = (160, 120)  # as src/engine/sanity.rs: 4 x 4 pixels at 640 x 480
+CLIP_MARGIN = 1.1  # trust_clip_max = this x the largest clipped fraction of the clear split's good frames
 L2 = 1.0  # ridge on the standardised coefficients: a few hundred frames, some signals correlated
 # Left out of the fit: the MI aggregates are the noisiest signals at the engine's first anytime
 # checkpoint (4 samples), where most frames stop; with them, trust fitted on T = 16 frames let
 # through twice as many bad frames when scored on 4 (issue 11, stop 22).
-UNFITTED = ("mi_mean", "mi_pipeline_mean")
+UNFITTED = ("mi_mean", "mi_pipeline_mean", "clipped_fraction")  # clipped_fraction: the rule below, not a feature
+
+
+def clipped_fraction(rgb: np.ndarray) -> float:
+    """The fraction of the frame's area in CLIP_GRID cells whose every pixel has a channel >= 250
+    (src/engine/sanity.rs `clipped_fraction`): clipped regions, not isolated specks of snow."""
+    h, w = rgb.shape[:2]
+    gw, gh = min(CLIP_GRID[0], w), min(CLIP_GRID[1], h)
+    cell = ((np.arange(h) * gh // h)[:, None] * gw + (np.arange(w) * gw // w)[None, :]).ravel()
+    total = np.bincount(cell, minlength=gw * gh)
+    clipped = np.bincount(cell, weights=(rgb >= 250).any(-1).ravel(), minlength=gw * gh)
+    return float(total[clipped == total].sum() / (h * w))
 
 
 def signals(sess, meta, rgb, t, rng, pixel_threshold, band_px, has_fd):
@@ -62,7 +81,7 @@ def signals(sess, meta, rgb, t, rng, pixel_threshold, band_px, has_fd):
     y = rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
     s = [fs(ent, "mean"), fs(ent, "p95"), fs(ent, "fraction_above"), fs(ent, "pipeline_mean"), fs(mi, "mean"),
          fs(mi, "pipeline_mean"), float(out[1][0]) if has_fd else float("nan"), float((prob > 0.5).mean()),
-         y.mean() / 255.0, y.std() / 255.0, float((rgb >= 250).any(-1).mean())]
+         y.mean() / 255.0, y.std() / 255.0, float((rgb >= 250).any(-1).mean()), clipped_fraction(rgb)]
     hh, ww = rgb.shape[:2]
     return np.array(s, np.float64), cv2.resize(prob, (ww, hh), interpolation=cv2.INTER_LINEAR)
 
@@ -143,12 +162,16 @@ def fit(x: np.ndarray, y: np.ndarray, features: list[str]):
 
 
 def score(model: dict, sig: np.ndarray) -> np.ndarray:
-    """The trust score of signals [N, len(SIGNALS)] (as src/engine/trust.rs): non-finite -> 1."""
+    """The trust score of signals [N, len(SIGNALS)] (as src/engine/trust.rs): non-finite -> 1,
+    and 1 where more of the frame is clipped than `clip_max`."""
     x = columns(sig, model["features"])
     with np.errstate(invalid="ignore"):
         z = model["intercept"] + ((x - model["mean"]) / model["scale"]) @ model["coef"]
         out = 1 / (1 + np.exp(-z))
     out[~np.isfinite(x).all(1)] = 1.0
+    if model.get("clip_max") is not None:
+        with np.errstate(invalid="ignore"):
+            out[np.atleast_2d(sig)[:, SIGNALS.index("clipped_fraction")] > model["clip_max"]] = 1.0
     return out
 
 
@@ -157,13 +180,17 @@ def from_metadata(props: dict) -> dict | None:
         return None
     nums = lambda k: np.array([float(v) for v in props[k].split(",")])  # noqa: E731
     return {"features": props["trust_features"].split(","), "mean": nums("trust_mean"), "scale": nums("trust_scale"),
-            "coef": nums("trust_coef"), "intercept": float(props["trust_intercept"])}
+            "coef": nums("trust_coef"), "intercept": float(props["trust_intercept"]),
+            "clip_max": float(props["trust_clip_max"]) if "trust_clip_max" in props else None}
 
 
 def metadata(model: dict) -> dict:
     j = lambda v: ",".join(repr(float(x)) for x in v)  # noqa: E731
-    return {"trust_features": ",".join(model["features"]), "trust_mean": j(model["mean"]),
-            "trust_scale": j(model["scale"]), "trust_coef": j(model["coef"]), "trust_intercept": repr(model["intercept"])}
+    out = {"trust_features": ",".join(model["features"]), "trust_mean": j(model["mean"]),
+           "trust_scale": j(model["scale"]), "trust_coef": j(model["coef"]), "trust_intercept": repr(model["intercept"])}
+    if model.get("clip_max") is not None:
+        out["trust_clip_max"] = repr(float(model["clip_max"]))
+    return out
 
 
 def flag_rates(rows, values, th):
@@ -172,14 +199,20 @@ def flag_rates(rows, values, th):
     return round(float(np.mean(np.array(sane) > th)), 4) if sane else None
 
 
-def default_gate(model: dict, clear: list, split_rows: list, ood_rows: list, props: dict) -> tuple[dict, dict]:
+def default_gate(model: dict, clear: list, split_rows: list, ood_rows: list, props: dict,
+                 clear_few: list | None = None) -> tuple[dict, dict]:
     """Whether trust should be the default score: it flags at least as many of the clear split's
     bad frames (ties: OOD frames) as the current default, both at 5 % of the good frames. Returns
-    the record and the metadata to set (empty when it should not)."""
+    the record and the metadata to set (empty when it should not). `clear_few`: the same good
+    frames scored with FEW_SAMPLES samples; `threshold_high` is then the higher of the two 95th
+    percentiles, so that the engine, which stops most frames at its first anytime checkpoint,
+    also flags no more than 5 % of them."""
     import calibrate
     sig = lambda rows: np.stack([r["signals"] for r in rows])  # noqa: E731
     good = score(model, sig(clear))
     hi, lo = float(np.quantile(good, calibrate.GOOD_FLAG_QUANTILE)), float(np.quantile(good, calibrate.LOW_QUANTILE))
+    hi_few = float(np.quantile(score(model, sig(clear_few)), calibrate.GOOD_FLAG_QUANTILE)) if clear_few else None
+    hi = max(hi, hi_few) if hi_few is not None else hi
     bad = [r for r in split_rows if r["bad"] and r["sane"]]
     ood = [r for r in ood_rows if r["sane"]]
     cur = props.get("score_method", "")
@@ -194,6 +227,7 @@ def default_gate(model: dict, clear: list, split_rows: list, ood_rows: list, pro
     # A refit of the current trust replaces it: the same method, its thresholds set by the same rule.
     chosen = cur == "trust" or ours >= theirs
     rec = {"current": cur, "current_bad_ood_flagged": theirs, "trust_bad_ood_flagged": ours,
+           "threshold_high_few_samples": hi_few,
            "threshold_high": hi, "threshold_low": lo, "recover_frames": 1, "chosen": chosen}
     print("default gate:", rec)
     gate = {"score_method": "trust", "threshold_high": f"{hi:.4f}", "threshold_low": f"{lo:.4f}", "recover_frames": "1"}
@@ -210,11 +244,17 @@ def card_section(report: dict, args) -> str:
            f"regression on {', '.join(report['signals_used'])}, fitted on {report['fit_frames']} sane frames "
            f"({report['fit_bad']} bad) of {args.fit_splits} (bad per docs/interfaces.md §7) and {args.ood_splits} "
            "(all bad, as are the fit splits' frames of the OOD kinds). The OOD kinds are in the fit, so the last row "
-           "refits trust without each kind (in every split) and judges it on that kind: the figure to expect for a kind of scene nobody has shown it. Good frames should be low; "
-           "`ood:*`, no-pipe and hard held-out sets high.", "",
+           "refits trust without each kind (in every split) and judges it on that kind: the figure to expect for a "
+           "kind of scene nobody has shown it. Good frames should be low; `ood:*`, no-pipe and hard held-out sets "
+           "high.", "",
            "| signal | " + " | ".join(groups) + " |", "|---" * (len(groups) + 1) + "|"]
     for name, r in rates.items():
         out.append(f"| `{name}` | " + " | ".join("n/a" if r[g] is None else f"{r[g]:.3f}" for g in groups) + " |")
+    if report["model"].get("clip_max") is not None:
+        out[2] += (f" A frame with more than {report['model']['clip_max']:.4f} of its area clipped "
+                   f"(`clipped_fraction`: cells of a 160 × 120 grid whose every pixel has a channel ≥ 250) scores 1 "
+                   f"({CLIP_MARGIN} × the largest clipped fraction of the good `{args.clear_split}` frames; no OOD "
+                   "frame sets it).")
     loko = report["leave_one_kind_out_trust"]
     out.append("| `trust`, kind left out | " + " | ".join(
         f"{loko[g.split(':', 1)[1]]:.3f}" if g.startswith("ood:") and g.split(":", 1)[1] in loko else ""
@@ -225,7 +265,10 @@ def card_section(report: dict, args) -> str:
                f"`{g['current']}` at its threshold flagged {g['current_bad_ood_flagged'][0]:.3f} / "
                f"{g['current_bad_ood_flagged'][1]:.3f}")
         out += ["", f"Default gate (`--default-gate`): on the bad sane `{args.clear_split}` frames and the sane OOD frames, "
-                f"{was}, `trust` at the 95th percentile of the good frames "
+                f"{was}, `trust` at the 95th percentile of the good frames"
+                + (f" (the higher of T = {report['samples']} and T = {FEW_SAMPLES}: "
+                   f"{g['threshold_high_few_samples']:.4f} at T = {FEW_SAMPLES})" if g.get("threshold_high_few_samples")
+                   else "") + " "
                 f"({g['threshold_high']:.4f}) {g['trust_bad_ood_flagged'][0]:.3f} / {g['trust_bad_ood_flagged'][1]:.3f}: "
                 + ("trust is the default score, `threshold_low` " f"{g['threshold_low']:.4f}, `recover_frames` 1 "
                    "(the model's gate defaults now; the gate table of the calibration section records the run "
@@ -266,6 +309,10 @@ def main():
     label = lambda rows: np.array([r["bad"] or r["kind"] in ood_kinds for r in rows], float)  # noqa: E731
     x, y = np.stack([r["signals"] for r in train]), label(train)
     model = fit(x, y, features)
+    clear = [r for r in fit_rows if r["split"] == args.clear_split and not r["bad"] and r["sane"]]
+    # The clipped-area rule: set on the good clear frames only (no OOD frame), above all of them.
+    clip = SIGNALS.index("clipped_fraction")
+    model["clip_max"] = round(CLIP_MARGIN * max(r["signals"][clip] for r in clear), 4)
     m = onnx.load(args.model)
     keep = [p for p in m.metadata_props if not p.key.startswith("trust_")]
     del m.metadata_props[:]
@@ -273,7 +320,6 @@ def main():
     onnx.helper.set_model_props(m, {**{p.key: p.value for p in keep}, **metadata(model)})
 
     # What each signal flags at the threshold that flags 5 % of the clear split's good frames.
-    clear = [r for r in fit_rows if r["split"] == args.clear_split and not r["bad"] and r["sane"]]
     cols = {"trust": lambda rows: score(model, np.stack([r["signals"] for r in rows]))}
     for i, n in enumerate(SIGNALS):
         cols[n] = lambda rows, i=i: np.stack([r["signals"] for r in rows])[:, i]
@@ -291,8 +337,11 @@ def main():
         th = float(np.percentile(f(clear), 95))
         report["rates"][name] = {"threshold": th, **{g: flag_rates(rows, f(rows), th) for g, rows in groups.items()}}
     if args.default_gate:
+        # The clear split's good frames again at the engine's first anytime checkpoint.
+        few = [r for r in frames_of(data, args.clear_split, sess, meta, FEW_SAMPLES, args.seed + 1, has_fd)
+               if not r["bad"] and r["sane"]]
         report["default_gate"], gate = default_gate(model, clear, [r for r in fit_rows if r["split"] == args.clear_split],
-                                                    ood_rows, meta.props)
+                                                    ood_rows, meta.props, few)
         if gate:
             import calibrate
             calibrate.set_props(m, gate)
@@ -301,7 +350,7 @@ def main():
     loko = {}
     for kind in sorted(ood_kinds):
         tr = [r for r in train if r["kind"] != kind]
-        mk = fit(np.stack([r["signals"] for r in tr]), label(tr), features)
+        mk = {**fit(np.stack([r["signals"] for r in tr]), label(tr), features), "clip_max": model["clip_max"]}
         th = float(np.percentile(score(mk, np.stack([r["signals"] for r in clear])), 95))
         held = [r for r in ood_rows if r["kind"] == kind]
         loko[kind] = flag_rates(held, score(mk, np.stack([r["signals"] for r in held])), th)

@@ -38,3 +38,22 @@ def test_fit_on_logged_features_separates_and_round_trips_through_metadata():
     back = trust.from_metadata(trust.metadata(model))
     assert back["features"] == feats
     assert np.allclose(trust.score(back, sig), s, atol=1e-9)
+
+
+def test_clipped_fraction_and_the_clip_rule():
+    rgb = np.full((480, 640, 3), 100, np.uint8)
+    rgb[::5, ::5] = 255  # marine snow: saturated specks, no clipped cell
+    assert trust.clipped_fraction(rgb) == 0.0
+    rgb[40:160, 100:260] = 255  # a clipped region, 1/16 of the frame, not aligned to the 4 x 4 cells
+    assert abs(trust.clipped_fraction(rgb) - 1 / 16) < 0.01
+    small = np.full((10, 10, 3), 100, np.uint8)
+    small[:, :3] = 250  # smaller than the grid: a cell is a pixel
+    assert abs(trust.clipped_fraction(small) - 0.3) < 1e-12
+    sig = np.zeros((2, len(trust.SIGNALS)))
+    sig[:, trust.SIGNALS.index("clipped_fraction")] = [0.05, 0.2]
+    model = {"features": ["log:entropy_mean"], "mean": np.array([0.0]), "scale": np.array([1.0]),
+             "coef": np.array([0.0]), "intercept": -5.0, "clip_max": 0.1}
+    s = trust.score(model, sig)
+    assert s[0] < 0.01 and s[1] == 1.0
+    assert trust.from_metadata(trust.metadata(model))["clip_max"] == 0.1
+    assert trust.from_metadata(trust.metadata({**model, "clip_max": None}))["clip_max"] is None
