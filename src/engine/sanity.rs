@@ -84,9 +84,10 @@ pub fn image_stats(rgb: &[u8], width: usize, height: usize) -> ImageStats {
 /// 640 × 480), so the measure does not depend on the camera's resolution.
 pub const CLIP_GRID: (usize, usize) = (160, 120);
 
-/// The fraction of the frame's area in grid cells ([`CLIP_GRID`]) whose every pixel has a channel
-/// >= 250: regions where the sensor is clipped and the frame shows nothing (over-exposure, glare),
-/// not the isolated specks of marine snow that `saturated` also counts. 0 for a malformed buffer.
+/// The fraction of the frame's area in grid cells ([`CLIP_GRID`]) whose every pixel has a
+/// channel at 250 or more: regions where the sensor is clipped and the frame shows nothing
+/// (over-exposure, glare), not the isolated specks of marine snow that `saturated` also counts.
+/// 0 for a malformed buffer.
 pub fn clipped_fraction(rgb: &[u8], width: usize, height: usize) -> f64 {
     if width == 0 || height == 0 || rgb.len() < width * height * 3 {
         return 0.0;
