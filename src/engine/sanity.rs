@@ -94,12 +94,12 @@ pub fn clipped_fraction(rgb: &[u8], width: usize, height: usize) -> f64 {
     }
     let (gw, gh) = (CLIP_GRID.0.min(width), CLIP_GRID.1.min(height));
     let (mut total, mut clipped) = (vec![0u32; gw * gh], vec![0u32; gw * gh]);
+    let column: Vec<usize> = (0..width).map(|x| x * gw / width).collect(); // no division per pixel
     for (y, row) in rgb.chunks_exact(width * 3).take(height).enumerate() {
         let base = y * gh / height * gw;
-        for (x, p) in row.chunks_exact(3).enumerate() {
-            let c = base + x * gw / width;
-            total[c] += 1;
-            clipped[c] += p.iter().any(|&v| v >= 250) as u32;
+        for (&cx, p) in column.iter().zip(row.chunks_exact(3)) {
+            total[base + cx] += 1;
+            clipped[base + cx] += (p[0].max(p[1]).max(p[2]) >= 250) as u32;
         }
     }
     let area: u64 = total.iter().zip(&clipped).filter(|(t, c)| t == c).map(|(&t, _)| t as u64).sum();
