@@ -61,9 +61,10 @@ def replay_stats(run_dir: Path) -> dict:
 
 def ood_stats(run_dir: Path, data: Path, splits) -> dict:
     """Per kind: sane frames, the fraction of them the gate flags on their own (score above
-    `threshold_high`, as `infer` judges a frame) and the fraction not confident in the replayed
+    `threshold_high`, as `infer` judges a frame), the fraction not confident in the replayed
     sequence (which the hysteresis inflates: after one flagged frame the next ones wait to
-    recover). frames.csv is in bag order."""
+    recover), the frames whose mask is wrong (IoU < 0.5 against the render's) and the fraction
+    of them flagged, and the lowest IoU among the frames not flagged. frames.csv is in bag order."""
     high = json.loads((run_dir / "metrics.json").read_text())["thresholds"]["threshold_high"]
     kinds = [json.loads(line).get("kind", s) for s in splits for line in (data / s / "meta.jsonl").read_text().splitlines()]
     with open(run_dir / "frames.csv", newline="") as f:

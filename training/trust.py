@@ -23,8 +23,9 @@ With `--default-gate`, trust becomes the model's default score when it wins on t
 already (a refit replaces it): `threshold_high` is the 95th percentile of the good frames' trust
 at T = --samples or at FEW_SAMPLES, whichever is higher (the engine stops most frames at its
 first anytime checkpoint, where trust is noisier: at the T = 16 percentile alone it flagged 5.4 %
-of them), `threshold_low` the 80th at T = --samples (calibrate.py's rule), and `recover_frames` 1. The gate still latches: after a frame above `threshold_high`, it is
-confident again only on a frame below `threshold_low`. Replayed on independent renders as a
+of them), `threshold_low` the 80th at T = --samples (calibrate.py's rule), and `recover_frames` 1.
+The gate still latches: after a frame above `threshold_high`, it is confident again only on a
+frame below `threshold_low`. Replayed on independent renders as a
 sequence, `recover_frames: 3` cost ~40 % of the good frames (issue 11, training/runs/gate_check);
 one clearly good frame suffices to re-arm, and a frame in the band between the thresholds
 keeps the gate unconfident.
