@@ -190,7 +190,7 @@ def main(argv=None):
     import calibrate
     import export as E
     import model as M
-    from train import augment, loss_fn
+    from train import train_step
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     g = torch.Generator().manual_seed(a.seed)
@@ -240,18 +240,7 @@ def main(argv=None):
         if n_syn:
             j = torch.randint(0, len(sx), (n_syn,), generator=g)
             x, y = torch.cat([x, sx[j].float() / 255.0]), torch.cat([y, sy[j]])
-        x = augment(x, g, True)
-        flip = torch.rand(len(x), generator=g) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        y = torch.where(flip[:, None, None], y.flip(-1), y)
-        x = ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            probs = net(x, *M.random_masks(net, len(x), 1, g))
-        loss, ce, dice = loss_fn(probs.float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss, _, _ = train_step(net, opt, sched, x, y, g, mean_t, std_t)
         if step % 10 == 0 or step == a.steps - 1:
             log.append({"step": step, "loss": round(loss.item(), 4)})
             progress(step + 1, a.steps, t1, f"loss {loss.item():.3f}")

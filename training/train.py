@@ -106,6 +106,25 @@ def loss_fn(probs, target):
     return ce + dice, ce.item(), dice.item()
 
 
+def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True):
+    """One optimiser step on a batch (x in 0..1 [B,3,h,w], y soft masks [B,h,w]): augment, flip,
+    normalise, one dropout sample per frame, loss. The one step of train.py and finetune.py."""
+    x = augment(x, g, strong)
+    flip = torch.rand(len(x), generator=g) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    y = torch.where(flip[:, None, None], y.flip(-1), y)
+    x = ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
+    # bf16 autocast + channels_last: ~2x faster on AVX-512 CPUs; weights stay float32.
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        probs = net(x, *M.random_masks(net, len(x), 1, g))
+    loss, ce, dice = loss_fn(probs.float(), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    sched.step()
+    return loss, ce, dice
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(os.path.dirname(__file__), "data"))
@@ -119,7 +138,12 @@ def main():
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--split", default="train", help="training split under --data")
+    ap.add_argument("--split", default="train",
+                    help="training split(s) under --data, comma-separated; frames of all are pooled")
+    ap.add_argument("--split-weights", help="with several --split: the share of each in a batch (e.g. 1,1); "
+                    "default: every frame equally likely")
+    ap.add_argument("--init", help="start from this model's weights (FILE.onnx, or its FILE.pt), keeping its "
+                    "normalisation and architecture; BatchNorm stays frozen, as in fine-tuning")
     ap.add_argument("--strong-aug", action=argparse.BooleanOptionalAction, default=True,
                     help="amplitude-spectrum mixing, blur and colour mixing on top of the jitter")
     ap.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
@@ -134,39 +158,50 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.time()
-    imgs, masks = load_split(Path(args.data), args.split)
+    parts = [load_split(Path(args.data), s) for s in args.split.split(",")]
+    imgs, masks = np.concatenate([i for i, _ in parts]), np.concatenate([m for _, m in parts])
+    w = [float(v) for v in args.split_weights.split(",")] if args.split_weights else [len(i) for i, _ in parts]
+    if len(w) != len(parts):
+        sys.exit(f"--split-weights has {len(w)} values for {len(parts)} splits")
+    frame_w = torch.cat([torch.full((len(i),), wi / len(i)) for wi, (i, _) in zip(w, parts)])
+    del parts
     mean = (imgs.reshape(len(imgs), 3, -1).mean((0, 2)) / 255.0).round(4)
     std = (imgs.reshape(len(imgs), 3, -1).astype(np.float32).std((0, 2)) / 255.0).round(4)
+    if args.init:
+        # Warm start: the base's weights only make sense with the base's normalisation and shape.
+        from finetune import base_weights
+        net, ck, _ = base_weights(Path(args.init))
+        bcfg = ck["config"]
+        mean, std = np.array(bcfg["mean"]), np.array(bcfg["std"])
+        args.placement, args.p, args.base, args.lcn = bcfg["placement"], bcfg["p"], bcfg["base"], bcfg.get("lcn", False)
     print(f"loaded {len(imgs)} frames in {time.time() - t0:.0f} s; mean {mean} std {std}", flush=True)
     imgs_t, masks_t = torch.from_numpy(imgs), torch.from_numpy(masks.astype(np.float32))
     mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1).float(), torch.tensor(std).view(1, 3, 1, 1).float()
 
-    net = M.MCUNet(args.base, args.placement, args.p, lcn=args.lcn).to(memory_format=torch.channels_last)
+    if not args.init:
+        net = M.MCUNet(args.base, args.placement, args.p, lcn=args.lcn)
+    net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = max(1, args.steps // 30)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
     net.train()
+    # With --init the loss sees the base's logit temperature too (base_weights sets it); export.py
+    # refits it, so the logits may grow by about that factor (r3: 1.9 -> 4.0).
+    if args.init:  # the base's BatchNorm is folded into its convolutions (onnx_weights): keep it fixed
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.eval()
     log = []
     t1 = time.time()
     for step in range(args.steps):
-        idx = torch.randint(0, len(imgs_t), (args.batch,), generator=g)
+        # One split: randint, as before the mixing existed, so older recipes draw the same batches.
+        idx = (torch.multinomial(frame_w, args.batch, replacement=True, generator=g) if len(w) > 1
+               else torch.randint(0, len(imgs_t), (args.batch,), generator=g))
         x, y = imgs_t[idx], masks_t[idx]
         if args.crop and step < args.steps - args.full_steps:
             x, y = random_crops(x, y, args.crop, g)
-        x = augment(x.float() / 255.0, g, args.strong_aug)
-        flip = torch.rand(args.batch, generator=g) < 0.5
-        x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-        y = torch.where(flip[:, None, None], y.flip(-1), y)
-        x = ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
-        # bf16 autocast + channels_last: ~2x faster on AVX-512 CPUs; weights stay float32.
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            probs = net(x, *M.random_masks(net, args.batch, 1, g))
-        loss, ce, dice = loss_fn(probs.float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
+        loss, ce, dice = train_step(net, opt, sched, x.float() / 255.0, y, g, mean_t, std_t, args.strong_aug)
         if step % 50 == 0 or step == args.steps - 1:
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
@@ -174,9 +209,9 @@ def main():
     cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
            "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug,
-           "crop": args.crop, "full_steps": args.full_steps, "train_seconds": round(time.time() - t1, 1)}
+           "crop": args.crop, "full_steps": args.full_steps, "init": args.init, "split_weights": w, "train_seconds": round(time.time() - t1, 1)}
     net = net.to(memory_format=torch.contiguous_format)
-    torch.save({"state_dict": net.state_dict(), "config": cfg}, out / "model.pt")
+    torch.save({"state_dict": net.state_dict(), "config": cfg, "temperature": net.temperature}, out / "model.pt")
     (out / "train_log.json").write_text(json.dumps({"config": cfg, "log": log}, indent=1))
     print(f"saved {out / 'model.pt'} after {time.time() - t0:.0f} s", flush=True)
 

@@ -1,0 +1,62 @@
+"""`make test-training`: `train.py --init` (the warm start of `make model`) starts from exactly the
+base's weights, keeps its normalisation and architecture, and leaves its folded BatchNorm alone."""
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "training"))
+import finetune  # noqa: E402
+import scenegen  # noqa: E402
+
+BASE = ROOT / "training" / "base" / "legacy_v1.onnx"
+
+
+def write_split(root: Path, name: str, split: str, n: int):
+    d = root / name
+    (d / "image").mkdir(parents=True)
+    (d / "mask").mkdir()
+    for i in range(n):
+        rgb, mask, _, jpeg = scenegen.render(5, split, i)
+        (d / "image" / f"{i:05d}.jpg").write_bytes(jpeg)
+        cv2.imwrite(str(d / "mask" / f"{i:05d}.png"), mask)
+
+
+def run_train(data: Path, out: Path, lr: str, steps: int = 3):
+    subprocess.run([sys.executable, str(ROOT / "training" / "train.py"), "--data", str(data), "--init", str(BASE),
+                    "--split", "a,b", "--split-weights", "1,1", "--steps", str(steps), "--lr", lr, "--threads", "1",
+                    "--out", str(out)], check=True)
+    return torch.load(out / "model.pt", map_location="cpu")
+
+
+def test_warm_start_keeps_the_base_until_it_learns(tmp_path):
+    write_split(tmp_path, "a", "train_dr", 3)
+    write_split(tmp_path, "b", "val_dr", 2)
+    net, ck, _ = finetune.base_weights(BASE)
+    base_sd = net.state_dict()
+
+    # lr 0: three steps with BatchNorm in the network must change nothing, running statistics included.
+    still = run_train(tmp_path, tmp_path / "lr0", "0")
+    cfg = still["config"]
+    assert cfg["init"] == str(BASE) and cfg["split"] == "a,b" and cfg["train_frames"] == 5
+    assert cfg["mean"] == ck["config"]["mean"] and cfg["std"] == ck["config"]["std"]
+    assert (cfg["placement"], cfg["p"], cfg["base"], cfg["lcn"]) == (
+        ck["config"]["placement"], ck["config"]["p"], ck["config"]["base"], ck["config"]["lcn"])
+    for k, v in base_sd.items():
+        if k.endswith("num_batches_tracked"):
+            continue
+        assert torch.equal(still["state_dict"][k], v), k
+
+    # A real learning rate moves the weights, and still not the frozen statistics.
+    moved = run_train(tmp_path, tmp_path / "lr", "1e-3")
+    diff = max(float((moved["state_dict"][k] - v).abs().max()) for k, v in base_sd.items()
+               if k.endswith(".weight") and v.dim() == 4)
+    assert diff > 1e-5
+    for k, v in base_sd.items():
+        if k.endswith("running_mean") or k.endswith("running_var"):
+            assert torch.equal(moved["state_dict"][k], v), k
+    assert np.isclose(moved["temperature"], ck["temperature"])
