@@ -183,7 +183,8 @@ def main():
     if "val_dr" in ev["metrics"]:
         out += acceptance9(ev["metrics"], tm, ex)
         out += ["## Held-out families and the second renderer", "",
-                "Each family below is rendered only in its own split; training (`train_dr`) never contains it.", "",
+                "Each family below is rendered only in its own split; training (`train_dr` and the first generator's "
+                "`train`) never contains it.", "",
                 "| split | held out | pooled IoU | AUROC H | ECE pipe | no-pipe median frac. |", "|---|---|---|---|---|---|"]
         for sname in HELD_OUT:
             if sname in ev["metrics"]:
@@ -256,9 +257,12 @@ def main():
     extra = RUN / "timings_extra.json"
     if extra.exists():
         x = json.loads(extra.read_text())
-        out += ["", f"Not in the total above: a first data step of {x['data_first_attempt_killed_s']:.0f} s, stopped: "
-                f"{x['why']}. The machine's 2 cores were shared with other builds and test runs during this run, "
-                "so these times are upper bounds of a standalone run."]
+        if "note" in x:
+            out += ["", x["note"]]
+        else:
+            out += ["", f"Not in the total above: a first data step of {x['data_first_attempt_killed_s']:.0f} s, stopped: "
+                    f"{x['why']}. The machine's 2 cores were shared with other builds and test runs during this run, "
+                    "so these times are upper bounds of a standalone run."]
     CARD.write_text("\n".join(out) + "\n")
     print(f"wrote {CARD}")
 
