@@ -93,6 +93,11 @@ def evaluate_split(sess, meta, split_dir: Path, samples: int, seed: int, limit=N
 
 def gate_summary(met, frames, props):
     key = score_key(props)
+    if frames and key not in frames[0]["scores"]:
+        # `trust` (docs/interfaces.md §9) is scored by trust.py and the engine, not by these
+        # entropy-map scores: its gate figures are in trust.py's and gate_check.py's records.
+        met["score_method"] = key
+        return
     th = float(props["threshold_high"])
     sc = [fr["scores"][key] for fr in frames]
     met["score_method"] = key
