@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import cv2
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,4 +58,4 @@ def test_warm_start_keeps_the_base_until_it_learns(tmp_path):
     for k, v in base_sd.items():
         if k.endswith("running_mean") or k.endswith("running_var"):
             assert torch.equal(moved["state_dict"][k], v), k
-    assert np.isclose(moved["temperature"], ck["temperature"])
+    assert moved["temperature"] == 1.0  # trained at 1; export.py fits the shipped temperature
