@@ -106,11 +106,6 @@ pub fn clipped_fraction(rgb: &[u8], width: usize, height: usize) -> f64 {
     area as f64 / (width * height) as f64
 }
 
-/// Checks exposure and contrast of an RGB frame; the error says which limit failed.
-pub fn sanity(rgb: &[u8], width: usize, height: usize, limits: &SanityLimits) -> Result<(), SanityFailure> {
-    check(&image_stats(rgb, width, height), limits)
-}
-
 /// Checks statistics already computed against the limits.
 pub fn check(stats: &ImageStats, limits: &SanityLimits) -> Result<(), SanityFailure> {
     let (mean, std, fraction) = (stats.luma_mean, stats.luma_std, stats.saturated);
