@@ -57,3 +57,18 @@ def test_clipped_fraction_and_the_clip_rule():
     assert s[0] < 0.01 and s[1] == 1.0
     assert trust.from_metadata(trust.metadata(model))["clip_max"] == 0.1
     assert trust.from_metadata(trust.metadata({**model, "clip_max": None}))["clip_max"] is None
+
+
+def test_default_gate_rule_trades_one_bad_frame_only_for_more_ood():
+    # Candidate r4's figures: one bad frame of 22 fewer, 0.62 more of the OOD renders flagged.
+    assert trust.prefer_trust((0.909, 0.960), (0.955, 0.344), 22)
+    # More bad frames flagged, or the same with at least as many OOD frames: trust wins.
+    assert trust.prefer_trust((1.0, 0.1), (0.955, 0.9), 22)
+    assert trust.prefer_trust((0.955, 0.5), (0.955, 0.5), 22)
+    # Two bad frames of 22 lost is more than sampling noise, whatever the OOD gain.
+    assert not trust.prefer_trust((0.864, 1.0), (0.955, 0.344), 22)
+    # Within one frame, but the OOD gain is smaller than the loss: keep the current score.
+    assert not trust.prefer_trust((0.909, 0.37), (0.955, 0.344), 22)
+    # Many bad frames: the slack is 5 %, not one frame.
+    assert trust.prefer_trust((0.93, 0.9), (0.97, 0.5), 200)
+    assert not trust.prefer_trust((0.90, 0.9), (0.97, 0.5), 200)
