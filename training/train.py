@@ -63,6 +63,30 @@ def blur(x, g, p=0.3):
     return x * (1 - sel) + xb * sel
 
 
+def water(x, g, p_veil=0.5, p_dark=0.3):
+    """Water and camera looks the renders under-sample (issue 9, murky water held out): a veil of
+    backscatter in a random water colour, thicker towards one side (lamp cone, range), and dim
+    frames brought back up by the camera's gain, with the sensor noise amplified with them.
+    The transmission stays >= 0.35 so that the labelled pipe is still in the image."""
+    b, _, h, w = x.shape
+    colour = torch.rand(b, 3, 1, 1, generator=g) * 0.5 + 0.1
+    colour = colour * torch.tensor([0.7, 1.0, 0.9]).view(1, 3, 1, 1)  # water scatters little red
+    t_far = torch.rand(b, 1, 1, 1, generator=g) * 0.55 + 0.35
+    t_near = t_far + (1 - t_far) * torch.rand(b, 1, 1, 1, generator=g)
+    ang = torch.rand(b, 1, 1, 1, generator=g) * 2 * math.pi
+    yy = torch.linspace(-1, 1, h).view(1, 1, h, 1)
+    xx = torch.linspace(-1, 1, w).view(1, 1, 1, w)
+    ramp = ((xx * ang.cos() + yy * ang.sin()) * 0.5 + 0.5).clamp(0, 1)
+    t = t_near + (t_far - t_near) * ramp
+    veil = (torch.rand(b, 1, 1, 1, generator=g) < p_veil).float()
+    x = x * (1 - veil) + (x * t + colour * (1 - t)) * veil
+    dark = (torch.rand(b, 1, 1, 1, generator=g) < p_dark).float()
+    s = torch.rand(b, 1, 1, 1, generator=g) * 0.35 + 0.1  # light that reaches the sensor
+    sigma = torch.rand(b, 1, 1, 1, generator=g) * 0.02 + 0.005
+    xd = (x * s + torch.randn(x.shape, generator=g) * sigma) / s * (torch.rand(b, 1, 1, 1, generator=g) * 0.4 + 0.5)
+    return (x * (1 - dark) + xd * dark).clamp(0, 1)
+
+
 def augment(x, g, strong=False):
     """Photometric jitter on [B,3,h,w] in 0..1 (strong: also amplitude mixing, blur, hue)."""
     b = x.shape[0]
@@ -106,9 +130,11 @@ def loss_fn(probs, target):
     return ce + dice, ce.item(), dice.item()
 
 
-def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True):
+def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True, water_aug=False):
     """One optimiser step on a batch (x in 0..1 [B,3,h,w], y soft masks [B,h,w]): augment, flip,
     normalise, one dropout sample per frame, loss. The one step of train.py and finetune.py."""
+    if water_aug:
+        x = water(x, g)
     x = augment(x, g, strong)
     flip = torch.rand(len(x), generator=g) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -146,6 +172,8 @@ def main():
                     "normalisation and architecture; BatchNorm stays frozen, as in fine-tuning")
     ap.add_argument("--strong-aug", action=argparse.BooleanOptionalAction, default=True,
                     help="amplitude-spectrum mixing, blur and colour mixing on top of the jitter")
+    ap.add_argument("--water-aug", action="store_true",
+                    help="also a backscatter veil and dim, gained-up noisy frames (train.water)")
     ap.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
                     help="train on random H x W crops (multiples of 32) for all but the last --full-steps steps")
     ap.add_argument("--full-steps", type=int, default=0, help="last steps on whole frames (with --crop)")
@@ -203,14 +231,15 @@ def main():
         x, y = imgs_t[idx], masks_t[idx]
         if args.crop and step < args.steps - args.full_steps:
             x, y = random_crops(x, y, args.crop, g)
-        loss, ce, dice = train_step(net, opt, sched, x.float() / 255.0, y, g, mean_t, std_t, args.strong_aug)
+        loss, ce, dice = train_step(net, opt, sched, x.float() / 255.0, y, g, mean_t, std_t, args.strong_aug,
+                                     args.water_aug)
         if step % 50 == 0 or step == args.steps - 1:
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
             print(f"step {step}/{args.steps} loss {loss.item():.4f} (ce {ce:.4f} dice {dice:.4f}) {el:.0f} s", flush=True)
     cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
-           "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug,
+           "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "water_aug": args.water_aug,
            "crop": args.crop, "full_steps": args.full_steps, "init": args.init, "split_weights": w, "train_seconds": round(time.time() - t1, 1)}
     net = net.to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg, "temperature": net.temperature}, out / "model.pt")
