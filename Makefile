@@ -69,8 +69,8 @@ $(TRAIN_VENV)/.ok: training/requirements.txt
 	$(TRAIN_VENV)/bin/pip install -q -r training/requirements.txt
 	touch $@
 
-model: $(TRAIN_VENV)/.ok
-	$(TRAIN_VENV)/bin/python training/pipeline.py
+model: $(TRAIN_VENV)/.ok $(BIN_DEP)
+	PIPELINE_SEG=$(PIPELINE_SEG) $(TRAIN_VENV)/bin/python training/pipeline.py
 
 study: $(TRAIN_VENV)/.ok
 	@test -d training/data || $(TRAIN_VENV)/bin/python training/make_data.py --seed 7 --out training/data

@@ -35,10 +35,12 @@ def fix_output_shape(m: onnx.ModelProto):
 
 def fit_temperature(net, data_dir, frames=120, t=8, split="val"):
     """Temperature for the logits that minimises the NLL of the MC-mean probability on `val`
-    pixels near the pipeline (predicted or true, dilated), where calibration matters."""
+    pixels near the pipeline (predicted or true, dilated), where calibration matters.
+    `split` may name several splits (comma-separated): the first `frames` of each, pooled."""
     import cv2
     from train import load_split
-    imgs, masks = load_split(Path(data_dir), split, frames)
+    parts = [load_split(Path(data_dir), s, frames) for s in split.split(",")]
+    imgs, masks = np.concatenate([i for i, _ in parts]), np.concatenate([m for _, m in parts])
     cfg_mean = torch.tensor(net.norm_mean).view(1, 3, 1, 1)
     cfg_std = torch.tensor(net.norm_std).view(1, 3, 1, 1)
     g = torch.Generator().manual_seed(0)
@@ -145,7 +147,7 @@ if __name__ == "__main__":
     ap.add_argument("--out", required=True)
     ap.add_argument("--report", help="write the check report (JSON) here")
     ap.add_argument("--fit-temperature", metavar="DATA", help="fit the logit temperature on DATA/val first")
-    ap.add_argument("--temperature-split", default="val", help="split of DATA the temperature is fitted on")
+    ap.add_argument("--temperature-split", default="val", help="split(s) of DATA the temperature is fitted on (comma-separated: pooled)")
     a = ap.parse_args()
     r = export(a.checkpoint, a.out, a.fit_temperature, a.temperature_split)
     if a.report:

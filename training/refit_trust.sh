@@ -11,10 +11,11 @@ M=models/pipeline_seg_unet.onnx
 D=training/data
 R=training/runs/trust
 mkdir -p "$R"
-# The shipped weights were trained on the first generator's `train`; `val` (200) and `shift_*` are
-# its validation and shifted water; the randomised splits, held-out families and the second
-# renderer (xr) are other looks. A split already rendered is kept (a frame depends only on
-# seed, split and index).
+# The shipped weights continue the first model (trained on the first generator's `train`) on
+# `train` and `train_dr`; `feature_distance` is fitted on `train` alone (training/pipeline.py says
+# why). `val` (200) and `shift_*` are the first generator's validation and shifted water; the
+# randomised splits, held-out families and the second renderer (xr) are other looks. A split
+# already rendered is kept (a frame depends only on seed, split and index).
 render() { # split [make_data args]
   local s=$1; shift
   [ -f "$D/$s/meta.jsonl" ] && [ "$(wc -l < "$D/$s/meta.jsonl")" -ge "${WANT:-1}" ] && return 0
