@@ -204,8 +204,8 @@ def main():
                       + f" ({r['seconds']:.0f} s)", flush=True)
                 rec_file.write_text(json.dumps({"family": fam, "base_target": base_t, "base_own_val": base_v,
                                                 "results": results}, indent=1))
-                for ext in (".onnx", ".pt"):  # keep the records and cards, not 27 models
-                    model.with_suffix(ext).unlink()
+                for ext in (".onnx", ".pt", ".trunk.onnx", ".head.onnx"):  # the records and cards, not 27 models
+                    model.with_suffix(ext).unlink(missing_ok=True)
     # `make finetune` with its defaults on 50 labelled frames: the time budget (≤ 15 min on 2 cores).
     budget = None
     if a.budget_check:
