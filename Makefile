@@ -20,7 +20,7 @@ help:
 	@echo "make lint   - cargo fmt --check and clippy -D warnings, with and without the ros feature (part of make test)"
 	@echo "make bench  - criterion benches, 'pipeline_seg bench' at fixed T = 1, 8, 16, the default (anytime, T <= 16) and the naive loop"
 	@echo "make setup  - apt packages, .venv (onnxruntime, test tools, ROS 2 Jazzy wheels); idempotent; GPU=1 adds the GPU ONNX Runtime (CUDA 13, ~2.5 GB on disk)"
-	@echo "make model  - rebuild data, warm-start training from training/base (issue 9 recipe), export, calibrate, evaluate into models/ (~50 min, CPU; not yet what ships: training/runs/candidate_r4/README.md)"
+	@echo "make model  - the shipped model's recipe: rebuild data, warm-start training from training/base, export, calibrate, evaluate, fit trust, replay the gate into models/ (~60 min, CPU; models/MODEL_CARD.md)"
 	@echo "make study  - the dropout-placement study behind the shipped choice"
 	@echo "make refit-trust - refit feature_distance and trust on the shipped weights, choose the default gate, replay it (~15 min, no PyTorch)"
 	@echo "make finetune LABELS=\"DIR...\" OUT=FILE.onnx [BASE=models/pipeline_seg_unet.onnx] - fine-tune on labelled frames"

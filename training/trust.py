@@ -19,8 +19,8 @@ threshold that flags 5 % of the good validation frames, and, because OOD kinds a
 fitting, the leave-one-kind-out rate: trust refitted without that kind, judged on it.
 
 With `--default-gate`, trust becomes the model's default score when it wins on the clear split
-(flags more bad frames at the same 5 % of good ones, or as many within one frame and more OOD
-frames: `prefer_trust`) or is the default
+(flags more bad frames at the same 5 % of good ones, or fewer by at most one frame or 5 % and
+more OOD frames by a larger margin: `prefer_trust`) or is the default
 already (a refit replaces it): `threshold_high` is the 95th percentile of the good frames' trust
 at T = --samples or at FEW_SAMPLES, whichever is higher (the engine stops most frames at its
 first anytime checkpoint, where trust is noisier: at the T = 16 percentile alone it flagged 5.4 %
