@@ -65,10 +65,10 @@ DIAGNOSTICS_KEYS = {"input_hz", "processed_hz", "dropped", "decode_errors", "lat
 LEVEL = {"ok": 0, "recovering": 1, "uncertain": 1, "image_quality": 1,
          "stale": 2, "decode_error": 2, "inference_error": 2}
 DECIMAL = re.compile(r"^-?\d+(\.\d+)?$")
-# Far above threshold_high at T = 4 and at T = 16 with the shipped default score (trust: 0.98-1.00 at
-# T = 16, threshold_high 0.4210; with the former pipeline_mean 0.84-0.94, threshold 0.5878).
+# Far above threshold_high at T = 4 and at T = 16 with the shipped default score (trust: 0.78-1.00 at
+# T = 16, threshold_high 0.4021; training/compat.py).
 OOD_UNCERTAIN = ("plume_00001", "plume_00013", "wall_00006", "wall_00010")
-# Val frames well below threshold_low (trust 0.002-0.031, threshold_low 0.1371; training/compat.py).
+# Val frames well below threshold_low (trust 0.001-0.101, threshold_low 0.1777; training/compat.py).
 VAL_CLEAR = ("00000", "00001", "00003", "00005", "00006")
 
 WAIT = 20.0  # generous deadline for anything that normally takes well under a second
