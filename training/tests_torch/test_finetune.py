@@ -97,3 +97,20 @@ def test_bad_labels_refused_nothing_written(label_dirs, tmp_path, capsys):
 def test_refuses_to_overwrite_the_base(label_dirs, capsys):
     assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(BASE)]) == 2
     assert "overwrite the base" in capsys.readouterr().err
+
+
+def test_blend_is_the_weighted_mean_of_tuned_and_base():
+    import torch
+    tuned = {"w": torch.tensor([2.0, 4.0]), "n": torch.tensor(3)}
+    base = {"w": torch.tensor([0.0, 0.0]), "n": torch.tensor(7)}
+    assert torch.equal(finetune.blend(tuned, base, 0.5)["w"], torch.tensor([1.0, 2.0]))
+    assert torch.equal(finetune.blend(tuned, base, 1.0)["w"], tuned["w"])
+    assert finetune.blend(tuned, base, 0.5)["n"].item() == 3  # counters are not averaged
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "-0.2"])
+def test_refuses_a_blend_outside_0_1(label_dirs, tmp_path, capsys, bad):
+    out = tmp_path / "ft.onnx"
+    assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(out), "--blend", bad]) == 2
+    assert "--blend" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
