@@ -40,6 +40,7 @@ import scenegen  # noqa: E402
 
 TOPIC = msb.IMAGE_TOPIC
 POOL_SEED = 8
+TITLE = "Active-learning study (`make al-study`)"
 
 
 def _render(args):
@@ -79,10 +80,11 @@ def plot(results, budgets, methods, path: Path, base_iou):
     img = np.full((H, W, 3), 255, np.uint8)
     vals = [r["target"]["pooled_iou"] for r in results] + [base_iou]
     lo, hi = max(0.0, min(vals) - 0.03), min(1.0, max(vals) + 0.03)
-    xs = {k: m + (W - 2 * m) * i / max(len(budgets) - 1, 1) for i, k in enumerate(budgets)}
+    xs = {k: m + (W - 2 * m) * (i / (len(budgets) - 1) if len(budgets) > 1 else 0.5) for i, k in enumerate(budgets)}
     ypix = lambda v: int(H - m - (H - 2 * m) * (v - lo) / max(hi - lo, 1e-6))  # noqa: E731
     cv2.rectangle(img, (m, m), (W - m, H - m), (0, 0, 0), 1)
-    for t in np.linspace(lo, hi, 6):
+    step = 0.02 if hi - lo <= 0.2 else 0.05  # round ticks: a label must sit at its own value
+    for t in np.arange(np.ceil(lo / step) * step, hi + 1e-9, step):
         cv2.putText(img, f"{t:.2f}", (8, ypix(t) + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
         cv2.line(img, (m, ypix(t)), (W - m, ypix(t)), (225, 225, 225), 1)
     for k in budgets:
@@ -126,6 +128,7 @@ def main():
     ap.add_argument("--budget-check", action=argparse.BooleanOptionalAction, default=True,
                     help="also time `make finetune` defaults on 50 labelled frames")
     ap.add_argument("--card-png", default=str(ROOT / "models" / "card" / "al_study.png"))
+    ap.add_argument("--title", default=TITLE, help="heading of the model card section it writes")
     a = ap.parse_args()
     t_start = time.time()
     out = Path(a.out)
@@ -226,7 +229,7 @@ def main():
         print(f"budget check: 50 frames, defaults, {budget['seconds']:.0f} s; target {budget['target']['pooled_iou']:.3f}")
     total = time.time() - t_start
     rec = {"budget50": budget, "family": fam, "held_out": scenegen.HELD_OUT[fam], "pool": a.pool, "test_frames": len(test), "val_frames": len(val), "budgets": budgets, "seeds": seeds,
-           "methods": methods, "steps": a.steps, "base_target": base_t, "base_own_val": base_v,
+           "methods": methods, "steps": a.steps, "blend": finetune.BLEND, "title": a.title, "base_target": base_t, "base_own_val": base_v,
            "results": results, "total_seconds": round(total, 1)}
     rec_file.write_text(json.dumps(rec, indent=1))
     png = Path(a.card_png)
@@ -243,11 +246,12 @@ def card_section(rec, png_rel):
         v = [r[key]["pooled_iou"] for r in res if r["method"] == meth and r["k"] == k and key in r]
         return (float(np.mean(v)), float(np.std(v)), len(v)) if v else (float("nan"), float("nan"), 0)
 
-    lines = ["## Active-learning study (`make al-study`)", "",
+    lines = [f"## {rec.get('title', TITLE)}", "",
              f"Target domain: `{rec['family']}` ({rec['held_out'][0]} = {rec['held_out'][1]}), never in training. "
              f"Pool: {rec['pool']} unlabelled frames (scenegen seed {POOL_SEED}) in a rosbag2 bag; selection by the "
              "real `pipeline_seg select` (T = 16, `--min-gap 0`, the run's seed) or at random; each label set "
-             f"fine-tuned from the shipped model for {rec['steps']} steps (`finetune.py`, same recipe for all); target-test "
+             f"fine-tuned from the shipped model for {rec['steps']} steps (`finetune.py`, same recipe for all; weights "
+             f"written: {rec.get('blend', 1.0)} × fine-tuned + the rest × base); target-test "
              f"pooled IoU at T = 16 on the {rec['test_frames']} frames of the `{rec['family']}` split (seed 7). Base: target IoU "
              f"{rec['base_target']['pooled_iou']:.3f}, own val {rec['base_own_val']['pooled_iou']:.3f}. "
              f"Seeds {rec['seeds']}; total {rec['total_seconds'] / 60:.0f} min on this machine.", "",
