@@ -49,6 +49,22 @@ def _render(args):
     return jpeg, mask
 
 
+def render_pool(fam: str, n: int, threads: int):
+    """The unlabelled pool of a family (scenegen seed POOL_SEED): the (jpeg, mask) pairs in frame
+    order, and by stamp the decoded RGB frames and the masks."""
+    with Pool(threads) as pool:
+        rendered = pool.map(_render, [(POOL_SEED, fam, i) for i in range(n)])
+    gt_of = {msb.stamp_ns(i): m for i, (_, m) in enumerate(rendered)}
+    rgb_of = {msb.stamp_ns(i): cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
+              for i, (j, _) in enumerate(rendered)}
+    return rendered, rgb_of, gt_of
+
+
+def random_order(stamps, seed: int) -> list:
+    """The `random` arm's labelling order for a seed."""
+    return list(np.random.default_rng(1000 + seed).permutation(sorted(stamps)))
+
+
 def frames_of(split_dir: Path):
     out = []
     for f in sorted((split_dir / "image").glob("*.jpg")):
@@ -144,14 +160,10 @@ def main():
 
     # Pool bag and its ground truth.
     bag = out / f"pool_{fam}"
-    with Pool(a.threads) as pool:
-        rendered = pool.map(_render, [(POOL_SEED, fam, i) for i in range(a.pool)])
+    rendered, rgb_of, gt_of = render_pool(fam, a.pool, a.threads)
     if bag.exists():
         shutil.rmtree(bag)
     msb.write_bag(bag, rendered)
-    gt_of = {msb.stamp_ns(i): m for i, (_, m) in enumerate(rendered)}
-    rgb_of = {msb.stamp_ns(i): cv2.imdecode(np.frombuffer(j, np.uint8), cv2.IMREAD_COLOR)[..., ::-1]
-              for i, (j, _) in enumerate(rendered)}
     # Target test frames (seed 7: the held-out split of make model), and own validation.
     test_dir = Path(a.data) / fam
     if not test_dir.is_dir():
@@ -169,7 +181,7 @@ def main():
         ranked = {}
         for meth in methods:
             if meth == "random":
-                ranked[meth] = list(np.random.default_rng(1000 + s).permutation(sorted(gt_of)))
+                ranked[meth] = random_order(gt_of, s)
                 continue
             sel = out / f"select_{meth}_s{s}"
             if sel.exists():

@@ -196,6 +196,9 @@ def main(argv=None):
     if not out.parent.is_dir():
         print(f"error: output directory {out.parent} does not exist", file=sys.stderr)
         return 2
+    if not 0.0 < a.blend <= 1.0:
+        print(f"error: --blend {a.blend} must be in (0, 1]", file=sys.stderr)
+        return 2
     n = len(ls.frames)
     print(f"labels: {n} labelled frames, {ls.unlabelled} unlabelled (ignored) in {len(a.labels)} dir(s)")
 
@@ -208,9 +211,6 @@ def main(argv=None):
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     g = torch.Generator().manual_seed(a.seed)
-    if not 0.0 < a.blend <= 1.0:
-        print(f"error: --blend {a.blend} must be in (0, 1]", file=sys.stderr)
-        return 2
     net, ck, base_pt = base_weights(base)
     base_sd = {k: v.detach().clone() for k, v in net.state_dict().items()}
     base_props = {p.key: p.value for p in onnx.load(str(base)).metadata_props}

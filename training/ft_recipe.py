@@ -14,18 +14,13 @@ import io
 import json
 import sys
 import time
-from multiprocessing import Pool
 from pathlib import Path
-
-import cv2
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import al_study as A  # noqa: E402
 import labels as L  # noqa: E402
-import make_sample_bag as msb  # noqa: E402
 
 
 def main():
@@ -47,11 +42,8 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     lab = out / f"labels_{a.family}_k{a.k}_s{a.seed}"
     if not lab.exists():
-        with Pool(2) as p:
-            r = p.map(A._render, [(A.POOL_SEED, a.family, i) for i in range(120)])
-        pick = np.random.default_rng(1000 + a.seed).permutation(120)[: a.k]
-        L.write_label_dir(lab, [(msb.stamp_ns(int(i)), cv2.imdecode(np.frombuffer(r[i][0], np.uint8), 1)[..., ::-1],
-                                 r[i][1]) for i in pick])
+        _, rgb_of, gt_of = A.render_pool(a.family, 120, 2)
+        L.write_label_dir(lab, [(st, rgb_of[st], gt_of[st]) for st in A.random_order(gt_of, a.seed)[: a.k]])
     test = A.frames_of(Path(a.data) / a.family)
     val = A.frames_of(Path(a.data) / "val_dr")[:80]
 
