@@ -77,3 +77,29 @@ def test_ood_kinds_and_no_pipe_in_open_water():
         if meta["kind"] in ("open_water", "wall", "plume"):
             assert not mask.any()
     assert {"open_water", "plume", "wall", "overexposed"} <= kinds
+
+
+def test_digest_check_holds_labels_exact_and_lets_image_bits_move(tmp_path, capsys):
+    """make_data --check (the first step of `make model`): other frame counts or labels fail, while
+    images that differ only in bytes (numpy's SIMD code differs between CPUs) are reported and pass."""
+    import make_data
+    for name, body in [("image/00000.jpg", b"jpeg"), ("mask/00000.png", b"png"), ("meta.jsonl", b"{}\n")]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(body)
+    want = {"seed": 7, "splits": {"val": {"frames": 1, "sha256": make_data.split_digest(tmp_path),
+                                          "labels": make_data.split_digest(tmp_path, labels_only=True)}}}
+    (tmp_path / "image/00000.jpg").write_bytes(b"jpeg, a few pixels rounded otherwise")
+    got = {"seed": 7, "splits": {"val": {"frames": 1, "sha256": make_data.split_digest(tmp_path),
+                                         "labels": make_data.split_digest(tmp_path, labels_only=True)}}}
+    assert got["splits"]["val"]["labels"] == want["splits"]["val"]["labels"]
+    make_data.check(want, got, "digest.json")
+    assert "image bytes differ in val" in capsys.readouterr().out
+    (tmp_path / "mask/00000.png").write_bytes(b"another label")
+    got["splits"]["val"]["labels"] = make_data.split_digest(tmp_path, labels_only=True)
+    with pytest.raises(SystemExit) as e:
+        make_data.check(want, got, "digest.json")
+    assert e.value.code == 1
+    assert "DATA MISMATCH" in capsys.readouterr().err
+    got["splits"]["val"] = dict(want["splits"]["val"], frames=2)
+    with pytest.raises(SystemExit):
+        make_data.check(want, got, "digest.json")
