@@ -87,6 +87,55 @@ def water(x, g, p_veil=0.5, p_dark=0.3):
     return (x * (1 - dark) + xd * dark).clamp(0, 1)
 
 
+def light(x, g, p=0.5, cells=(2, 10), sigma=0.6):
+    """Illumination the lamp rigs leave out: a smooth random field of light (log-normal, a few cells
+    across, so bright and dark patches fall anywhere, not only in and out of lamp cones); where it
+    lifts the frame past white the camera clips, as an over-exposed sensor does."""
+    b, _, h, w = x.shape
+    gy, gx = (int(v) for v in torch.randint(cells[0], cells[1] + 1, (2,), generator=g))
+    field = torch.randn(b, 1, gy, gx, generator=g) * torch.rand(b, 1, 1, 1, generator=g) * sigma
+    field = torch.nn.functional.interpolate(field, size=(h, w), mode="bicubic", align_corners=True)
+    sel = (torch.rand(b, 1, 1, 1, generator=g) < p).float()
+    return (x * torch.exp(field * sel)).clamp(0, 1)
+
+
+def geometry(x, y, g, p=0.5, max_deg=15.0, scale=(0.9, 1.3)):
+    """Pipes at other angles, ranges and positions than the renders' camera paths give: a random
+    rotation, scale and shift of image and mask together. Uncovered corners are black, as a
+    housing's vignette; reflecting them drew mirrored pipes that bend into a V."""
+    b, _, h, w = x.shape
+    sel = torch.rand(b, generator=g) < p
+    ang = (torch.rand(b, generator=g) * 2 - 1) * math.radians(max_deg) * sel
+    sc = torch.exp(torch.empty(b).uniform_(math.log(scale[0]), math.log(scale[1]), generator=g))
+    sc = torch.where(sel, sc, torch.ones(b))
+    sh = (torch.rand(b, 2, generator=g) * 2 - 1) * 0.1 * sel[:, None]
+    asp = w / h  # rotate in pixel space, not in the normalised square
+    cos, sin = ang.cos() / sc, ang.sin() / sc
+    theta = torch.stack([torch.stack([cos, -sin / asp, sh[:, 0]], 1),
+                         torch.stack([sin * asp, cos, sh[:, 1]], 1)], 1)
+    grid = torch.nn.functional.affine_grid(theta, x.shape, align_corners=False)
+    x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    y = torch.nn.functional.grid_sample(y[:, None], grid, mode="bilinear", padding_mode="zeros",
+                                        align_corners=False)[:, 0]
+    return x, y
+
+
+def rand_conv(x, g, p=0.5):
+    """Random convolutions (RandConv, Xu et al. 2021): a 3->3 filter of random size and weights per
+    frame, its output brought back to the frame's channel means and spreads and blended with it. It
+    scrambles local colour and texture, not shape, so that seabed texture and a renderer's look stop
+    being cues for the pipe."""
+    b, c, h, w = x.shape
+    k = int(torch.randint(0, 4, (1,), generator=g)) * 2 + 1
+    wt = torch.randn(b * c, c, k, k, generator=g) / math.sqrt(c * k * k)
+    y = torch.nn.functional.conv2d(x.reshape(1, b * c, h, w), wt, padding=k // 2, groups=b).reshape(b, c, h, w)
+    mu, sd = x.mean((2, 3), keepdim=True), x.std((2, 3), keepdim=True)
+    y = (y - y.mean((2, 3), keepdim=True)) / (y.std((2, 3), keepdim=True) + 1e-6) * sd + mu
+    a = torch.rand(b, 1, 1, 1, generator=g)
+    sel = (torch.rand(b, 1, 1, 1, generator=g) < p).float()
+    return (x * (1 - sel) + (a * x + (1 - a) * y) * sel).clamp(0, 1)
+
+
 def augment(x, g, strong=False):
     """Photometric jitter on [B,3,h,w] in 0..1 (strong: also amplitude mixing, blur, hue)."""
     b = x.shape[0]
@@ -135,11 +184,18 @@ def loss_fn(probs, target):
 AUTOCAST = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
-def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True, water_aug=False):
+def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True, water_aug=False, light_aug=False,
+               geo_aug=False, randconv_aug=False):
     """One optimiser step on a batch (x in 0..1 [B,3,h,w], y soft masks [B,h,w]): augment, flip,
     normalise, one dropout sample per frame, loss. The one step of train.py and finetune.py."""
+    if geo_aug:
+        x, y = geometry(x, y, g)
+    if light_aug:
+        x = light(x, g)
     if water_aug:
         x = water(x, g)
+    if randconv_aug:
+        x = rand_conv(x, g)
     x = augment(x, g, strong)
     flip = torch.rand(len(x), generator=g) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -178,6 +234,12 @@ def main():
                     help="amplitude-spectrum mixing, blur and colour mixing on top of the jitter")
     ap.add_argument("--water-aug", action="store_true",
                     help="also a backscatter veil and dim, gained-up noisy frames (train.water)")
+    ap.add_argument("--light-aug", action="store_true",
+                    help="also smooth random illumination fields with clipping (train.light)")
+    ap.add_argument("--geo-aug", action="store_true",
+                    help="also random rotation, scale and shift of image and mask (train.geometry)")
+    ap.add_argument("--randconv-aug", action="store_true",
+                    help="also random convolutions blended with the frame (train.rand_conv)")
     ap.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
                     help="train on random H x W crops (multiples of 32) for all but the last --full-steps steps")
     ap.add_argument("--full-steps", type=int, default=0, help="last steps on whole frames (with --crop)")
@@ -236,7 +298,7 @@ def main():
         if args.crop and step < args.steps - args.full_steps:
             x, y = random_crops(x, y, args.crop, g)
         loss, ce, dice = train_step(net, opt, sched, x.float() / 255.0, y, g, mean_t, std_t, args.strong_aug,
-                                     args.water_aug)
+                                     args.water_aug, args.light_aug, args.geo_aug, args.randconv_aug)
         if step % 50 == 0 or step == args.steps - 1:
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
@@ -244,6 +306,7 @@ def main():
     cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
            "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "water_aug": args.water_aug,
+           "light_aug": args.light_aug, "geo_aug": args.geo_aug, "randconv_aug": args.randconv_aug,
            "crop": args.crop, "full_steps": args.full_steps, "init": args.init, "split_weights": w, "train_seconds": round(time.time() - t1, 1)}
     net = net.to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg, "temperature": net.temperature}, out / "model.pt")
