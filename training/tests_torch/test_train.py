@@ -59,3 +59,23 @@ def test_warm_start_keeps_the_base_until_it_learns(tmp_path):
         if k.endswith("running_mean") or k.endswith("running_var"):
             assert torch.equal(moved["state_dict"][k], v), k
     assert moved["temperature"] == 1.0  # trained at 1; export.py fits the shipped temperature
+
+
+def test_probe_augmentations_keep_the_label_with_the_image():
+    """train.geometry moves image and mask together; train.light and train.rand_conv leave the mask alone
+    and keep frames in 0..1 (training/runs/aug_probe)."""
+    import train as T
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(4, 3, 96, 128)
+    y = torch.zeros(4, 96, 128)
+    x[:, :, 40:56, :] = 1.0  # a bright horizontal band, labelled as the pipe
+    y[:, 40:56, :] = 1.0
+    xg, yg = T.geometry(x, y, g, p=1.0)
+    assert xg.shape == x.shape and yg.shape == y.shape
+    assert not torch.equal(yg, y)  # it moved
+    # Where the mask says pipe the moved image is bright, and dark where it says background.
+    assert float(xg[:, 0][yg > 0.99].min()) > 0.98 and float(xg[:, 0][yg < 0.01].max()) < 0.02
+    for aug in (T.light, T.rand_conv):
+        xa = aug(x * 0.5 + 0.25, g, p=1.0)
+        assert xa.shape == x.shape and float(xa.min()) >= 0 and float(xa.max()) <= 1
+        assert not torch.equal(xa, x * 0.5 + 0.25)
