@@ -32,7 +32,7 @@ STEP_NAMES = ["data", "data_legacy", "data_legacy_val", "data_shift", "train", "
 
 
 def digest_args():
-    """Check the data byte for byte against the committed digest when it covers the same splits;
+    """Check the data against the committed digest (labels byte for byte, make_data.check) when it covers the same splits;
     otherwise (the split list changed) write a new one, to be committed with the run."""
     sys.path.insert(0, str(HERE))
     from make_data import COUNTS
