@@ -168,6 +168,9 @@ def main(argv=None):
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--blend", type=float, default=BLEND,
                     help="weights written = blend * fine-tuned + (1 - blend) * base (1: the fine-tuned weights as trained)")
+    ap.add_argument("--aug", choices=["strong", "mild"], default="strong",
+                    help="augmentation of each batch: strong (train.py's: amplitude mixing, blur, colour mixing and "
+                    "jitter) or mild (the jitter only: gain, brightness, gamma, contrast, noise)")
     ap.add_argument("--holdout", type=float, default=0.2, help="fraction of labelled frames held out")
     ap.add_argument("--min-calibration", type=int, default=8, help="held-out frames needed to recalibrate the gate")
     ap.add_argument("--samples", type=int, default=16, help="T for the before/after metrics")
@@ -259,7 +262,7 @@ def main(argv=None):
         if n_syn:
             j = torch.randint(0, len(sx), (n_syn,), generator=g)
             x, y = torch.cat([x, sx[j].float() / 255.0]), torch.cat([y, sy[j]])
-        loss, _, _ = train_step(net, opt, sched, x, y, g, mean_t, std_t)
+        loss, _, _ = train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=a.aug == "strong")
         if step % 10 == 0 or step == a.steps - 1:
             log.append({"step": step, "loss": round(loss.item(), 4)})
             progress(step + 1, a.steps, t1, f"loss {loss.item():.3f}")
@@ -315,7 +318,7 @@ def main(argv=None):
         onnx.save(m, str(tmp_onnx))
         record = {"base": str(base), "base_weights": str(base_pt), "labels": a.labels, "per_dir": ls.per_dir,
                   "labelled": n, "unlabelled": ls.unlabelled, "trained_on": len(train), "held_out": len(hold),
-                  "synthetic": syn_src, "synthetic_per_batch": n_syn, "steps": a.steps, "batch": a.batch, "lr": a.lr, "blend": a.blend,
+                  "synthetic": syn_src, "synthetic_per_batch": n_syn, "steps": a.steps, "batch": a.batch, "lr": a.lr, "blend": a.blend, "aug": a.aug,
                   "seed": a.seed, "threads": a.threads, "samples": a.samples, "gate": gate, "gate_source": gate_src,
                   "density": density_src,
                   "before": before, "after": after, "train_seconds": round(t_train, 1),
