@@ -73,7 +73,7 @@ def weights_path(onnx_path) -> Path:
 def export(ckpt_path: str, out: str, data_dir=None, temperature_split="val"):
     ckpt = torch.load(ckpt_path, map_location="cpu")
     cfg = ckpt["config"]
-    net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"], lcn=cfg.get("lcn", False))
+    net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"], lcn=cfg.get("lcn", False), width=cfg.get("width", 1.0))
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
     net.norm_mean, net.norm_std = cfg["mean"], cfg["std"]

@@ -134,7 +134,7 @@ def base_weights(base: Path):
         ck["state_dict"] = {k: torch.from_numpy(v) for k, v in ck["state_dict"].items()}
         wp = ck["config"]["source"]
     cfg = ck["config"]
-    net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"], lcn=cfg.get("lcn", False))
+    net = M.MCUNet(cfg["base"], cfg["placement"], cfg["p"], lcn=cfg.get("lcn", False), width=cfg.get("width", 1.0))
     net.load_state_dict(ck["state_dict"])
     net.temperature = float(ck.get("temperature", 1.0))
     net.eval()

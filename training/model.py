@@ -28,20 +28,25 @@ def block(cin, cout):
 
 
 class MCUNet(nn.Module):
-    def __init__(self, base: int = 16, placement: str = "bottleneck+decoder", p: float = 0.2, lcn: bool = False):
+    def __init__(self, base: int = 16, placement: str = "bottleneck+decoder", p: float = 0.2, lcn: bool = False,
+                 width: float = 1.0):
         super().__init__()
         b = base
-        self.placement, self.p, self.lcn = placement, p, lcn
+        self.placement, self.p, self.lcn, self.width = placement, p, lcn, width
         self.temperature = 1.0  # fitted on val after training (export.py), divides the logits
+        self.style_mix = 0.0  # MixStyle's probability per batch in training (train.py --mixstyle); off in the graph
+        # `width` scales the blocks between the full-resolution ones (enc1 .. dec2). With the
+        # dropout at dec1 or later they run once per frame, so capacity there costs little of T = 16.
+        w = {c: int(round(c * b * width)) for c in (2, 4, 8)}
         self.enc0 = block(6 if lcn else 3, b)
-        self.enc1, self.enc2, self.enc3 = block(b, 2 * b), block(2 * b, 4 * b), block(4 * b, 8 * b)
-        self.bott = block(8 * b, 8 * b)
-        self.dec3 = block(16 * b, 4 * b)
-        self.dec2 = block(8 * b, 2 * b)
-        self.dec1 = block(4 * b, b)
+        self.enc1, self.enc2, self.enc3 = block(b, w[2]), block(w[2], w[4]), block(w[4], w[8])
+        self.bott = block(w[8], w[8])
+        self.dec3 = block(2 * w[8], w[4])
+        self.dec2 = block(2 * w[4], w[2])
+        self.dec1 = block(2 * w[2], b)
         self.dec0 = block(2 * b, b)
         self.head = nn.Conv2d(b, 2, 1)
-        self.channels = {"bottleneck": 8 * b, "dec3": 4 * b, "dec2": 2 * b, "dec1": b, "dec0": b}
+        self.channels = {"bottleneck": w[8], "dec3": w[4], "dec2": w[2], "dec1": b, "dec0": b}
         self.sites = [s for s in ORDER if s in PLACEMENTS[placement]]
 
     def site_channels(self):
@@ -81,11 +86,14 @@ class MCUNet(nn.Module):
         def up(x):
             return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
+        def mix(x):
+            return mix_style(x, self.style_mix) if self.training and self.style_mix else x
+
         if self.lcn:
             image = torch.cat([image, local_norm(image)], 1)
-        e0 = self.enc0(image)
-        e1 = self.enc1(F.max_pool2d(e0, 2))
-        e2 = self.enc2(F.max_pool2d(e1, 2))
+        e0 = mix(self.enc0(image))
+        e1 = mix(self.enc1(F.max_pool2d(e0, 2)))
+        e2 = mix(self.enc2(F.max_pool2d(e1, 2)))
         e3 = self.enc3(F.max_pool2d(e2, 2))
         x = site("bottleneck", self.bott(F.max_pool2d(e3, 2)))
         x = site("dec3", self.dec3(torch.cat([up(x), skip(e3)], 1)))
@@ -94,6 +102,23 @@ class MCUNet(nn.Module):
         x = site("dec0", self.dec0(torch.cat([up(x), skip(e0)], 1)))
         logits = self.head(x)
         return logits.reshape(n, t, 2, logits.shape[2], logits.shape[3])
+
+
+def mix_style(x, p: float, alpha: float = 0.1, eps: float = 1e-6):
+    """MixStyle (Zhou et al., ICLR 2021): with probability p, give each frame's early features a
+    mix of its own channel statistics and another frame's of the batch, Beta(alpha, alpha)-weighted.
+    Style lives in those statistics, content in the normalised map: the decoder learns to ignore
+    the former. Training only; uses the global torch RNG (train.py seeds it)."""
+    if len(x) < 2 or torch.rand(()) >= p:
+        return x
+    xf = x.float()
+    mu = xf.mean((2, 3), keepdim=True).detach()
+    sig = (xf.var((2, 3), keepdim=True) + eps).sqrt().detach()
+    lam = torch.distributions.Beta(alpha, alpha).sample((len(x), 1, 1, 1))
+    perm = torch.randperm(len(x))
+    mu_mix = lam * mu + (1 - lam) * mu[perm]
+    sig_mix = lam * sig + (1 - lam) * sig[perm]
+    return ((xf - mu) / sig * sig_mix + mu_mix).to(x.dtype)
 
 
 def local_norm(x, cell: int = 32):
@@ -133,3 +158,38 @@ def flops(model: MCUNet, t: int = 16):
     for h in hooks:
         h.remove()
     return counts["once"], counts["per"]
+
+
+def widen(src: MCUNet, dst: MCUNet) -> MCUNet:
+    """Copy `src` into the wider `dst` so that dst computes exactly what src does (Net2Net-style:
+    src's channels first, the new channels' outgoing weights zero). Warm-starts a wider trunk
+    from a trained narrow one; the new channels then learn from there."""
+    cat_inputs = {"dec3": ("bott", "enc3"), "dec2": ("dec3", "enc2"), "dec1": ("dec2", "enc1")}
+    width_of = {name: [m for m in getattr(dst, name).modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+                for name in ("enc0", "enc1", "enc2", "enc3", "bott", "dec3", "dec2", "dec1", "dec0")}
+    old_of = {name: [m for m in getattr(src, name).modules() if isinstance(m, nn.Conv2d)][-1].out_channels
+              for name in width_of}
+    with torch.no_grad():
+        for name in ("enc0", "enc1", "enc2", "enc3", "bott", "dec3", "dec2", "dec1", "dec0"):
+            s_mods, d_mods = list(getattr(src, name)), list(getattr(dst, name))
+            for i, (s, d) in enumerate(zip(s_mods, d_mods)):
+                if isinstance(s, nn.Conv2d):
+                    o = s.out_channels
+                    if i == 0 and name in cat_inputs:  # [upsampled deeper map, skip]: both halves move
+                        a, k = cat_inputs[name]
+                        idx = list(range(old_of[a])) + [width_of[a] + j for j in range(old_of[k])]
+                    else:
+                        idx = list(range(s.in_channels))
+                    keep = torch.zeros(d.in_channels, dtype=torch.bool)
+                    keep[idx] = True
+                    d.weight[:o, ~keep] = 0  # the new inputs do not reach the old outputs
+                    d.weight[:o, idx] = s.weight
+                elif isinstance(s, nn.BatchNorm2d):
+                    c = s.num_features
+                    for attr in ("weight", "bias", "running_mean", "running_var"):
+                        getattr(d, attr)[:c] = getattr(s, attr)
+                    d.running_var[c:] = s.running_var[:1].expand(d.num_features - c) if c else 1.0
+        dst.head.weight.copy_(src.head.weight)
+        dst.head.bias.copy_(src.head.bias)
+    dst.temperature = src.temperature
+    return dst

@@ -71,7 +71,10 @@ def checkpoint_from_onnx(path) -> dict:
             sd[f"{name}.{bn_idx}.num_batches_tracked"] = np.zeros((), np.int64)
     sd["head.weight"], sd["head.bias"] = tensors[-1]
     first = tensors[0][0]
+    # the bottleneck's width over the plain U-Net's 8 * base (model.MCUNet's `width`)
+    width = tensors[8][0].shape[0] / (8 * first.shape[0])
     cfg = {"placement": props["dropout_placement"], "p": float(props["dropout_p"]), "base": int(first.shape[0]),
+           "width": width,
            "lcn": int(first.shape[1]) == 6, "mean": [float(v) for v in props["mean"].split(",")],
            "std": [float(v) for v in props["std"].split(",")], "source": f"ONNX initialisers of {Path(path).name}"}
     return {"state_dict": sd, "config": cfg, "temperature": _temperature(m)}

@@ -31,6 +31,21 @@ STEP_NAMES = ["data", "data_legacy", "data_legacy_val", "data_shift", "train", "
               "calibrate+evaluate", "trust", "split", "compat", "gate_check"]
 
 
+NOT_STEPS = ("total", "cpus", "cpu")  # timings.json keys that are not step times
+
+
+def cpu_name() -> str:
+    """The CPU and whether it has AVX-512 / bf16: training time depends on them by 3-4x (README)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    name = next((ln.split(":", 1)[1].strip() for ln in info.splitlines() if ln.startswith("model name")), "unknown")
+    flags = set(next((ln.split(":", 1)[1].split() for ln in info.splitlines() if ln.startswith("flags")), []))
+    simd = "AVX-512 + bf16" if "avx512_bf16" in flags else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name} ({simd})"
+
+
 def digest_args():
     """Check the data against the committed digest (labels byte for byte, make_data.check) when it covers the same splits;
     otherwise (the split list changed) write a new one, to be committed with the run."""
@@ -106,8 +121,8 @@ def main():
         subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT)
         timings[name] = round(time.time() - t0, 1)
         print(f"== {name} took {timings[name]:.0f} s", flush=True)
-        timings["total"] = round(sum(v for k, v in timings.items() if k not in ("total", "cpus")), 1)
-        timings["cpus"] = os.cpu_count()
+        timings["total"] = round(sum(v for k, v in timings.items() if k not in NOT_STEPS), 1)
+        timings["cpus"], timings["cpu"] = os.cpu_count(), cpu_name()
         tfile.write_text(json.dumps(timings, indent=1))
     subprocess.run([py, str(HERE / "card.py")], check=True)
     print(f"make model done in {timings['total'] / 60:.1f} min; see models/MODEL_CARD.md")

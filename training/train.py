@@ -217,6 +217,11 @@ def main():
     ap.add_argument("--placement", default="bottleneck+decoder", choices=list(M.PLACEMENTS))
     ap.add_argument("--p", type=float, default=0.2)
     ap.add_argument("--base", type=int, default=16)
+    ap.add_argument("--width", type=float,
+                    help="scale of the trunk blocks enc1..dec2 (model.MCUNet); with --init, the base is widened "
+                         "to it (model.widen: same outputs at step 0)")
+    ap.add_argument("--mixstyle", type=float, default=0.0, metavar="P",
+                    help="MixStyle on enc0..enc2 with this probability per batch (model.mix_style; off: 0)")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--lcn", action=argparse.BooleanOptionalAction, default=False,
                     help="add the fixed local-contrast-normalised image as 3 more input channels")
@@ -272,13 +277,21 @@ def main():
         # it. Trained at the base's 1.9 (candidate r3), the fitted temperature hit the top of the
         # grid (4.0); at 1 (r4) it is 2.7. MI's pixel-error AUROC on `val` is 0.62-0.63 either way.
         net.temperature = 1.0
+        if args.width is None or args.width == net.width:
+            args.width = net.width
+        elif args.width > net.width:
+            net = M.widen(net, M.MCUNet(args.base, args.placement, args.p, lcn=args.lcn, width=args.width))
+        else:
+            sys.exit(f"--width {args.width} is narrower than the base's {net.width}")
     print(f"loaded {len(imgs)} frames in {time.time() - t0:.0f} s; mean {mean} std {std}", flush=True)
     imgs_t, masks_t = torch.from_numpy(imgs), torch.from_numpy(masks.astype(np.float32))
     mean_t, std_t = torch.tensor(mean).view(1, 3, 1, 1).float(), torch.tensor(std).view(1, 3, 1, 1).float()
 
     if not args.init:
-        net = M.MCUNet(args.base, args.placement, args.p, lcn=args.lcn)
+        args.width = args.width or 1.0
+        net = M.MCUNet(args.base, args.placement, args.p, lcn=args.lcn, width=args.width)
     net = net.to(memory_format=torch.channels_last)
+    net.style_mix = args.mixstyle
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     warm = max(1, args.steps // 30)
     sched = torch.optim.lr_scheduler.LambdaLR(
@@ -303,7 +316,7 @@ def main():
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
             print(f"step {step}/{args.steps} loss {loss.item():.4f} (ce {ce:.4f} dice {dice:.4f}) {el:.0f} s", flush=True)
-    cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "steps": args.steps, "batch": args.batch,
+    cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "width": args.width, "mixstyle": args.mixstyle, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
            "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "water_aug": args.water_aug,
            "light_aug": args.light_aug, "geo_aug": args.geo_aug, "randconv_aug": args.randconv_aug,

@@ -79,3 +79,58 @@ def test_probe_augmentations_keep_the_label_with_the_image():
         xa = aug(x * 0.5 + 0.25, g, p=1.0)
         assert xa.shape == x.shape and float(xa.min()) >= 0 and float(xa.max()) <= 1
         assert not torch.equal(xa, x * 0.5 + 0.25)
+
+
+def test_widened_trunk_starts_as_the_base_and_reads_back_from_its_graph(tmp_path):
+    """`train.py --width` (model.widen): the wider network computes what the base does, and its
+    exported graph gives back the same width and weights (onnx_weights), so it can be a base in turn."""
+    import export
+    import model as M
+    import onnx_weights
+    net, ck, _ = finetune.base_weights(BASE)
+    wide = M.widen(net, M.MCUNet(ck["config"]["base"], net.placement, net.p, lcn=net.lcn, width=1.5))
+    assert sum(p.numel() for p in wide.parameters()) <= 2_000_000
+    net.eval()
+    wide.eval()
+    x = torch.randn(1, 3, M.INPUT_H, M.INPUT_W)
+    masks = M.random_masks(net, 1, 3, torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(net(x, *masks), wide(x, *masks), atol=1e-6)
+        wide.bott[0].weight[-1].add_(0.1)  # a new channel reaches the output once its weights move
+        wide.dec3[0].weight[:, 8 * 16 * 3 // 2 - 1].add_(0.1)
+        assert not torch.allclose(net(x, *masks), wide(x, *masks), atol=1e-4)
+    cfg = dict(ck["config"], width=1.5)
+    torch.save({"state_dict": wide.state_dict(), "config": cfg, "temperature": wide.temperature}, tmp_path / "w.pt")
+    export.export(str(tmp_path / "w.pt"), str(tmp_path / "w.onnx"))
+    back = onnx_weights.checkpoint_from_onnx(tmp_path / "w.onnx")
+    assert back["config"]["width"] == 1.5 and back["config"]["base"] == 16
+    again = M.MCUNet(16, net.placement, net.p, lcn=net.lcn, width=back["config"]["width"])
+    again.load_state_dict({k: torch.from_numpy(v) for k, v in back["state_dict"].items()})
+    again.eval()
+    again.temperature = back["temperature"]
+    with torch.no_grad():
+        assert torch.allclose(again(x, *masks), wide(x, *masks), atol=1e-5)
+
+
+def test_mixstyle_mixes_channel_statistics_in_training_only():
+    import model as M
+    torch.manual_seed(0)
+    x = torch.randn(4, 8, 16, 16) * torch.arange(1, 5).view(4, 1, 1, 1) + torch.arange(4).view(4, 1, 1, 1)
+    y = M.mix_style(x, p=1.0)
+    assert y.shape == x.shape and not torch.allclose(x, y)
+    # Each frame keeps its normalised content; only its per-channel mean and std change.
+    norm = lambda a: (a - a.mean((2, 3), keepdim=True)) / a.std((2, 3), keepdim=True)  # noqa: E731
+    assert torch.allclose(norm(x), norm(y), atol=1e-3)
+    # The new statistics lie between the frame's own and those of another frame of the batch.
+    mu_x, mu_y = x.mean((2, 3)), y.mean((2, 3))
+    assert (mu_y >= mu_x.min(0).values - 1e-4).all() and (mu_y <= mu_x.max(0).values + 1e-4).all()
+    assert torch.equal(M.mix_style(x, p=0.0), x)
+    net, _, _ = finetune.base_weights(BASE)
+    net.style_mix = 1.0
+    net.eval()  # the exported graph: no mixing
+    img = torch.randn(2, 3, M.INPUT_H, M.INPUT_W)
+    ones = M.ones_masks(net, 2)
+    with torch.no_grad():
+        a = net(img, *ones)
+        net.style_mix = 0.0
+        assert torch.equal(a, net(img, *ones))
