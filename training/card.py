@@ -293,7 +293,7 @@ def main():
     for split in digest["splits"]:
         out += [f"**{split}**", "", f"![{split}]({contact_sheet(split)})", ""]
     out += ["## Time of `make model` on this machine", "",
-            f"{tm['cpus']} CPU cores" + (f" of {tm['cpu']}" if "cpu" in tm else "") + ", no GPU. Total **{tm['total'] / 60:.1f} min**"
+            f"{tm['cpus']} CPU cores" + (f" of {tm['cpu']}" if "cpu" in tm else "") + f", no GPU. Total **{tm['total'] / 60:.1f} min**"
             + (" (of the steps timed)." if make_model_time(tm)[1] is None else "."), "",
             "| step | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in tm.items() if k not in pipeline.NOT_STEPS]
     extra = RUN / "timings_extra.json"
