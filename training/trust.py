@@ -19,8 +19,8 @@ threshold that flags 5 % of the good validation frames, and, because OOD kinds a
 fitting, the leave-one-kind-out rate: trust refitted without that kind, judged on it.
 
 With `--default-gate`, trust becomes the model's default score when it wins on the clear split
-(flags more bad frames at the same 5 % of good ones, or fewer by at most one frame or 5 % and
-more OOD frames by a larger margin: `prefer_trust`) or is the default
+(flags more bad frames at the same 5 % of good ones, or fewer within sampling noise and more OOD
+frames beyond it, by paired exact tests: `prefer_trust`) or is the default
 already (a refit replaces it): `threshold_high` is the 95th percentile of the good frames' trust
 at T = --samples or at FEW_SAMPLES, whichever is higher (the engine stops most frames at its
 first anytime checkpoint, where trust is noisier: at the T = 16 percentile alone it flagged 5.4 %
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -201,18 +202,31 @@ def flag_rates(rows, values, th):
     return round(float(np.mean(np.array(sane) > th)), 4) if sane else None
 
 
-def prefer_trust(ours: tuple, theirs: tuple, n_bad: int) -> bool:
-    """(bad, OOD) flag rates of trust and of the current score, both at 5 % of the good frames.
-    Trust wins when it flags more bad frames (ties: at least as many OOD frames), or fewer by at
-    most one frame or 5 % (the bad frames are a few dozen: that is sampling noise) and more OOD
-    frames by a larger margin than it lost. Candidate r4: the entropy score
-    flagged 0.955 of 22 bad frames and 0.344 of the OOD renders, trust 0.909 and 0.960; ranking
-    bad frames strictly first kept the entropy score and gave up issue 11's OOD gate for one frame."""
-    if ours >= theirs:
+def mcnemar_p(lost: int, gained: int) -> float:
+    """Exact two-sided McNemar p-value: of the frames the two scores disagree on, `lost` are flagged
+    only by the current score and `gained` only by trust (binomial(lost + gained, 1/2))."""
+    n, k = lost + gained, min(lost, gained)
+    return min(1.0, 2 * sum(math.comb(n, i) for i in range(k + 1)) / 2 ** n) if n else 1.0
+
+
+def prefer_trust(ours_bad, theirs_bad, ours_ood, theirs_ood, alpha: float = 0.05) -> bool:
+    """Per-frame flags (booleans, the same frames in the same order) of trust and of the current
+    score on the bad frames and on the OOD frames, both scores at 5 % of the good frames. Trust wins
+    when it flags at least as many bad frames (ties: at least as many OOD frames), or when the bad
+    frames it loses are within sampling noise (paired exact test, p >= alpha) and it gains OOD
+    frames beyond it (p < alpha). Decided on counts alone, the bad frames (about 20 of them) made
+    the choice a coin toss: a re-run of the shipped recipe on another CPU (training/runs/
+    rerun_avx512) flagged 16 of 20 bad frames with trust and 19 with the entropy score, and the
+    one-frame slack that rule allowed kept the entropy score, which flagged 0.36 of the OOD renders
+    against trust's 0.96."""
+    ob, tb, oo, to = (np.asarray(v, bool) for v in (ours_bad, theirs_bad, ours_ood, theirs_ood))
+    if (ob.sum(), oo.sum()) >= (tb.sum(), to.sum()):
         return True
-    slack = max(1.0 / n_bad, 0.05) if n_bad else 0.0
-    lost = theirs[0] - ours[0]
-    return lost <= slack + 1e-9 and ours[1] - theirs[1] > lost
+    if ob.sum() >= tb.sum():  # as many bad frames, fewer OOD frames
+        return False
+    bad_noise = mcnemar_p(int((tb & ~ob).sum()), int((ob & ~tb).sum())) >= alpha
+    ood_gain = oo.sum() > to.sum() and mcnemar_p(int((to & ~oo).sum()), int((oo & ~to).sum())) < alpha
+    return bool(bad_noise and ood_gain)
 
 
 def default_gate(model: dict, clear: list, split_rows: list, ood_rows: list, props: dict,
@@ -234,14 +248,16 @@ def default_gate(model: dict, clear: list, split_rows: list, ood_rows: list, pro
     cur = props.get("score_method", "")
     # The entropy scores are signals too (entropy_mean, ..., entropy_pipeline_mean).
     col = SIGNALS.index(f"entropy_{cur}") if f"entropy_{cur}" in SIGNALS else None
-    flags = lambda vals, th: float(np.mean(np.asarray(vals) > th)) if len(vals) else 0.0  # noqa: E731
-    ours = (flags(score(model, sig(bad)), hi) if bad else 0.0, flags(score(model, sig(ood)), hi))
-    theirs = (0.0, 0.0)
+    above = lambda rows, vals, th: np.asarray(vals) > th if rows else np.zeros(0, bool)  # noqa: E731
+    ours_f = (above(bad, score(model, sig(bad)) if bad else [], hi), above(ood, score(model, sig(ood)) if ood else [], hi))
+    theirs_f = (np.zeros(len(bad), bool), np.zeros(len(ood), bool))
     if col is not None:
         th = float(props["threshold_high"])
-        theirs = (flags(sig(bad)[:, col], th) if bad else 0.0, flags(sig(ood)[:, col], th))
+        theirs_f = (above(bad, sig(bad)[:, col] if bad else [], th), above(ood, sig(ood)[:, col] if ood else [], th))
+    rate = lambda f: float(f.mean()) if len(f) else 0.0  # noqa: E731
+    ours, theirs = (rate(ours_f[0]), rate(ours_f[1])), (rate(theirs_f[0]), rate(theirs_f[1]))
     # A refit of the current trust replaces it: the same method, its thresholds set by the same rule.
-    chosen = cur == "trust" or prefer_trust(ours, theirs, len(bad))
+    chosen = cur == "trust" or prefer_trust(ours_f[0], theirs_f[0], ours_f[1], theirs_f[1])
     rec = {"current": cur, "current_bad_ood_flagged": theirs, "trust_bad_ood_flagged": ours,
            "threshold_high_few_samples": hi_few,
            "threshold_high": hi, "threshold_low": lo, "recover_frames": 1, "chosen": chosen}
