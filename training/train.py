@@ -33,6 +33,40 @@ def load_split(root: Path, split: str, limit: int | None = None):
     return imgs, masks
 
 
+def unfold_batchnorm(net, batches) -> None:
+    """Turn the identity BatchNorms of a folded base (onnx_weights) into working ones that compute
+    the same thing: each gets its input's per-channel mean and variance on `batches` as running
+    statistics, and the weight and bias that undo them (weight sqrt(var + eps), bias mean + the folded
+    bias). In training it then normalises by batch statistics, as when training from scratch."""
+    bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    acc = {id(b): [0.0, 0.0, 0] for b in bns}
+
+    def hook(m, inp):
+        z = inp[0].detach().float()
+        a = acc[id(m)]
+        a[0] = a[0] + z.sum((0, 2, 3))
+        a[1] = a[1] + (z * z).sum((0, 2, 3))
+        a[2] += z.numel() // z.shape[1]
+
+    hs = [b.register_forward_pre_hook(hook) for b in bns]
+    net.eval()
+    with torch.no_grad():
+        for x in batches:
+            net(x, *M.ones_masks(net, len(x)))
+    for h in hs:
+        h.remove()
+    with torch.no_grad():
+        for b in bns:
+            s1, s2, n = acc[id(b)]
+            mu = s1 / n
+            var = (s2 / n - mu * mu).clamp(min=0)
+            # The folded form: (z - 0) / sqrt(1 - eps + eps) * 1 + bias = z + bias.
+            b.bias.add_(mu)
+            b.weight.copy_(torch.sqrt(var + b.eps))
+            b.running_mean.copy_(mu)
+            b.running_var.copy_(var)
+
+
 def amplitude_mix(x, g, p=0.5, band=0.09):
     """Amplitude-spectrum mixing between renders (Fourier domain adaptation, Yang & Soatto
     2020): the low-frequency amplitude of each image is blended with another image's of the
@@ -222,6 +256,8 @@ def main():
                          "to it (model.widen: same outputs at step 0)")
     ap.add_argument("--mixstyle", type=float, default=0.0, metavar="P",
                     help="MixStyle on enc0..enc2 with this probability per batch (model.mix_style; off: 0)")
+    ap.add_argument("--train-bn", action="store_true",
+                    help="with --init: let BatchNorm train (unfold_batchnorm) instead of keeping the base's folded form fixed")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--lcn", action=argparse.BooleanOptionalAction, default=False,
                     help="add the fixed local-contrast-normalised image as 3 more input channels")
@@ -297,7 +333,11 @@ def main():
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
     net.train()
-    if args.init:  # the base's BatchNorm is folded into its convolutions (onnx_weights): keep it fixed
+    if args.init and args.train_bn:
+        pick = torch.randint(0, len(imgs_t), (64,), generator=torch.Generator().manual_seed(args.seed))
+        unfold_batchnorm(net, [((imgs_t[pick[i:i + 16]].float() / 255.0 - mean_t) / std_t) for i in range(0, 64, 16)])
+    net.train()
+    if args.init and not args.train_bn:  # the base's BatchNorm is folded into its convolutions (onnx_weights): keep it fixed
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.eval()
@@ -316,7 +356,7 @@ def main():
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
             print(f"step {step}/{args.steps} loss {loss.item():.4f} (ce {ce:.4f} dice {dice:.4f}) {el:.0f} s", flush=True)
-    cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "width": args.width, "mixstyle": args.mixstyle, "steps": args.steps, "batch": args.batch,
+    cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "width": args.width, "mixstyle": args.mixstyle, "train_bn": args.train_bn, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
            "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "water_aug": args.water_aug,
            "light_aug": args.light_aug, "geo_aug": args.geo_aug, "randconv_aug": args.randconv_aug,

@@ -134,3 +134,21 @@ def test_mixstyle_mixes_channel_statistics_in_training_only():
         a = net(img, *ones)
         net.style_mix = 0.0
         assert torch.equal(a, net(img, *ones))
+
+
+def test_unfolded_batchnorm_computes_what_the_folded_base_does():
+    """`train.py --init --train-bn`: the base's identity BatchNorms get real statistics without
+    changing the network's outputs, so BatchNorm can train from there."""
+    import model as M
+    import train
+    net, _, _ = finetune.base_weights(BASE)
+    x = torch.randn(2, 3, M.INPUT_H, M.INPUT_W)
+    masks = M.random_masks(net, 2, 2, torch.Generator().manual_seed(3))
+    net.eval()
+    with torch.no_grad():
+        before = net(x, *masks)
+    train.unfold_batchnorm(net, [torch.randn(4, 3, M.INPUT_H, M.INPUT_W)])
+    bn = net.enc1[1]
+    assert bn.running_var.min() > 0 and not torch.allclose(bn.weight, torch.ones_like(bn.weight))
+    with torch.no_grad():
+        assert torch.allclose(net(x, *masks), before, atol=1e-4)
