@@ -188,7 +188,7 @@ def widen(src: MCUNet, dst: MCUNet) -> MCUNet:
                     c = s.num_features
                     for attr in ("weight", "bias", "running_mean", "running_var"):
                         getattr(d, attr)[:c] = getattr(s, attr)
-                    d.running_var[c:] = s.running_var[:1].expand(d.num_features - c) if c else 1.0
+                    d.running_var[c:] = s.running_var[0]  # the new channels: the base's (identity) form
         dst.head.weight.copy_(src.head.weight)
         dst.head.bias.copy_(src.head.bias)
     dst.temperature = src.temperature

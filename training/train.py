@@ -34,10 +34,10 @@ def load_split(root: Path, split: str, limit: int | None = None):
 
 
 def unfold_batchnorm(net, batches) -> None:
-    """Turn the identity BatchNorms of a folded base (onnx_weights) into working ones that compute
-    the same thing: each gets its input's per-channel mean and variance on `batches` as running
-    statistics, and the weight and bias that undo them (weight sqrt(var + eps), bias mean + the folded
-    bias). In training it then normalises by batch statistics, as when training from scratch."""
+    """Give every BatchNorm its input's per-channel mean and variance on `batches` as running
+    statistics, with the weight and bias that keep its output the same. For a base read from a
+    graph (onnx_weights: BatchNorm folded, the identity) this turns it into a working BatchNorm, which
+    then normalises by batch statistics in training, as when training from scratch."""
     bns = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     acc = {id(b): [0.0, 0.0, 0] for b in bns}
 
@@ -60,9 +60,11 @@ def unfold_batchnorm(net, batches) -> None:
             s1, s2, n = acc[id(b)]
             mu = s1 / n
             var = (s2 / n - mu * mu).clamp(min=0)
-            # The folded form: (z - 0) / sqrt(1 - eps + eps) * 1 + bias = z + bias.
-            b.bias.add_(mu)
-            b.weight.copy_(torch.sqrt(var + b.eps))
+            # Same output with (mu, var) as statistics: (z - rm) / sd * w + b = (z - mu) / sd' * w' + b'.
+            # For the folded form (rm 0, rv 1 - eps, w 1) that is w' = sqrt(var + eps), b' = b + mu.
+            sd, sd_new = torch.sqrt(b.running_var + b.eps), torch.sqrt(var + b.eps)
+            b.bias.add_(b.weight * (mu - b.running_mean) / sd)
+            b.weight.mul_(sd_new / sd)
             b.running_mean.copy_(mu)
             b.running_var.copy_(var)
 
@@ -332,7 +334,6 @@ def main():
     warm = max(1, args.steps // 30)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, args.steps) / args.steps)))
-    net.train()
     if args.init and args.train_bn:
         pick = torch.randint(0, len(imgs_t), (64,), generator=torch.Generator().manual_seed(args.seed))
         unfold_batchnorm(net, [((imgs_t[pick[i:i + 16]].float() / 255.0 - mean_t) / std_t) for i in range(0, 64, 16)])

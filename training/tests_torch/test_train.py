@@ -152,3 +152,21 @@ def test_unfolded_batchnorm_computes_what_the_folded_base_does():
     assert bn.running_var.min() > 0 and not torch.allclose(bn.weight, torch.ones_like(bn.weight))
     with torch.no_grad():
         assert torch.allclose(net(x, *masks), before, atol=1e-4)
+
+
+def test_unfolded_batchnorm_keeps_a_working_batchnorm_too():
+    """A base with real BatchNorm statistics (a `.pt` beside the graph) keeps its outputs as well."""
+    import model as M
+    import train
+    net = M.MCUNet(16, "last_block", 0.2, lcn=True)
+    net.train()
+    with torch.no_grad():
+        for _ in range(3):
+            net(torch.randn(4, 3, M.INPUT_H, M.INPUT_W) * 2 + 1, *M.ones_masks(net, 4))
+    net.eval()
+    x = torch.randn(1, 3, M.INPUT_H, M.INPUT_W)
+    with torch.no_grad():
+        before = net(x, *M.ones_masks(net, 1))
+    train.unfold_batchnorm(net, [torch.randn(4, 3, M.INPUT_H, M.INPUT_W)])
+    with torch.no_grad():
+        assert torch.allclose(net(x, *M.ones_masks(net, 1)), before, atol=1e-4)
