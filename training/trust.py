@@ -231,8 +231,8 @@ def prefer_trust(ours_bad, theirs_bad, ours_ood, theirs_ood, alpha: float = 0.05
 
 def default_gate(model: dict, clear: list, split_rows: list, ood_rows: list, props: dict,
                  clear_few: list | None = None) -> tuple[dict, dict]:
-    """Whether trust should be the default score: it flags at least as many of the clear split's
-    bad frames (ties: OOD frames) as the current default, both at 5 % of the good frames. Returns
+    """Whether trust should be the default score (`prefer_trust` on the clear split's bad frames
+    and the OOD frames, both scores at 5 % of the good frames). Returns
     the record and the metadata to set (empty when it should not). `clear_few`: the same good
     frames scored with FEW_SAMPLES samples; `threshold_high` is then the higher of the two 95th
     percentiles, so that the engine, which stops most frames at its first anytime checkpoint,
@@ -248,12 +248,14 @@ def default_gate(model: dict, clear: list, split_rows: list, ood_rows: list, pro
     cur = props.get("score_method", "")
     # The entropy scores are signals too (entropy_mean, ..., entropy_pipeline_mean).
     col = SIGNALS.index(f"entropy_{cur}") if f"entropy_{cur}" in SIGNALS else None
-    above = lambda rows, vals, th: np.asarray(vals) > th if rows else np.zeros(0, bool)  # noqa: E731
-    ours_f = (above(bad, score(model, sig(bad)) if bad else [], hi), above(ood, score(model, sig(ood)) if ood else [], hi))
+    def flagged(rows, values_of, th):  # per frame: the score above its threshold
+        return values_of(sig(rows)) > th if rows else np.zeros(0, bool)
+
+    ours_f = tuple(flagged(rows, lambda s: score(model, s), hi) for rows in (bad, ood))
     theirs_f = (np.zeros(len(bad), bool), np.zeros(len(ood), bool))
     if col is not None:
         th = float(props["threshold_high"])
-        theirs_f = (above(bad, sig(bad)[:, col] if bad else [], th), above(ood, sig(ood)[:, col] if ood else [], th))
+        theirs_f = tuple(flagged(rows, lambda s: s[:, col], th) for rows in (bad, ood))
     rate = lambda f: float(f.mean()) if len(f) else 0.0  # noqa: E731
     ours, theirs = (rate(ours_f[0]), rate(ours_f[1])), (rate(theirs_f[0]), rate(theirs_f[1]))
     # A refit of the current trust replaces it: the same method, its thresholds set by the same rule.

@@ -99,3 +99,29 @@ def test_default_gate_trades_bad_frames_within_noise_only_for_significantly_more
     # Many bad frames: 8 lost and none gained of 200 is beyond noise (p = 0.008); 12 lost and 4 gained is not.
     assert not prefer(flags(200, 186, 0, 8), flags(151, 75, 60, 0))
     assert prefer(flags(200, 180, 4, 12), flags(151, 75, 60, 0))
+
+
+def gate_rows(n: int, trust_high: int, current_high: int, bad: bool):
+    """n sane frames: the first `trust_high` with a high feature distance, the first `current_high`
+    with a high entropy score (so trust's flagged frames are among the current score's, or the reverse)."""
+    rows = []
+    for i in range(n):
+        s = np.zeros(len(trust.SIGNALS))
+        s[trust.SIGNALS.index("feature_distance")] = 5.0 if i < trust_high else -5.0
+        s[trust.SIGNALS.index("entropy_pipeline_mean")] = 0.9 if i < current_high else 0.1
+        rows.append({"signals": s, "bad": bad, "sane": True})
+    return rows
+
+
+def test_default_gate_compares_the_scores_frame_by_frame():
+    model = {"features": ["feature_distance"], "mean": np.array([0.0]), "scale": np.array([1.0]),
+             "coef": np.array([1.0]), "intercept": 0.0}
+    good = gate_rows(100, 0, 0, False)
+    props = {"score_method": "pipeline_mean", "threshold_high": "0.5"}
+    # The re-run's counts: 16 against 19 of 20 bad frames, 145 against 54 of 151 OOD frames.
+    rec, gate = trust.default_gate(model, good, good + gate_rows(20, 16, 19, True), gate_rows(151, 145, 54, True), props)
+    assert rec["chosen"] and gate["score_method"] == "trust"
+    assert rec["trust_bad_ood_flagged"] == (0.8, 145 / 151) and rec["current_bad_ood_flagged"] == (0.95, 54 / 151)
+    # 15 against 22 of 22 is beyond noise: the entropy score stays.
+    rec, gate = trust.default_gate(model, good, gate_rows(22, 15, 22, True), gate_rows(151, 145, 54, True), props)
+    assert not rec["chosen"] and gate == {}
