@@ -165,12 +165,11 @@ def widen(src: MCUNet, dst: MCUNet) -> MCUNet:
     src's channels first, the new channels' outgoing weights zero). Warm-starts a wider trunk
     from a trained narrow one; the new channels then learn from there."""
     cat_inputs = {"dec3": ("bott", "enc3"), "dec2": ("dec3", "enc2"), "dec1": ("dec2", "enc1")}
-    width_of = {name: [m for m in getattr(dst, name).modules() if isinstance(m, nn.Conv2d)][-1].out_channels
-                for name in ("enc0", "enc1", "enc2", "enc3", "bott", "dec3", "dec2", "dec1", "dec0")}
-    old_of = {name: [m for m in getattr(src, name).modules() if isinstance(m, nn.Conv2d)][-1].out_channels
-              for name in width_of}
+    blocks = ("enc0", "enc1", "enc2", "enc3", "bott", "dec3", "dec2", "dec1", "dec0")
+    width_of = {name: getattr(dst, name)[3].out_channels for name in blocks}  # block(): conv, BN, ReLU, conv, ...
+    old_of = {name: getattr(src, name)[3].out_channels for name in blocks}
     with torch.no_grad():
-        for name in ("enc0", "enc1", "enc2", "enc3", "bott", "dec3", "dec2", "dec1", "dec0"):
+        for name in blocks:
             s_mods, d_mods = list(getattr(src, name)), list(getattr(dst, name))
             for i, (s, d) in enumerate(zip(s_mods, d_mods)):
                 if isinstance(s, nn.Conv2d):

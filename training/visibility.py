@@ -45,10 +45,9 @@ def main():
                 rows.append((iou, c))
         r = np.array(rows)
         low = r[:, 1] < CONTRAST
-        rank = lambda a: np.argsort(np.argsort(a))  # noqa: E731
         print(f"{split:10s} pipe frames {len(r):3d}  IoU<0.1: {(r[:, 0] < 0.1).sum():2d}  contrast<{CONTRAST}: {low.sum():2d} "
               f"(their mean IoU {r[low, 0].mean() if low.any() else float('nan'):.2f}; others {r[~low, 0].mean():.2f})  "
-              f"spearman(IoU,contrast) {np.corrcoef(rank(r[:, 0]), rank(r[:, 1]))[0, 1]:.2f}", flush=True)
+              f"spearman(IoU,contrast) {mcd.spearman(r[:, 0], r[:, 1]):.2f}", flush=True)
         pooled.append(f"{split}: pooled IoU all {every.metrics()['pooled_iou']:.3f}, without frames whose pipe "
                       f"contrast < {CONTRAST}: {kept.metrics()['pooled_iou']:.3f}")
     print("\n".join(pooled))
