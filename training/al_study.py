@@ -35,6 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 import labels as L  # noqa: E402
+import make_data  # noqa: E402
 import make_sample_bag as msb  # noqa: E402
 import scenegen  # noqa: E402
 
@@ -45,12 +46,12 @@ TITLE = "Active-learning study (`make al-study`)"
 
 def _render(args):
     seed, split, i = args
-    rgb, mask, meta, jpeg = scenegen.render(seed, split, i)
+    rgb, mask, meta, jpeg = make_data.render(seed, split, i)
     return jpeg, mask
 
 
 def render_pool(fam: str, n: int, threads: int):
-    """The unlabelled pool of a family (scenegen seed POOL_SEED): the (jpeg, mask) pairs in frame
+    """The unlabelled pool of a family (seed POOL_SEED; scenegen, or altgen for `xr`): the (jpeg, mask) pairs in frame
     order, and by stamp the decoded RGB frames and the masks."""
     with Pool(threads) as pool:
         rendered = pool.map(_render, [(POOL_SEED, fam, i) for i in range(n)])

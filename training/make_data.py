@@ -46,14 +46,16 @@ def _complete(d: Path, i: int) -> bool:
     return ok and cv2.imdecode(np.frombuffer(png.read_bytes(), np.uint8), cv2.IMREAD_GRAYSCALE) is not None
 
 
+def render(seed: int, split: str, i: int):
+    """Frame i of a split: (rgb, mask, meta, jpeg); `xr` comes from the second renderer."""
+    return altgen.render(seed, i) if split == "xr" else scenegen.render(seed, split, i)
+
+
 def _one(args):
     seed, split, i, out = args
     if split in NO_META and RESUME and _complete(Path(out) / split, i):
         return i, None
-    if split == "xr":
-        rgb, mask, meta, jpeg = altgen.render(seed, i)
-    else:
-        rgb, mask, meta, jpeg = scenegen.render(seed, split, i)
+    rgb, mask, meta, jpeg = render(seed, split, i)
     d = Path(out) / split
     (d / "image" / f"{i:05d}.jpg").write_bytes(jpeg)
     ok, png = cv2.imencode(".png", mask)
