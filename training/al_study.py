@@ -4,8 +4,10 @@ Usage: python al_study.py --bin target/release/pipeline_seg [--family auto] [--b
                           [--seeds 0,1,2] [--steps 150] [--out training/runs/al_study]
 
 On a target domain the base model was not trained on (a held-out family of the randomised
-generator; `auto` = the one the shipped model segments worst in runs/shipped/eval.json):
-- a pool of unlabelled frames (scenegen, seed 8: disjoint from the test frames, seed 7) is
+generator, `auto` = the one the shipped model segments worst in runs/shipped/eval.json; or `xr`,
+the second renderer):
+- a pool of unlabelled frames (scenegen, or altgen for `xr`; seed 8: disjoint from the test
+  frames, seed 7) is
   written as a rosbag2 MCAP bag with the `rosbags` library, like the sample bag;
 - for each seed, the real `pipeline_seg select --by mi` and `--by entropy` rank the pool
   (T = 16, that seed's dropout masks, --min-gap 0: the frames are independent renders) and the
@@ -41,6 +43,8 @@ import scenegen  # noqa: E402
 
 TOPIC = msb.IMAGE_TOPIC
 POOL_SEED = 8
+# Target domains: a held-out family of the randomised generator, or the second renderer.
+TARGETS = {**scenegen.HELD_OUT, "xr": ("renderer", "altgen, the second renderer")}
 TITLE = "Active-learning study (`make al-study`)"
 
 
@@ -154,10 +158,10 @@ def main():
     seeds = [int(s) for s in a.seeds.split(",")]
     methods = a.methods.split(",")
     fam = pick_family(HERE / "runs" / "shipped" / "eval.json") if a.family == "auto" else a.family
-    if fam not in scenegen.HELD_OUT:
-        sys.exit(f"--family {fam!r}: choose one of {sorted(scenegen.HELD_OUT)} or auto")
+    if fam not in TARGETS:
+        sys.exit(f"--family {fam!r}: choose one of {sorted(TARGETS)} or auto")
     env = dict(os.environ)
-    print(f"target family: {fam} ({scenegen.HELD_OUT[fam]}); pool {a.pool} frames (seed {POOL_SEED})", flush=True)
+    print(f"target family: {fam} ({TARGETS[fam]}); pool {a.pool} frames (seed {POOL_SEED})", flush=True)
 
     # Pool bag and its ground truth.
     bag = out / f"pool_{fam}"
@@ -241,7 +245,7 @@ def main():
         budget["record"].pop("log", None)
         print(f"budget check: 50 frames, defaults, {budget['seconds']:.0f} s; target {budget['target']['pooled_iou']:.3f}")
     total = time.time() - t_start
-    rec = {"budget50": budget, "family": fam, "held_out": scenegen.HELD_OUT[fam], "pool": a.pool, "test_frames": len(test), "val_frames": len(val), "budgets": budgets, "seeds": seeds,
+    rec = {"budget50": budget, "family": fam, "held_out": TARGETS[fam], "pool": a.pool, "test_frames": len(test), "val_frames": len(val), "budgets": budgets, "seeds": seeds,
            "methods": methods, "steps": a.steps, "blend": finetune.BLEND, "title": a.title, "base_target": base_t, "base_own_val": base_v,
            "results": results, "total_seconds": round(total, 1)}
     rec_file.write_text(json.dumps(rec, indent=1))
@@ -261,7 +265,7 @@ def card_section(rec, png_rel):
 
     lines = [f"## {rec.get('title', TITLE)}", "",
              f"Target domain: `{rec['family']}` ({rec['held_out'][0]} = {rec['held_out'][1]}), never in training. "
-             f"Pool: {rec['pool']} unlabelled frames (scenegen seed {POOL_SEED}) in a rosbag2 bag; selection by the "
+             f"Pool: {rec['pool']} unlabelled frames ({'altgen' if rec['family'] == 'xr' else 'scenegen'} seed {POOL_SEED}) in a rosbag2 bag; selection by the "
              "real `pipeline_seg select` (T = 16, `--min-gap 0`, the run's seed) or at random; each label set "
              f"fine-tuned from the shipped model for {rec['steps']} steps (`finetune.py`, same recipe for all; weights "
              f"written: {rec.get('blend', 1.0)} × fine-tuned + the rest × base); target-test "
