@@ -354,6 +354,10 @@ fn run() -> Result<(), String> {
             .spawn(move || inference_loop(&shared))
             .map_err(|e| e.to_string())?
     };
+    lock(&params).on_change = Some(Box::new({
+        let shared = shared.clone();
+        move |p: &Validated| apply_change(&shared, p)
+    }));
     runtime.spawn(param_handler);
     if let Some(frames) = frames {
         runtime.spawn(drain(frames, shared.clone()));
@@ -371,7 +375,7 @@ fn run() -> Result<(), String> {
         };
         services.spawn(&runtime, managed);
     }
-    runtime.spawn(param_changes(param_events, params, shared.clone()));
+    runtime.spawn(param_changes(param_events, params));
     runtime.spawn(timers(shared.clone(), full_topic, type_name));
     runtime.block_on(async {
         tokio::select! { _ = interrupt.recv() => {}, _ = terminate.recv() => {}, _ = finalized.notified() => {} }
@@ -752,36 +756,37 @@ fn hardware_id(st: &State, fqn: &str) -> String {
     fqn.to_string()
 }
 
-/// Applies each accepted run-time parameter change (validated by [`Validated`] before).
+/// Applies an accepted run-time parameter change (validated by [`Validated`] before). Called by
+/// [`Validated::on_change`] inside the set_parameters request, so it holds the parameters' lock.
+fn apply_change(shared: &Shared, p: &Validated) {
+    if p.unloaded {
+        // A managed node without a model: the model's parameters apply at configure.
+        match p.params.node_settings() {
+            Ok(node) => {
+                let mut st = lock(&shared.state);
+                st.node = node;
+                st.publish = p.params.publish_topics();
+            }
+            Err(e) => r2r::log_error!(NODE, "a parameter change left an invalid set: {e}"),
+        }
+        return;
+    }
+    match p.check(&p.params) {
+        Ok((settings, node)) => apply(shared, settings, node, &p.params),
+        Err(e) => r2r::log_error!(NODE, "a parameter change left an invalid set: {e}"),
+    }
+}
+
+/// Logs each accepted run-time parameter change ([`apply_change`] has applied it already).
 async fn param_changes(
     mut events: impl futures::Stream<Item = (String, r2r::ParameterValue)> + Unpin,
     params: Arc<Mutex<Validated>>,
-    shared: Arc<Shared>,
 ) {
     while let Some((name, value)) = events.next().await {
-        let result = {
-            let p = lock(&params);
-            if p.unloaded {
-                // A managed node without a model: the model's parameters apply at configure.
-                p.params.node_settings().map(|node| (None, node, p.params.clone())).map_err(|e| e.to_string())
-            } else {
-                p.check(&p.params)
-                    .map(|(settings, node)| (Some(settings), node, p.params.clone()))
-                    .map_err(|e| e.to_string())
-            }
-        };
-        match result {
-            Ok((Some(settings), node, p)) => {
-                apply(&shared, settings, node, &p);
-                r2r::log_info!(NODE, "parameter {name} = {value:?}");
-            }
-            Ok((None, node, p)) => {
-                let mut st = lock(&shared.state);
-                st.node = node;
-                st.publish = p.publish_topics();
-                r2r::log_info!(NODE, "parameter {name} = {value:?} (model parameters apply at configure)");
-            }
-            Err(e) => r2r::log_error!(NODE, "parameter {name} = {value:?} left an invalid set: {e}"),
+        if lock(&params).unloaded {
+            r2r::log_info!(NODE, "parameter {name} = {value:?} (model parameters apply at configure)");
+        } else {
+            r2r::log_info!(NODE, "parameter {name} = {value:?}");
         }
     }
 }

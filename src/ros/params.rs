@@ -307,12 +307,19 @@ pub struct Validated {
     pub unloaded: bool,
     /// Parameters given at start-up or set since: the model's metadata decides the others.
     pub set_by_user: HashSet<String>,
+    /// Runs after each accepted change, before set_parameters answers: a change the client saw
+    /// accepted applies to the next frame. (r2r's parameter event stream is read by another task
+    /// later, and drops events past ten queued.)
+    pub on_change: Option<OnChange>,
 }
+
+/// What [`Validated::on_change`] runs.
+pub type OnChange = Box<dyn Fn(&Validated) + Send>;
 
 impl Validated {
     /// The parameters before the model is loaded.
     pub fn new(params: NodeParams) -> Validated {
-        Validated { params, base: None, unloaded: false, set_by_user: HashSet::new() }
+        Validated { params, base: None, unloaded: false, set_by_user: HashSet::new(), on_change: None }
     }
 
     /// The library settings and node settings of a full parameter set.
@@ -366,6 +373,9 @@ impl RosParams for Validated {
     fn set_parameter(&mut self, name: &str, value: &ParameterValue) -> r2r::Result<()> {
         self.params = self.try_set(name, value)?;
         self.set_by_user.insert(name.to_string());
+        if let Some(f) = &self.on_change {
+            f(self);
+        }
         Ok(())
     }
 
