@@ -756,24 +756,32 @@ fn hardware_id(st: &State, fqn: &str) -> String {
     fqn.to_string()
 }
 
-/// Applies an accepted run-time parameter change (validated by [`Validated`] before). Called by
-/// [`Validated::on_change`] inside the set_parameters request, so it holds the parameters' lock.
+/// Applies an accepted run-time parameter change (validated by [`Validated`] before): the node
+/// settings to the publishers, the library settings to the worker (whose processor holds the
+/// gate). Called by [`Validated::on_change`] inside the set_parameters request, so it holds the
+/// parameters' lock.
 fn apply_change(shared: &Shared, p: &Validated) {
-    if p.unloaded {
+    let checked = if p.unloaded {
         // A managed node without a model: the model's parameters apply at configure.
-        match p.params.node_settings() {
-            Ok(node) => {
-                let mut st = lock(&shared.state);
-                st.node = node;
-                st.publish = p.params.publish_topics();
-            }
-            Err(e) => r2r::log_error!(NODE, "a parameter change left an invalid set: {e}"),
+        p.params.node_settings().map(|node| (None, node))
+    } else {
+        p.check(&p.params).map(|(settings, node)| (Some(settings), node))
+    };
+    let (settings, node) = match checked {
+        Ok(c) => c,
+        Err(e) => {
+            r2r::log_error!(NODE, "a parameter change left an invalid set: {e}");
+            return;
         }
-        return;
-    }
-    match p.check(&p.params) {
-        Ok((settings, node)) => apply(shared, settings, node, &p.params),
-        Err(e) => r2r::log_error!(NODE, "a parameter change left an invalid set: {e}"),
+    };
+    let options = loop_options(&node);
+    let mut st = lock(&shared.state);
+    st.node = node;
+    st.publish = p.params.publish_topics();
+    if let Some(settings) = settings {
+        st.settings = Some(settings.clone());
+        drop(st);
+        *lock(&shared.pending_settings) = Some((settings, options));
     }
 }
 
@@ -789,15 +797,4 @@ async fn param_changes(
             r2r::log_info!(NODE, "parameter {name} = {value:?}");
         }
     }
-}
-
-/// Hands new settings to the publishers and the worker (whose processor holds the gate).
-fn apply(shared: &Shared, settings: Settings, node: NodeSettings, p: &NodeParams) {
-    let options = loop_options(&node);
-    let mut st = lock(&shared.state);
-    st.settings = Some(settings.clone());
-    st.node = node;
-    st.publish = p.publish_topics();
-    drop(st);
-    *lock(&shared.pending_settings) = Some((settings, options));
 }
