@@ -75,13 +75,14 @@ class ManagedRun(NodeRun):
         return st
 
     def segment_until_mask(self, img, tries: int = 20):
-        """Sends fresh frames until one is segmented (a new subscription may miss the first); its header."""
+        """Sends fresh frames until one is segmented (a new subscription may miss the first); its header,
+        once both its mask and its confidence arrived (they come on separate topics, in either order)."""
         for _ in range(tries):
             hdr = new_header()
             self.pub.publish(raw_msg(img, "bgr8", hdr))
             deadline = time.monotonic() + 2.0
             while time.monotonic() < deadline:
-                if self.find("mask", hdr) is not None:
+                if self.find("mask", hdr) is not None and self.find("confidence", hdr) is not None:
                     return hdr
                 if self.proc.poll() is not None:
                     pytest.fail(f"the node exited ({self.proc.returncode}); log:\n{self.log()}")
