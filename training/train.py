@@ -172,6 +172,33 @@ def rand_conv(x, g, p=0.5):
     return (x * (1 - sel) + (a * x + (1 - a) * y) * sel).clamp(0, 1)
 
 
+def surround(x, y, g, p=0.5):
+    """The seabed beside the pipe changed along its length: the shadow of a lamp off the camera axis,
+    a scour trench or a sediment berm, on one side or both, darker or lighter, soft or sharp. The label
+    stays. The renders rarely show this, and a model that learned that a pipe has no dark band beside it
+    missed plain pipes in the second renderer, which shades one side (issue 9)."""
+    b, _, h, w = x.shape
+    sel = (torch.rand(b, 1, 1, 1, generator=g) < p).float()
+    d = torch.rand(b, generator=g) * 22 + 2  # offset of the band, pixels at model resolution
+    ang = torch.rand(b, generator=g) * 2 * math.pi
+    theta = torch.zeros(b, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, 0, 2] = d * ang.cos() * 2 / w
+    theta[:, 1, 2] = d * ang.sin() * 2 / h
+    m = y[:, None]
+    grid = torch.nn.functional.affine_grid(theta, m.shape, align_corners=False)
+    side = torch.nn.functional.grid_sample(m, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    r = int(torch.randint(1, 7, (1,), generator=g))
+    both = torch.nn.functional.max_pool2d(m, 2 * r + 1, stride=1, padding=r)
+    one = (torch.rand(b, 1, 1, 1, generator=g) < 0.7).float()
+    band = ((side * one + both * (1 - one)) - m).clamp(0, 1)
+    for _ in range(int(torch.randint(0, 3, (1,), generator=g))):
+        band = torch.nn.functional.avg_pool2d(band, 5, stride=1, padding=2, count_include_pad=False)
+    dark = (torch.rand(b, 1, 1, 1, generator=g) < 0.7).float()
+    f = dark * (torch.rand(b, 1, 1, 1, generator=g) * 0.55 + 0.3) + (1 - dark) * (torch.rand(b, 1, 1, 1, generator=g) * 0.5 + 1.1)
+    return (x * (1 + (f - 1) * band * sel)).clamp(0, 1)
+
+
 def augment(x, g, strong=False):
     """Photometric jitter on [B,3,h,w] in 0..1 (strong: also amplitude mixing, blur, hue)."""
     b = x.shape[0]
@@ -221,11 +248,13 @@ AUTOCAST = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True, water_aug=False, light_aug=False,
-               geo_aug=False, randconv_aug=False):
+               geo_aug=False, randconv_aug=False, surround_aug=False):
     """One optimiser step on a batch (x in 0..1 [B,3,h,w], y soft masks [B,h,w]): augment, flip,
     normalise, one dropout sample per frame, loss. The one step of train.py and finetune.py."""
     if geo_aug:
         x, y = geometry(x, y, g)
+    if surround_aug:
+        x = surround(x, y, g)
     if light_aug:
         x = light(x, g)
     if water_aug:
@@ -283,6 +312,8 @@ def main():
                     help="also random rotation, scale and shift of image and mask (train.geometry)")
     ap.add_argument("--randconv-aug", action="store_true",
                     help="also random convolutions blended with the frame (train.rand_conv)")
+    ap.add_argument("--surround-aug", action="store_true",
+                    help="change the seabed beside the pipe (shadow, trench, berm; train.surround)")
     ap.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
                     help="train on random H x W crops (multiples of 32) for all but the last --full-steps steps")
     ap.add_argument("--full-steps", type=int, default=0, help="last steps on whole frames (with --crop)")
@@ -352,7 +383,8 @@ def main():
         if args.crop and step < args.steps - args.full_steps:
             x, y = random_crops(x, y, args.crop, g)
         loss, ce, dice = train_step(net, opt, sched, x.float() / 255.0, y, g, mean_t, std_t, args.strong_aug,
-                                     args.water_aug, args.light_aug, args.geo_aug, args.randconv_aug)
+                                     args.water_aug, args.light_aug, args.geo_aug, args.randconv_aug,
+                                     args.surround_aug)
         if step % 50 == 0 or step == args.steps - 1:
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
@@ -361,6 +393,7 @@ def main():
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
            "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "water_aug": args.water_aug,
            "light_aug": args.light_aug, "geo_aug": args.geo_aug, "randconv_aug": args.randconv_aug,
+           "surround_aug": args.surround_aug,
            "crop": args.crop, "full_steps": args.full_steps, "init": args.init, "split_weights": w, "train_seconds": round(time.time() - t1, 1)}
     net = net.to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg, "temperature": net.temperature}, out / "model.pt")
