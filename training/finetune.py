@@ -87,6 +87,12 @@ def synthetic_pool(n, threads, seed, w, h):
     return np.stack(xs), np.stack(ys), f"{n} frames rendered by scenegen (train_dr, seed {1000 + seed})"
 
 
+# Layer groups for --tune (model.MCUNet's modules). Surgical fine-tuning (Lee et al. 2023): for a
+# shift of the input's look, tuning only the first layers can adapt as well as tuning all and move less.
+TUNE = {"all": (), "first": ("enc0", "enc1"), "encoder": ("enc0", "enc1", "enc2", "enc3", "bott"),
+        "decoder": ("dec3", "dec2", "dec1", "dec0", "head")}
+
+
 def blend(tuned: dict, base: dict, w: float) -> dict:
     """w * tuned + (1 - w) * base for every float tensor (weight-space ensembling, Wortsman et al.
     2022, "WiSE-FT"). After 200 steps on 40 daylight frames the shipped model's own validation fell
@@ -172,6 +178,11 @@ def main(argv=None):
     ap.add_argument("--aug", choices=["strong", "mild"], default="strong",
                     help="augmentation of each batch: strong (train.py's: amplitude mixing, blur, colour mixing and "
                     "jitter) or mild (the jitter only: gain, brightness, gamma, contrast, noise)")
+    ap.add_argument("--tune", choices=sorted(TUNE), default="all",
+                    help="which layers train: all, or only the encoder's first two blocks (first), the encoder, or the decoder")
+    ap.add_argument("--anchor", type=float, default=0.0,
+                    help="after each step pull the trained weights towards the base's by lr * ANCHOR of their "
+                    "difference (L2-SP as decoupled decay; 0: off)")
     ap.add_argument("--holdout", type=float, default=0.2, help="fraction of labelled frames held out")
     ap.add_argument("--min-calibration", type=int, default=8, help="held-out frames needed to recalibrate the gate")
     ap.add_argument("--samples", type=int, default=16, help="T for the before/after metrics")
@@ -202,6 +213,9 @@ def main(argv=None):
         return 2
     if not 0.0 < a.blend <= 1.0:
         print(f"error: --blend {a.blend} must be in (0, 1]", file=sys.stderr)
+        return 2
+    if not a.anchor >= 0.0:
+        print(f"error: --anchor {a.anchor} must be >= 0", file=sys.stderr)
         return 2
     n = len(ls.frames)
     print(f"labels: {n} labelled frames, {ls.unlabelled} unlabelled (ignored) in {len(a.labels)} dir(s)")
@@ -250,7 +264,13 @@ def main(argv=None):
     for m in net.modules():  # few labels: keep the base's BatchNorm statistics
         if isinstance(m, torch.nn.BatchNorm2d):
             m.eval()
-    opt = torch.optim.AdamW(net.parameters(), lr=a.lr, weight_decay=1e-4)
+    tuned = [p for n, p in net.named_parameters() if n.split(".")[0] in TUNE[a.tune] or a.tune == "all"]
+    for p in net.parameters():
+        p.requires_grad_(False)
+    for p in tuned:
+        p.requires_grad_(True)
+    start = [p.detach().clone() for p in tuned]
+    opt = torch.optim.AdamW(tuned, lr=a.lr, weight_decay=1e-4)
     warm = max(1, a.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / max(a.steps, 1))))
@@ -263,7 +283,13 @@ def main(argv=None):
         if n_syn:
             j = torch.randint(0, len(sx), (n_syn,), generator=g)
             x, y = torch.cat([x, sx[j].float() / 255.0]), torch.cat([y, sy[j]])
+        lr = sched.get_last_lr()[0]  # this step's (train_step advances the schedule)
         loss, _, _ = train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=a.aug == "strong")
+        if a.anchor:
+            with torch.no_grad():
+                pull = min(1.0, lr * a.anchor)
+                for p, p0 in zip(tuned, start):
+                    p.sub_(pull * (p - p0))
         if step % 10 == 0 or step == a.steps - 1:
             log.append({"step": step, "loss": round(loss.item(), 4)})
             progress(step + 1, a.steps, t1, f"loss {loss.item():.3f}")
@@ -319,7 +345,7 @@ def main(argv=None):
         onnx.save(m, str(tmp_onnx))
         record = {"base": str(base), "base_weights": str(base_pt), "labels": a.labels, "per_dir": ls.per_dir,
                   "labelled": n, "unlabelled": ls.unlabelled, "trained_on": len(train), "held_out": len(hold),
-                  "synthetic": syn_src, "synthetic_per_batch": n_syn, "steps": a.steps, "batch": a.batch, "lr": a.lr, "blend": a.blend, "aug": a.aug,
+                  "synthetic": syn_src, "synthetic_per_batch": n_syn, "steps": a.steps, "batch": a.batch, "lr": a.lr, "blend": a.blend, "aug": a.aug, "tune": a.tune, "anchor": a.anchor,
                   "seed": a.seed, "threads": a.threads, "samples": a.samples, "gate": gate, "gate_source": gate_src,
                   "density": density_src,
                   "before": before, "after": after, "train_seconds": round(t_train, 1),

@@ -114,3 +114,36 @@ def test_refuses_a_blend_outside_0_1(label_dirs, tmp_path, capsys, bad):
     assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(out), "--blend", bad]) == 2
     assert "--blend" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def trained_weights(label_dirs, out, *args):
+    rc = finetune.main(["--labels", str(label_dirs[0]), "--out", str(out), "--steps", "3", "--synthetic-frames", "8",
+                        "--holdout", "0", "--samples", "1", "--threads", "2", "--blend", "1", *args])
+    assert rc == 0
+    import torch
+    return torch.load(out.with_suffix(".pt"), map_location="cpu")["state_dict"], finetune.base_weights(BASE)[0].state_dict()
+
+
+def test_tune_decoder_leaves_the_encoder_as_the_base(label_dirs, tmp_path):
+    import torch
+    tuned, base = trained_weights(label_dirs, tmp_path / "ft.onnx", "--tune", "decoder", "--lr", "1e-3")
+    enc = [k for k in base if k.split(".")[0] not in finetune.TUNE["decoder"]]
+    dec = [k for k in base if k.split(".")[0] in finetune.TUNE["decoder"] and base[k].is_floating_point()]
+    assert enc and dec
+    assert all(torch.equal(tuned[k], base[k]) for k in enc)
+    assert any(not torch.equal(tuned[k], base[k]) for k in dec)
+
+
+def test_full_anchor_holds_every_weight_at_the_base(label_dirs, tmp_path):
+    """--anchor pulls the weights back by lr * ANCHOR of their move after each step: at 1 (or more) nothing moves."""
+    import torch
+    tuned, base = trained_weights(label_dirs, tmp_path / "ft.onnx", "--anchor", "1e9", "--lr", "1e-3")
+    assert all(torch.allclose(tuned[k].float(), base[k].float(), atol=1e-6) for k in base)
+    free, _ = trained_weights(label_dirs, tmp_path / "free.onnx", "--lr", "1e-3")
+    assert any(not torch.allclose(free[k].float(), base[k].float(), atol=1e-6) for k in base)
+
+
+def test_refuses_a_negative_anchor(label_dirs, tmp_path, capsys):
+    assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(tmp_path / "ft.onnx"), "--anchor", "-1"]) == 2
+    assert "--anchor" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

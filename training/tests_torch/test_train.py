@@ -81,6 +81,22 @@ def test_probe_augmentations_keep_the_label_with_the_image():
         assert not torch.equal(xa, x * 0.5 + 0.25)
 
 
+def test_surround_changes_the_seabed_beside_the_pipe_only():
+    """train.surround (training/runs/aug_probe, arm H) darkens or lightens a band beside the labelled pipe:
+    the pipe's inside and the seabed far from it keep their values, and the mask is not an argument it
+    could change."""
+    import train as T
+    x = torch.full((8, 3, 96, 128), 0.5)
+    y = torch.zeros(8, 96, 128)
+    y[:, 40:56, :] = 1.0
+    xa = T.surround(x, y, torch.Generator().manual_seed(0), p=1.0)
+    assert torch.equal(xa[:, :, 45:51], x[:, :, 45:51])  # the pipe, more than the 4 px blur from its edge
+    assert torch.equal(xa[:, :, :10], x[:, :, :10]) and torch.equal(xa[:, :, 87:], x[:, :, 87:])  # 30+ px away
+    beside = (xa[:, 0, 30:40] - 0.5).abs().amax((1, 2)) + (xa[:, 0, 56:66] - 0.5).abs().amax((1, 2))
+    assert bool((beside > 0.05).all())  # every frame got a band on at least one side
+    assert float(xa.min()) >= 0 and float(xa.max()) <= 1
+
+
 def test_widened_trunk_starts_as_the_base_and_reads_back_from_its_graph(tmp_path):
     """`train.py --width` (model.widen): the wider network computes what the base does, and its
     exported graph gives back the same width and weights (onnx_weights), so it can be a base in turn."""
