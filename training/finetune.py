@@ -379,7 +379,8 @@ def card_text(out: Path, r: dict) -> str:
              "- per directory: " + "; ".join(f"`{d}` {v['labelled']} labelled / {v['unlabelled']} unlabelled"
                                               for d, v in r["per_dir"].items()),
              f"- synthetic frames mixed in: {r['synthetic']}, {r['synthetic_per_batch']} of each batch of {r['batch']}",
-             f"- {r['steps']} steps, lr {r['lr']}, weights written: {r.get('blend', 1.0)} × fine-tuned + "
+             f"- {r['steps']} steps, lr {r['lr']}, layers trained: {r.get('tune', 'all')}"
+             + (f", anchored to the base ({r['anchor']:g})" if r.get("anchor") else "") + f", weights written: {r.get('blend', 1.0)} × fine-tuned + "
              f"{1 - r.get('blend', 1.0):.2g} × base; seed {r['seed']}, {r['threads']} threads; training "
              f"{r['train_seconds']:.0f} s, whole run {r['total_seconds']:.0f} s",
              f"- gate defaults: {r['gate_source']}: " + ", ".join(f"`{k}` {v}" for k, v in r["gate"].items()),

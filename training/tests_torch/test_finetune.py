@@ -132,6 +132,7 @@ def test_tune_decoder_leaves_the_encoder_as_the_base(label_dirs, tmp_path):
     assert enc and dec
     assert all(torch.equal(tuned[k], base[k]) for k in enc)
     assert any(not torch.equal(tuned[k], base[k]) for k in dec)
+    assert "layers trained: decoder," in (tmp_path / "ft.md").read_text()  # the card says how it was made
 
 
 def test_full_anchor_holds_every_weight_at_the_base(label_dirs, tmp_path):
