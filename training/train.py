@@ -200,6 +200,20 @@ def surround(x, y, g, p=0.5):
     return (x * (1 + (f - 1) * band * sel)).clamp(0, 1)
 
 
+def paste(x, y, g, p=0.5):
+    """Copy-paste (Ghiasi et al. 2021): a frame's labelled pipe pasted over another frame of the batch, so
+    the pipe sits on a seabed, light and water it was not rendered with. The other frame's own pipe stays
+    and stays labelled. A probe (training/runs/aug_probe, arm I): the second renderer's misses are the
+    scene beside the pipe."""
+    b = x.shape[0]
+    other = torch.randperm(b, generator=g)
+    m = y[:, None]
+    xp = x[other] * (1 - m) + x * m
+    yp = y + y[other] * (1 - y)
+    sel = torch.rand(b, generator=g) < p
+    return torch.where(sel[:, None, None, None], xp, x), torch.where(sel[:, None, None], yp, y)
+
+
 def augment(x, g, strong=False):
     """Photometric jitter on [B,3,h,w] in 0..1 (strong: also amplitude mixing, blur, hue)."""
     b = x.shape[0]
@@ -249,11 +263,13 @@ AUTOCAST = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True, water_aug=False, light_aug=False,
-               geo_aug=False, randconv_aug=False, surround_aug=False):
+               geo_aug=False, randconv_aug=False, surround_aug=False, paste_aug=False):
     """One optimiser step on a batch (x in 0..1 [B,3,h,w], y soft masks [B,h,w]): augment, flip,
     normalise, one dropout sample per frame, loss. The one step of train.py and finetune.py."""
     if geo_aug:
         x, y = geometry(x, y, g)
+    if paste_aug:
+        x, y = paste(x, y, g)
     if surround_aug:
         x = surround(x, y, g)
     if light_aug:
@@ -315,6 +331,8 @@ def main():
                     help="also random convolutions blended with the frame (train.rand_conv)")
     ap.add_argument("--surround-aug", action="store_true",
                     help="change the seabed beside the pipe (shadow, trench, berm; train.surround)")
+    ap.add_argument("--paste-aug", action="store_true",
+                    help="paste a frame's pipe over another frame of the batch (copy-paste; train.paste)")
     ap.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
                     help="train on random H x W crops (multiples of 32) for all but the last --full-steps steps")
     ap.add_argument("--full-steps", type=int, default=0, help="last steps on whole frames (with --crop)")
@@ -385,7 +403,7 @@ def main():
             x, y = random_crops(x, y, args.crop, g)
         loss, ce, dice = train_step(net, opt, sched, x.float() / 255.0, y, g, mean_t, std_t, args.strong_aug,
                                      args.water_aug, args.light_aug, args.geo_aug, args.randconv_aug,
-                                     args.surround_aug)
+                                     args.surround_aug, args.paste_aug)
         if step % 50 == 0 or step == args.steps - 1:
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
@@ -394,7 +412,7 @@ def main():
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
            "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "water_aug": args.water_aug,
            "light_aug": args.light_aug, "geo_aug": args.geo_aug, "randconv_aug": args.randconv_aug,
-           "surround_aug": args.surround_aug,
+           "surround_aug": args.surround_aug, "paste_aug": args.paste_aug,
            "crop": args.crop, "full_steps": args.full_steps, "init": args.init, "split_weights": w, "train_seconds": round(time.time() - t1, 1)}
     net = net.to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg, "temperature": net.temperature}, out / "model.pt")

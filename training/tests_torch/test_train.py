@@ -97,6 +97,26 @@ def test_surround_changes_the_seabed_beside_the_pipe_only():
     assert float(xa.min()) >= 0 and float(xa.max()) <= 1
 
 
+def test_paste_labels_every_pipe_pixel_and_no_other():
+    """train.paste (copy-paste, arm I) lays one frame's pipe over another frame: each frame's own pipe keeps
+    its pixels and label, and a pipe pixel that comes from the other frame is labelled too."""
+    import train as T
+    b = 6
+    x = torch.zeros(b, 3, 64, 96)
+    y = torch.zeros(b, 64, 96)
+    for k in range(b):
+        x[k] = 0.05 * (k + 1)  # a background value per frame
+        rows = slice(5 + 9 * k, 12 + 9 * k)  # a pipe band per frame, at another place in each
+        x[k, :, rows] = 0.9 - 0.05 * k
+        y[k, rows] = 1.0
+    xp, yp = T.paste(x, y, torch.Generator().manual_seed(0), p=1.0)
+    pipe_values = torch.tensor([0.9 - 0.05 * k for k in range(b)])
+    is_pipe = (xp[:, 0, ..., None] - pipe_values).abs().amin(-1) < 1e-6
+    assert torch.equal(is_pipe, yp > 0.5)  # labelled exactly where a pipe is
+    assert bool((yp >= y).all()) and torch.equal(xp.permute(0, 2, 3, 1)[y > 0.5], x.permute(0, 2, 3, 1)[y > 0.5])
+    assert bool((yp > y).any())  # some frame got another's pipe
+
+
 def test_widened_trunk_starts_as_the_base_and_reads_back_from_its_graph(tmp_path):
     """`train.py --width` (model.widen): the wider network computes what the base does, and its
     exported graph gives back the same width and weights (onnx_weights), so it can be a base in turn."""
