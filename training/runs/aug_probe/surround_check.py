@@ -8,7 +8,6 @@ usage: python training/runs/aug_probe/surround_check.py MODEL.onnx [SPLIT]
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
@@ -21,15 +20,10 @@ import train  # noqa: E402
 def main():
     sess, meta = mcd.load(sys.argv[1], threads=1)
     split = sys.argv[2] if len(sys.argv) > 2 else "val_dr"
-    ims, ms = [], []
-    for f in sorted((ROOT / "training" / "data" / split / "image").glob("*.jpg")):
-        m = cv2.imread(str(f.parent.parent / "mask" / (f.stem + ".png")), cv2.IMREAD_GRAYSCALE)
-        if m.mean() < 2:  # no pipe, or hardly any
-            continue
-        ims.append(mcd.resize(cv2.imread(str(f))[..., ::-1], meta.width, meta.height))
-        ms.append(mcd.resize(m, meta.width, meta.height) / 255.0)
-    x = torch.tensor(np.stack(ims)).permute(0, 3, 1, 2).float() / 255
-    y = torch.tensor(np.stack(ms)).float()
+    imgs, masks = train.load_split(ROOT / "training" / "data", split)
+    pipe = masks.astype(np.float32).mean((1, 2)) >= 2 / 255  # with a pipe, more than a sliver
+    x = torch.from_numpy(imgs[pipe]).float() / 255
+    y = torch.from_numpy(masks[pipe]).float()
     res = {}
     for name, seed in [("as rendered", None), ("surround 0", 0), ("surround 1", 1)]:
         xa = x if seed is None else train.surround(x, y, torch.Generator().manual_seed(seed), p=1.0)
@@ -39,7 +33,7 @@ def main():
             p, g = mcd.run(sess, inp, mcd.ones_masks(meta))[0, 0, 1] > 0.5, y[i].numpy() > 0.5
             inter, union = inter + (p & g).sum(), union + (p | g).sum()
         res[name] = round(float(inter / union), 3)
-    print(sys.argv[1], split, len(ims), "pipe frames", res)
+    print(sys.argv[1], split, len(x), "pipe frames", res)
 
 
 if __name__ == "__main__":
