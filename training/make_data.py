@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import scenegen  # noqa: E402
 
 import altgen  # noqa: E402
+import planegen  # noqa: E402
 
 # Randomised training data (train_dr, val_dr = own validation, nopipe_dr = own no-pipe scenes),
 # held-out families (ho_*: rendered by scenegen with one family training never sees), the
@@ -29,10 +30,12 @@ COUNTS = {"train_dr": 1600, "val_dr": 160, "nopipe_dr": 100, "ho_water": 80, "ho
           "ho_coating": 80, "ho_light": 80, "xr": 160, "ood": 160, "val": 100}
 # Splits whose per-frame metadata is not kept (training only needs images and masks), so an
 # interrupted run can resume them frame by frame (--resume) with the same bytes as a fresh one.
-NO_META = {"train_dr"}
+NO_META = {"train_dr", "train_pg"}
 # The first generator's training split and shifted-water splits: the shipped model was trained on
 # `train`, and `val` + `shift_*` are the sequences its gate is judged on (issue 11).
 LEGACY = {"train": 2400, "shift_clear": 100, "shift_turbid": 100}
+# The third renderer (planegen.py), rendered on request (--splits train_pg) while it is a probe.
+EXTRA = {"train_pg": 1600}
 
 
 def _complete(d: Path, i: int) -> bool:
@@ -47,8 +50,14 @@ def _complete(d: Path, i: int) -> bool:
 
 
 def render(seed: int, split: str, i: int):
-    """Frame i of a split: (rgb, mask, meta, jpeg); `xr` comes from the second renderer."""
-    return altgen.render(seed, i) if split == "xr" else scenegen.render(seed, split, i)
+    """Frame i of a split: (rgb, mask, meta, jpeg); `xr` comes from the second renderer, `train_pg`
+    from the third (training only)."""
+    if split == "xr":
+        return altgen.render(seed, i)
+    if split == "train_pg":
+        rgb, mask, meta, jpeg = planegen.render(seed, i)
+        return rgb, mask, {"split": split, **meta}, jpeg
+    return scenegen.render(seed, split, i)
 
 
 def _one(args):
@@ -96,7 +105,7 @@ def main():
     args = ap.parse_args()
     global RESUME
     RESUME = args.resume
-    counts = {**COUNTS, **LEGACY}
+    counts = {**COUNTS, **LEGACY, **EXTRA}
     counts = {k: counts[k] for k in args.splits.split(",")} if args.splits else COUNTS
     digests = {}
     t0 = time.time()

@@ -66,3 +66,38 @@ def test_second_renderer():
     for kind in ("seabed", "open_water", "structure"):
         assert not altgen.render(5, 1, kind)[1].any(), kind
     assert altgen.render(5, 2, "pipe")[1].any()
+
+
+def test_third_renderer():
+    """planegen (training only): deterministic, binary masks, empty masks on empty scenes, and a
+    pipe labelled where a pipe frame shows one."""
+    import planegen
+    a, b = planegen.render(5, 0), planegen.render(5, 0)
+    assert digest(a) == digest(b)
+    rgb, mask, meta, _ = a
+    assert rgb.shape == (480, 640, 3) and mask.shape == (480, 640) and set(np.unique(mask)) <= {0, 255}
+    for kind in ("seabed", "open_water", "wall"):
+        assert not planegen.render(5, 1, kind)[1].any(), kind
+    assert sum(planegen.render(5, i, "pipe")[1].any() for i in range(4)) >= 3
+
+
+def test_third_renderer_cylinder_hits():
+    """The ray-cylinder hit the pipe mask rests on: hit points lie on the surface, and rays that
+    miss pass the axis farther than the radius."""
+    import planegen
+    rng = np.random.default_rng(0)
+    o = np.array([0.0, 0.0, 2.0], np.float32)
+    d = rng.normal(size=(2000, 3)).astype(np.float32)
+    d[:, 2] = -np.abs(d[:, 2])
+    d /= np.linalg.norm(d, axis=1, keepdims=True)
+    a0, ax, r = np.array([0.3, 1.0, 0.4], np.float32), np.array([0.6, 0.8, 0.0], np.float32), 0.4
+    t = planegen._cylinder(o, d, a0, ax, r)
+    hit = np.isfinite(t)
+    assert 50 < hit.sum() < 1950
+    p = o + t[hit, None] * d[hit] - a0
+    dist = np.linalg.norm(p - (p @ ax)[:, None] * ax, axis=1)
+    assert np.allclose(dist, r, atol=1e-3)
+    # A missing ray's closest approach to the axis line.
+    n = np.cross(d[~hit], ax)
+    gap = np.abs((o - a0) @ n.T) / np.linalg.norm(n, axis=1)
+    assert (gap > r - 1e-4).all()
