@@ -29,6 +29,9 @@ import numpy as np
 
 W, H = 640, 480
 KINDS = {"pipe": 0.7, "seabed": 0.17, "open_water": 0.05, "wall": 0.08}
+# "visible": a pipe pixel is labelled where the pipe shows (contrast with its surroundings);
+# "geometric": wherever the ray meets the pipe first, the rule of scenegen's and altgen's masks.
+LABEL = "visible"
 
 
 def _noise(rng, X, Y, scale, octaves, fp, gain=0.55):
@@ -314,7 +317,7 @@ def render(seed: int, index: int, kind: str | None = None):
     bg = cv2.blur(img * bed[..., None], (41, 41)) / np.maximum(cv2.blur(bed, (41, 41)), 1e-3)[..., None]
     contrast = np.abs(img - bg).max(-1) / k * pipe
     contrast = cv2.blur(contrast, (41, 41)) / np.maximum(cv2.blur(pipe, (41, 41)), 1e-3)
-    mask = (surf == 1) & (contrast > 0.03)
+    mask = (surf == 1) & (contrast > 0.03) if LABEL == "visible" else surf == 1
 
     # In front of the scene: marine snow, fish, the vehicle's frame.
     n_snow = int(rng.integers(0, 500)) if rng.random() < 0.6 else 0
