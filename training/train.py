@@ -262,22 +262,30 @@ def loss_fn(probs, target):
 AUTOCAST = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
-def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True, water_aug=False, light_aug=False,
-               geo_aug=False, randconv_aug=False, surround_aug=False, paste_aug=False):
-    """One optimiser step on a batch (x in 0..1 [B,3,h,w], y soft masks [B,h,w]): augment, flip,
-    normalise, one dropout sample per frame, loss. The one step of train.py and finetune.py."""
-    if geo_aug:
-        x, y = geometry(x, y, g)
-    if paste_aug:
-        x, y = paste(x, y, g)
-    if surround_aug:
-        x = surround(x, y, g)
-    if light_aug:
-        x = light(x, g)
-    if water_aug:
-        x = water(x, g)
-    if randconv_aug:
-        x = rand_conv(x, g)
+# Optional augmentations (train.py --NAME-aug), in the order train_step applies them: each maps (x, y, g)
+# to (x, y) and has its option's help. Argparse and the run's config ("NAME_aug") follow from this table.
+EXTRA_AUGS = {
+    "geo": (geometry, "also random rotation, scale and shift of image and mask (train.geometry)"),
+    "paste": (paste, "paste a frame's pipe over another frame of the batch (copy-paste; train.paste)"),
+    "surround": (lambda x, y, g: (surround(x, y, g), y),
+                 "change the seabed beside the pipe (shadow, trench, berm; train.surround)"),
+    "light": (lambda x, y, g: (light(x, g), y), "also smooth random illumination fields with clipping (train.light)"),
+    "water": (lambda x, y, g: (water(x, g), y), "also a backscatter veil and dim, gained-up noisy frames (train.water)"),
+    "randconv": (lambda x, y, g: (rand_conv(x, g), y),
+                 "also random convolutions blended with the frame (train.rand_conv)"),
+}
+
+
+def train_step(net, opt, sched, x, y, g, mean_t, std_t, strong=True, augs=()):
+    """One optimiser step on a batch (x in 0..1 [B,3,h,w], y soft masks [B,h,w]): augment (`augs`: names
+    of EXTRA_AUGS), flip, normalise, one dropout sample per frame, loss. The one step of train.py and
+    finetune.py."""
+    unknown = set(augs) - set(EXTRA_AUGS)
+    if unknown:
+        raise ValueError(f"unknown augmentations {sorted(unknown)}")
+    for name, (fn, _) in EXTRA_AUGS.items():
+        if name in augs:
+            x, y = fn(x, y, g)
     x = augment(x, g, strong)
     flip = torch.rand(len(x), generator=g) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -321,18 +329,8 @@ def main():
                     "normalisation and architecture; BatchNorm stays frozen, as in fine-tuning")
     ap.add_argument("--strong-aug", action=argparse.BooleanOptionalAction, default=True,
                     help="amplitude-spectrum mixing, blur and colour mixing on top of the jitter")
-    ap.add_argument("--water-aug", action="store_true",
-                    help="also a backscatter veil and dim, gained-up noisy frames (train.water)")
-    ap.add_argument("--light-aug", action="store_true",
-                    help="also smooth random illumination fields with clipping (train.light)")
-    ap.add_argument("--geo-aug", action="store_true",
-                    help="also random rotation, scale and shift of image and mask (train.geometry)")
-    ap.add_argument("--randconv-aug", action="store_true",
-                    help="also random convolutions blended with the frame (train.rand_conv)")
-    ap.add_argument("--surround-aug", action="store_true",
-                    help="change the seabed beside the pipe (shadow, trench, berm; train.surround)")
-    ap.add_argument("--paste-aug", action="store_true",
-                    help="paste a frame's pipe over another frame of the batch (copy-paste; train.paste)")
+    for name, (_, text) in EXTRA_AUGS.items():
+        ap.add_argument(f"--{name}-aug", action="store_true", help=text)
     ap.add_argument("--crop", type=int, nargs=2, metavar=("H", "W"),
                     help="train on random H x W crops (multiples of 32) for all but the last --full-steps steps")
     ap.add_argument("--full-steps", type=int, default=0, help="last steps on whole frames (with --crop)")
@@ -392,6 +390,7 @@ def main():
         for m in net.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.eval()
+    augs = [n for n in EXTRA_AUGS if getattr(args, f"{n}_aug")]
     log = []
     t1 = time.time()
     for step in range(args.steps):
@@ -401,18 +400,15 @@ def main():
         x, y = imgs_t[idx], masks_t[idx]
         if args.crop and step < args.steps - args.full_steps:
             x, y = random_crops(x, y, args.crop, g)
-        loss, ce, dice = train_step(net, opt, sched, x.float() / 255.0, y, g, mean_t, std_t, args.strong_aug,
-                                     args.water_aug, args.light_aug, args.geo_aug, args.randconv_aug,
-                                     args.surround_aug, args.paste_aug)
+        loss, ce, dice = train_step(net, opt, sched, x.float() / 255.0, y, g, mean_t, std_t, args.strong_aug, augs)
         if step % 50 == 0 or step == args.steps - 1:
             el = time.time() - t1
             log.append({"step": step, "loss": round(loss.item(), 4), "ce": round(ce, 4), "dice": round(dice, 4), "s": round(el, 1)})
             print(f"step {step}/{args.steps} loss {loss.item():.4f} (ce {ce:.4f} dice {dice:.4f}) {el:.0f} s", flush=True)
     cfg = {"placement": args.placement, "p": args.p, "base": args.base, "lcn": args.lcn, "width": args.width, "mixstyle": args.mixstyle, "train_bn": args.train_bn, "steps": args.steps, "batch": args.batch,
            "lr": args.lr, "seed": args.seed, "threads": args.threads, "mean": mean.tolist(), "std": std.tolist(),
-           "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug, "water_aug": args.water_aug,
-           "light_aug": args.light_aug, "geo_aug": args.geo_aug, "randconv_aug": args.randconv_aug,
-           "surround_aug": args.surround_aug, "paste_aug": args.paste_aug,
+           "train_frames": len(imgs), "split": args.split, "strong_aug": args.strong_aug,
+           **{f"{n}_aug": n in augs for n in EXTRA_AUGS},
            "crop": args.crop, "full_steps": args.full_steps, "init": args.init, "split_weights": w, "train_seconds": round(time.time() - t1, 1)}
     net = net.to(memory_format=torch.contiguous_format)
     torch.save({"state_dict": net.state_dict(), "config": cfg, "temperature": net.temperature}, out / "model.pt")

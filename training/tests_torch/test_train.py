@@ -81,6 +81,26 @@ def test_probe_augmentations_keep_the_label_with_the_image():
         assert not torch.equal(xa, x * 0.5 + 0.25)
 
 
+def test_every_extra_augmentation_is_an_option_and_keeps_shapes():
+    """train.EXTRA_AUGS: each entry is a --NAME-aug option of train.py and maps (x, y) to tensors of the
+    same shapes; train_step refuses a name that is not in the table."""
+    import train as T
+    helptext = subprocess.run([sys.executable, str(ROOT / "training" / "train.py"), "--help"],
+                              capture_output=True, text=True, check=True).stdout
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(4, 3, 96, 128), (torch.rand(4, 96, 128) > 0.8).float()
+    for name, (fn, _) in T.EXTRA_AUGS.items():
+        assert f"--{name}-aug" in helptext, name
+        xa, ya = fn(x, y, g)
+        assert xa.shape == x.shape and ya.shape == y.shape, name
+    try:
+        T.train_step(None, None, None, x, y, g, 0, 1, augs=["fog"])
+    except ValueError as e:
+        assert "fog" in str(e)
+    else:
+        raise AssertionError("an unknown augmentation was accepted")
+
+
 def test_surround_changes_the_seabed_beside_the_pipe_only():
     """train.surround (training/runs/aug_probe, arm H) darkens or lightens a band beside the labelled pipe:
     the pipe's inside and the seabed far from it keep their values, and the mask is not an argument it
