@@ -1,6 +1,6 @@
 """The randomised generator's families: held-out families never reach training, held-out
 splits are made of them, renders are pure functions of (seed, split, index), and the second
-renderer (altgen.py) is deterministic with exact empty masks on empty scenes."""
+and third renderers (altgen.py, planegen.py) are deterministic with exact empty masks on empty scenes."""
 import hashlib
 import sys
 from pathlib import Path
@@ -58,27 +58,19 @@ def test_no_pipe_split_has_empty_masks():
         assert not mask.any(), meta
 
 
-def test_second_renderer():
-    a, b = altgen.render(5, 0), altgen.render(5, 0)
+@pytest.mark.parametrize("name,empty", [("altgen", ("seabed", "open_water", "structure")),
+                                        ("planegen", ("seabed", "open_water", "wall"))])
+def test_other_renderers(name, empty):
+    """The second renderer (altgen, test only) and the third (planegen, training only): deterministic,
+    binary masks, empty masks on empty scenes, and a pipe labelled where a pipe frame shows one."""
+    gen = __import__(name)
+    a, b = gen.render(5, 0), gen.render(5, 0)
     assert digest(a) == digest(b)
     rgb, mask, meta, _ = a
     assert rgb.shape == (480, 640, 3) and mask.shape == (480, 640) and set(np.unique(mask)) <= {0, 255}
-    for kind in ("seabed", "open_water", "structure"):
-        assert not altgen.render(5, 1, kind)[1].any(), kind
-    assert altgen.render(5, 2, "pipe")[1].any()
-
-
-def test_third_renderer():
-    """planegen (training only): deterministic, binary masks, empty masks on empty scenes, and a
-    pipe labelled where a pipe frame shows one."""
-    import planegen
-    a, b = planegen.render(5, 0), planegen.render(5, 0)
-    assert digest(a) == digest(b)
-    rgb, mask, meta, _ = a
-    assert rgb.shape == (480, 640, 3) and mask.shape == (480, 640) and set(np.unique(mask)) <= {0, 255}
-    for kind in ("seabed", "open_water", "wall"):
-        assert not planegen.render(5, 1, kind)[1].any(), kind
-    assert sum(planegen.render(5, i, "pipe")[1].any() for i in range(4)) >= 3
+    for kind in empty:
+        assert not gen.render(5, 1, kind)[1].any(), kind
+    assert sum(gen.render(5, i, "pipe")[1].any() for i in range(4)) >= 3
 
 
 def test_third_renderer_cylinder_hits():
