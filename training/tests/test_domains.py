@@ -10,7 +10,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-import altgen  # noqa: E402
 import scenegen  # noqa: E402
 
 
