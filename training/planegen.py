@@ -175,7 +175,11 @@ def render(seed: int, index: int, kind: str | None = None):
     g_warp = rng.random((64, 64)).astype(np.float32)
     cell_rng = rng.random((256, 256, 4)).astype(np.float32)
     pipe = _pipe_params(rng, o, d, t_bed) if kind == "pipe" else None
-    tr_ax = pipe[1] if pipe is not None else np.array([math.cos(a := rng.uniform(0, math.pi)), math.sin(a), 0], np.float32)
+    if pipe is not None:  # a trench follows the pipe; without one it runs anywhere
+        tr_ax = pipe[1]
+    else:
+        a = rng.uniform(0, math.pi)
+        tr_ax = np.array([math.cos(a), math.sin(a), 0], np.float32)
     tr_p0 = pipe[0] if pipe is not None else P[int(H * 0.7), W // 2]
     tr_w, tr_d = rng.uniform(0.5, 2.5), rng.uniform(0.1, 0.8)
 
@@ -312,11 +316,11 @@ def render(seed: int, index: int, kind: str | None = None):
     # Exposure from the lit scene (before snow and overlays), then the label: a person labels the pipe
     # where it shows, lit itself or dark against a lit seabed, not where it fades into the dark.
     k = float(np.percentile(img.max(-1), rng.uniform(90, 99.5))) + 1e-9
-    pipe = (surf == 1).astype(np.float32)
-    bed = 1 - pipe
+    on_pipe = (surf == 1).astype(np.float32)
+    bed = 1 - on_pipe
     bg = cv2.blur(img * bed[..., None], (41, 41)) / np.maximum(cv2.blur(bed, (41, 41)), 1e-3)[..., None]
-    contrast = np.abs(img - bg).max(-1) / k * pipe
-    contrast = cv2.blur(contrast, (41, 41)) / np.maximum(cv2.blur(pipe, (41, 41)), 1e-3)
+    contrast = np.abs(img - bg).max(-1) / k * on_pipe
+    contrast = cv2.blur(contrast, (41, 41)) / np.maximum(cv2.blur(on_pipe, (41, 41)), 1e-3)
     mask = (surf == 1) & (contrast > 0.03) if LABEL == "visible" else surf == 1
 
     # In front of the scene: marine snow, fish, the vehicle's frame.
