@@ -36,15 +36,20 @@ OFF["camera"] = OFF["distort"] + OFF["ca"] + OFF["sharpen"] + OFF["blur"] + OFF[
 OFF["water"] = OFF["haze"] + OFF["spot"]
 
 
-def variant(name):
-    """altgen with the named step(s) off; the random draws stay in place, so the scenes stay the same."""
+def patched(name, replacements):
+    """altgen with its source patched by (old, new) string replacements, each asserted to match."""
     s = SRC
-    for a, b in OFF.get(name, []):
+    for a, b in replacements:
         assert a in s, (name, a)
         s = s.replace(a, b)
     m = types.ModuleType("altgen_" + name)
     exec(compile(s, "altgen.py", "exec"), m.__dict__)
     return m
+
+
+def variant(name):
+    """altgen with the named step(s) off; the random draws stay in place, so the scenes stay the same."""
+    return patched(name, OFF.get(name, []))
 
 
 def main():

@@ -11,7 +11,6 @@ usage: python training/runs/xr_labels/covered.py MODEL.onnx [N]
 """
 import json
 import sys
-import types
 from pathlib import Path
 
 import cv2
@@ -19,13 +18,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "training"))
+sys.path.insert(0, str(ROOT / "training" / "runs" / "aug_probe"))
 import mcd  # noqa: E402
+from xr_ablate import patched  # noqa: E402  (altgen patched by string replacement, as the ablation does)
 
-SRC = (ROOT / "training" / "altgen.py").read_text()
-A, B = "        mask = mask * ~cover\n", "        mask = mask\n"
-assert A in SRC
-KEEP = types.ModuleType("altgen_keep")
-exec(compile(SRC.replace(A, B), "altgen.py", "exec"), KEEP.__dict__)
+KEEP = patched("keep", [("        mask = mask * ~cover\n", "        mask = mask\n")])
 
 
 def main():
