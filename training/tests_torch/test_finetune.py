@@ -148,3 +148,22 @@ def test_refuses_a_negative_anchor(label_dirs, tmp_path, capsys):
     assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(tmp_path / "ft.onnx"), "--anchor", "-1"]) == 2
     assert "--anchor" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_trains_at_temperature_1_and_writes_the_base_temperature(label_dirs, tmp_path, monkeypatch):
+    """The loss sees the logits at temperature 1 (as train.py's); the written weights keep the base's fitted one."""
+    import torch
+    import train
+    seen = []
+    step = train.train_step
+
+    def spy(net, *args, **kwargs):
+        seen.append(net.temperature)
+        return step(net, *args, **kwargs)
+    monkeypatch.setattr(train, "train_step", spy)
+    out = tmp_path / "ft.onnx"
+    assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(out), "--steps", "3", "--synthetic-frames", "8",
+                          "--holdout", "0", "--samples", "1", "--threads", "2"]) == 0
+    t_base = finetune.base_weights(BASE)[0].temperature
+    assert t_base != 1.0 and seen == [1.0] * 3
+    assert torch.load(out.with_suffix(".pt"), map_location="cpu")["temperature"] == t_base
