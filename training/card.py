@@ -59,23 +59,26 @@ def split_summary(split):
             "pipe_fraction": f"{np.mean([m['pipeline_fraction'] for m in metas]):.3f}"}
 
 
-def card_row(split):
-    """The current card's row of a split in its `## Data` table, or None."""
+def section(lines, head):
+    """(start, end) of a card section: its `## ` heading up to the next one or the end; None if absent."""
+    if head not in lines:
+        return None
+    i = lines.index(head)
+    return i, next((k for k in range(i + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
+
+
+def card_data_rows():
+    """The current card's `## Data` table rows, by split."""
     lines = CARD.read_text().splitlines() if CARD.exists() else []
-    start = lines.index("## Data") if "## Data" in lines else len(lines)
-    for line in lines[start:]:
-        if line.startswith("## Time"):
-            break
-        if line.startswith(f"| {split} | "):
-            return line
-    return None
+    i, j = section(lines, "## Data") or (0, 0)
+    return {r.split("|")[1].strip(): r for r in lines[i:j] if r.startswith("| ")}
 
 
-def data_row(split, d):
+def data_row(split, d, kept_rows):
     """A split's data-table row from the frames here; where fewer are here than the card counts (a fresh
     clone's `make al-study` renders only the splits it needs, and train_dr in part), the card's row as it was."""
     s = split_summary(split)
-    kept = card_row(split)
+    kept = kept_rows.get(split)
     if kept and s["frames"] < int(kept.split("|")[2]):
         return kept
     return (f"| {split} | {s['frames']} | {s['kinds']} | {s['water']} | {s['altitude']} | {s['pitch']} | "
@@ -308,7 +311,8 @@ def main():
             "images, whose last bits depend on the CPU's numpy SIMD code.", "",
             "| split | frames | kinds | water (Jerlov) | altitude m | pitch ° | pipe Ø m | mean pipe fraction | sha256 |",
             "|---|---|---|---|---|---|---|---|---|"]
-    out += [data_row(split, d) for split, d in digest["splits"].items()]
+    kept = card_data_rows()
+    out += [data_row(split, d, kept) for split, d in digest["splits"].items()]
     out += ["", "Contact sheets (first 8 frames per split; yellow outline = pipeline mask):", ""]
     for split in digest["splits"]:
         out += [f"**{split}**", "", f"![{split}]({contact_sheet(split)})", ""]
@@ -336,11 +340,9 @@ def splice(sections: list[str]) -> None:
     lines = CARD.read_text().splitlines()
     for rel in sections:
         new = (HERE / "runs" / rel).read_text().rstrip("\n").splitlines() + [""]
-        head = new[0]
-        if head in lines:
-            i = lines.index(head)
-            j = next((k for k in range(i + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
-            lines[i:j] = new
+        span = section(lines, new[0])
+        if span:
+            lines[span[0]:span[1]] = new
         else:
             i = lines.index("## Data") if "## Data" in lines else len(lines)
             lines[i:i] = new

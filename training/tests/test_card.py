@@ -44,9 +44,9 @@ def test_part_of_a_split_keeps_the_cards_data_row(tmp_path, monkeypatch):
     monkeypatch.setattr(card, "CARD", tmp_path / "MODEL_CARD.md")
     monkeypatch.setattr(card, "DATA", tmp_path / "data")
     d = {"frames": 80, "sha256": "25a2cd8092c9" + "0" * 52}
-    assert card.data_row("ho_light", d) == ROW  # nothing rendered here: the card's Data row, not the metrics table's
+    assert card.data_row("ho_light", d, card.card_data_rows()) == ROW  # nothing rendered here: the card's Data row, not the metrics table's
     write_split(tmp_path / "data" / "ho_light", 40)
-    assert card.data_row("ho_light", d) == ROW
+    assert card.data_row("ho_light", d, card.card_data_rows()) == ROW
     write_split(tmp_path / "data2" / "ho_light", 80)
     monkeypatch.setattr(card, "DATA", tmp_path / "data2")
-    assert card.data_row("ho_light", d).startswith("| ho_light | 80 | pipe 80 | murky |")
+    assert card.data_row("ho_light", d, card.card_data_rows()).startswith("| ho_light | 80 | pipe 80 | murky |")
