@@ -1,6 +1,6 @@
 """Fine-tune recipe check: one fixed label set, one finetune.py run, and the weights blended
 back towards the base at several shares (finetune.blend), each scored on the family's test
-frames and on own validation (val_dr, 80 frames): how much target gain each share keeps and
+frames and on own validation (val_dr, 80 frames; IoU and entropy AUROC): how much target gain each share keeps and
 how much own-validation IoU it gives up. The records behind finetune.py's --blend default.
 
 Usage: python ft_recipe.py --family ho_light --name d200 --alphas 1,0.7,0.5 -- [finetune.py args]
@@ -51,7 +51,8 @@ def main():
         t, v = A.evaluate(model, test), A.evaluate(model, val)
         rec = {"name": a.name, "tag": tag, "family": a.family, "k": a.k, "seed": a.seed, "args": a.ftargs,
                "target": round(t["pooled_iou"], 4), "val": round(v["pooled_iou"], 4),
-               "auroc_t": round(t["auroc_entropy"], 4)}
+               "auroc_t": round(t["auroc_entropy"], 4), "auroc_v": round(v["auroc_entropy"], 4),
+               "val_closeup": v["closeup_iou"] and round(v["closeup_iou"], 4)}
         print(json.dumps(rec), flush=True)
         with open(out / "results.jsonl", "a") as fh:
             fh.write(json.dumps(rec) + "\n")
@@ -73,7 +74,7 @@ def main():
         if al == 1:
             score(model, "a1")
             continue
-        p = out / f"blend_{a.name}_{al}.pt"
+        p = out / f"blend_{a.name}_{a.family}_s{a.seed}_{al}.pt"  # per seed: runs in parallel share --out
         torch.save({"state_dict": F.blend(ft["state_dict"], base_sd, al), "config": ft["config"],
                     "temperature": ft["temperature"]}, p)
         with contextlib.redirect_stdout(io.StringIO()):

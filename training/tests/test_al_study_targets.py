@@ -24,3 +24,19 @@ def test_pool_frames_come_from_the_right_renderer(split, module):
             else scenegen.render(al_study.POOL_SEED, split, 0))
     assert jpeg == want[3] and (mask == want[1]).all()
     assert jpeg == make_data.render(al_study.POOL_SEED, split, 0)[3]
+
+
+def test_closeup_iou_is_the_pooled_iou_of_the_close_up_frames():
+    """al_study.evaluate's closeup_iou: the pooled IoU of the frames whose pipe covers more than CLOSE_UP."""
+    import numpy as np
+    model = HERE.parents[1] / "models" / "pipeline_seg_unet.onnx"
+    rgb, mask = next((r[0], r[1]) for r in (scenegen.render(7, "val", i) for i in range(20)) if (r[1] > 127).mean() > 0.05)
+    near = mask.copy()
+    near[:, : int(mask.shape[1] * 0.4)] = 255  # the pipe and 40 % of the frame: a close-up
+    far = np.zeros_like(mask)
+    far[:40, :40] = 255
+    assert (near > 127).mean() > al_study.CLOSE_UP > (far > 127).mean()
+    both = al_study.evaluate(model, [(rgb, near), (rgb, far)], samples=2)
+    alone = al_study.evaluate(model, [(rgb, near)], samples=2)  # frame 0 draws the same dropout masks
+    assert 0 < both["closeup_iou"] == alone["pooled_iou"] != both["pooled_iou"]
+    assert al_study.evaluate(model, [(rgb, far)], samples=2)["closeup_iou"] is None
