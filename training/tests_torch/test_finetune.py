@@ -167,3 +167,27 @@ def test_trains_at_temperature_1_and_writes_the_base_temperature(label_dirs, tmp
     t_base = finetune.base_weights(BASE)[0].temperature
     assert t_base != 1.0 and seen == [1.0] * 3
     assert torch.load(out.with_suffix(".pt"), map_location="cpu")["temperature"] == t_base
+
+
+def test_augs_reach_every_step_and_the_card(label_dirs, tmp_path, monkeypatch):
+    """--augs NAME... are train.py's optional augmentations, applied in each fine-tune step."""
+    import train
+    seen = []
+    step = train.train_step
+
+    def spy(*args, **kwargs):
+        seen.append(tuple(kwargs.get("augs", ())))
+        return step(*args, **kwargs)
+    monkeypatch.setattr(train, "train_step", spy)
+    out = tmp_path / "ft.onnx"
+    assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(out), "--steps", "2", "--synthetic-frames", "8",
+                          "--holdout", "0", "--samples", "1", "--threads", "2", "--augs", "geo"]) == 0
+    assert seen == [("geo",)] * 2
+    assert "extra augmentations: geo," in out.with_suffix(".md").read_text()
+
+
+def test_refuses_an_unknown_aug_before_training(label_dirs, tmp_path, capsys):
+    assert finetune.main(["--labels", str(label_dirs[0]), "--out", str(tmp_path / "ft.onnx"), "--augs", "zoom"]) == 2
+    err = capsys.readouterr().err
+    assert "--augs zoom" in err and "geo" in err
+    assert list(tmp_path.iterdir()) == []
