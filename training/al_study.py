@@ -85,7 +85,7 @@ def evaluate(model, frames, samples=16, seed=0):
     """Metrics of a model on (rgb, gt) frames; `closeup_iou` is the pooled IoU of the frames whose pipe
     covers more than CLOSE_UP of the frame (None without any). On `val_dr`'s first 80 frames those 13
     frames hold 58 % of the shipped model's wrong pixels, and most of what a fine-tune on the second
-    renderer (no pipe over 25 % of a frame) costs there (training/runs/ft_recipe, stop 32)."""
+    renderer (no pipe over 25 % of a frame) costs there (training/runs/closeup)."""
     import mcd
     sess, meta = mcd.load(str(model))
     acc = mcd.Accumulator()
