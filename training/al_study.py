@@ -154,7 +154,7 @@ def main():
     ap.add_argument("--budgets", default="10,20,40")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default="mi,entropy,random")
-    ap.add_argument("--steps", type=int, default=200)  # make finetune's default
+    ap.add_argument("--steps", type=int, default=400)  # make finetune's default
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=str(HERE / "runs" / "al_study"))
     ap.add_argument("--data", default=str(HERE / "data"), help="where make_data.py left the splits")
