@@ -36,6 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
+import finetune  # noqa: E402  (torch is imported only inside its main)
 import labels as L  # noqa: E402
 import make_data  # noqa: E402
 import make_sample_bag as msb  # noqa: E402
@@ -154,7 +155,7 @@ def main():
     ap.add_argument("--budgets", default="10,20,40")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default="mi,entropy,random")
-    ap.add_argument("--steps", type=int, default=400)  # make finetune's default
+    ap.add_argument("--steps", type=int, default=finetune.STEPS)  # make finetune's default
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--out", default=str(HERE / "runs" / "al_study"))
     ap.add_argument("--data", default=str(HERE / "data"), help="where make_data.py left the splits")
@@ -194,7 +195,6 @@ def main():
 
     results = []
     rec_file = out / "results.json"
-    import finetune
     for s in seeds:
         ranked = {}
         for meth in methods:

@@ -44,6 +44,7 @@ import split as S  # noqa: E402  (onnx only: the trunk/head pair beside the outp
 
 DEFAULT_BASE = ROOT / "models" / "pipeline_seg_unet.onnx"
 BLEND = 0.7  # share of the fine-tuned weights in what is written (see blend())
+STEPS = 400  # default training steps (see --augs); al_study.py fine-tunes with the same
 GATE_KEYS = ["score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"]
 
 
@@ -168,7 +169,7 @@ def main(argv=None):
     ap.add_argument("--labels", nargs="+", required=True, help="label directories (select's output + masks)")
     ap.add_argument("--out", required=True, help="FILE.onnx to write (FILE.pt and FILE.md beside it)")
     ap.add_argument("--base", default=str(DEFAULT_BASE))
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--synthetic-per-batch", type=int, default=3, help="synthetic frames in each batch")
     ap.add_argument("--synthetic-frames", type=int, default=96, help="size of the synthetic pool")
