@@ -259,7 +259,7 @@ def main():
         print(f"budget check: 50 frames, defaults, {budget['seconds']:.0f} s; target {budget['target']['pooled_iou']:.3f}")
     total = time.time() - t_start
     rec = {"budget50": budget, "family": fam, "held_out": TARGETS[fam], "pool": a.pool, "test_frames": len(test), "val_frames": len(val), "budgets": budgets, "seeds": seeds,
-           "methods": methods, "steps": a.steps, "blend": finetune.BLEND, "title": a.title, "base_target": base_t, "base_own_val": base_v,
+           "methods": methods, "steps": a.steps, "augs": finetune.AUGS, "blend": finetune.BLEND, "title": a.title, "base_target": base_t, "base_own_val": base_v,
            "results": results, "total_seconds": round(total, 1)}
     rec_file.write_text(json.dumps(rec, indent=1))
     png = Path(a.card_png)
@@ -267,6 +267,19 @@ def main():
     plot(results, budgets, methods, png, base_t["pooled_iou"])
     (out / "card_section.md").write_text(card_section(rec, os.path.relpath(png, ROOT / "models")))
     print(f"al-study done in {total / 60:.1f} min: {rec_file}, {png}")
+
+
+def closeups(rec, k):
+    """The own-validation close-ups' IoU (pipe over CLOSE_UP of the frame) after fine-tuning on k labels, as a
+    sentence: most of what a fine-tune costs at home is lost there (training/runs/closeup)."""
+    b = rec["base_own_val"].get("closeup_iou")
+    v = {m: [r["own_val"]["closeup_iou"] for r in rec["results"]
+             if r["method"] == m and r["k"] == k and r.get("own_val", {}).get("closeup_iou") is not None]
+         for m in rec["methods"]}
+    if b is None or not all(v.values()):
+        return ""  # records from before the close-up score
+    return (f" On its close-ups (pipe over {CLOSE_UP:.0%} of the frame): "
+            + ", ".join(f"{m} {np.mean(x):.3f}" for m, x in v.items()) + f" (base {b:.3f}).")
 
 
 def card_section(rec, png_rel):
@@ -280,7 +293,8 @@ def card_section(rec, png_rel):
              f"Target domain: `{rec['family']}` ({rec['held_out'][0]} = {rec['held_out'][1]}), never in training. "
              f"Pool: {rec['pool']} unlabelled frames ({'altgen' if rec['family'] == 'xr' else 'scenegen'} seed {POOL_SEED}) in a rosbag2 bag; selection by the "
              "real `pipeline_seg select` (T = 16, `--min-gap 0`, the run's seed) or at random; each label set "
-             f"fine-tuned from the shipped model for {rec['steps']} steps (`finetune.py`, same recipe for all; weights "
+             f"fine-tuned from the shipped model for {rec['steps']} steps (`finetune.py`, same recipe for all"
+             + (f", extra augmentations: {', '.join(rec['augs'])}" if rec.get("augs") else "") + "; weights "
              f"written: {rec.get('blend', 1.0)} × fine-tuned + the rest × base); target-test "
              f"pooled IoU at T = 16 on the {rec['test_frames']} frames of the `{rec['family']}` split (seed 7). Base: target IoU "
              f"{rec['base_target']['pooled_iou']:.3f}, own val {rec['base_own_val']['pooled_iou']:.3f}. "
@@ -292,7 +306,7 @@ def card_section(rec, png_rel):
     kmax = max(budgets)
     lines += ["", f"Own validation (`val_dr`, {rec['val_frames']} frames) after fine-tuning on K = {kmax}: " + ", ".join(
         "{} {:.3f} ± {:.3f}".format(meth, *cell(meth, kmax, "own_val")[:2]) for meth in methods) +
-        f" (base {rec['base_own_val']['pooled_iou']:.3f}).", ""]
+        f" (base {rec['base_own_val']['pooled_iou']:.3f})." + closeups(rec, kmax), ""]
     # Plain verdict, computed.
     verdict = []
     for k in budgets:

@@ -45,6 +45,7 @@ import split as S  # noqa: E402  (onnx only: the trunk/head pair beside the outp
 DEFAULT_BASE = ROOT / "models" / "pipeline_seg_unet.onnx"
 BLEND = 0.7  # share of the fine-tuned weights in what is written (see blend())
 STEPS = 400  # default training steps (see --augs); al_study.py fine-tunes with the same
+AUGS = ["geo"]  # default --augs; al_study.py records it
 GATE_KEYS = ["score_method", "pixel_threshold", "band_px", "threshold_high", "threshold_low", "recover_frames"]
 
 
@@ -186,7 +187,7 @@ def main(argv=None):
     # small, the written model gained as much as 200 plain steps (+0.071 IoU, three label sets) and lost 0.006 of
     # own validation instead of 0.017, keeping its close-ups (pipe > 25 % of the frame) and its entropy AUROC
     # (training/runs/ft_recipe and training/runs/closeup, stop 32).
-    ap.add_argument("--augs", nargs="*", default=["geo"], metavar="NAME",
+    ap.add_argument("--augs", nargs="*", default=list(AUGS), metavar="NAME",
                     help="train.py's optional augmentations on each batch (its EXTRA_AUGS: geo, paste, surround, light, "
                     "water, randconv); default geo; --augs alone: none")
     ap.add_argument("--tune", choices=sorted(TUNE), default="all",
