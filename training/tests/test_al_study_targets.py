@@ -40,3 +40,17 @@ def test_closeup_iou_is_the_pooled_iou_of_the_close_up_frames():
     alone = al_study.evaluate(model, [(rgb, near)], samples=2)  # frame 0 draws the same dropout masks
     assert 0 < both["closeup_iou"] == alone["pooled_iou"] != both["pooled_iou"]
     assert al_study.evaluate(model, [(rgb, far)], samples=2)["closeup_iou"] is None
+
+
+def test_nopipe_median_fraction_is_the_share_called_pipeline_on_empty_frames():
+    """al_study.evaluate's nopipe_median_fraction: evaluate.py's definition, over the frames whose label is empty."""
+    import numpy as np
+    import mcd
+    model = HERE.parents[1] / "models" / "pipeline_seg_unet.onnx"
+    rgb, mask = next((r[0], r[1]) for r in (scenegen.render(7, "val", i) for i in range(20)) if (r[1] > 127).mean() > 0.05)
+    sess, meta = mcd.load(str(model))
+    called = float((mcd.infer(sess, meta, rgb, 2, np.random.default_rng([0, 0])).prob_in > 0.5).mean())
+    assert called > 0.02  # the frame shows a pipe, so an empty label makes it a false "pipeline"
+    empty = al_study.evaluate(model, [(rgb, np.zeros_like(mask))], samples=2)
+    assert empty["nopipe_median_fraction"] == called
+    assert al_study.evaluate(model, [(rgb, mask)], samples=2)["nopipe_median_fraction"] is None
