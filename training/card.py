@@ -286,7 +286,8 @@ def main():
                 for r in c["checks"]]
         out.append("")
     for extra in ("trust/card_section.md", "gate_check/card_section.md", "finetune_check/card_section.md",
-                  "al_study/card_section.md", "ft_blend/card_section.md", "al_study_xr/card_section.md"):
+                  "al_study/card_section.md", "ft_blend/card_section.md", "ft_defaults/card_section.md",
+                  "al_study_xr/card_section.md"):
         f = HERE / "runs" / extra
         if f.exists():
             out += [f.read_text(), ""]
