@@ -282,7 +282,7 @@ def closeups(rec, k):
          for m in rec["methods"]}
     if b is None or not all(v.values()):
         return ""  # records from before the close-up score
-    return (f" On its close-ups (pipe over {CLOSE_UP:.0%} of the frame): "
+    return (f" On its close-ups (pipe over {100 * CLOSE_UP:.0f} % of the frame): "
             + ", ".join(f"{m} {np.mean(x):.3f}" for m, x in v.items()) + f" (base {b:.3f}).")
 
 
