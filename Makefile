@@ -27,7 +27,7 @@ help:
 	@echo "make test-training - a few-step fine-tune with PyTorch, checked against the model contract"
 	@echo "make test-colcon - the README's colcon build on a fresh clone of HEAD, then the installed node in a clean ROS 2 environment segments a frame (minutes; not part of make test)"
 	@echo "make test-gpu-setup - install the GPU ONNX Runtime, build with cuda; bench --device cuda runs on a GPU or exits 2 saying there is none"
-	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes of 400 steps: about twice the card's 33-66 min at 200 steps on 2 CPU cores; AL_ARGS='--seeds 0 --budgets 10,40' for a quick one)"
+	@echo "make al-study - does uncertainty selection beat random labelling? (27 fine-tunes of 400 steps, 8-9 min each with scoring on 2 AVX2 cores: about 4 h there; AL_ARGS='--budgets 40 --methods mi,random' runs 6 in about 1 h)"
 	@echo "make adapt-demo - record -> replay -> select -> label -> finetune -> calibrate on the sample bag"
 	@echo "make fuzz   - coverage-guided fuzzing (cargo-fuzz, stable toolchain; atheris for the label reader), each target FUZZ_SECONDS (600) one after another; not part of make test"
 
