@@ -186,7 +186,8 @@ def main(argv=None):
     # geo (rotation, scale 0.9-1.3, shift) with 400 steps: on 40 frames of the second renderer, whose pipes are
     # small, the written model gained as much as 200 plain steps (+0.071 IoU, three label sets) and lost 0.006 of
     # own validation instead of 0.017, keeping its close-ups (pipe > 25 % of the frame) and its entropy AUROC
-    # (training/runs/ft_recipe and training/runs/closeup, stop 32).
+    # (training/runs/ft_recipe and training/runs/closeup, stop 32). On the daylight family (large pipes) it gained
+    # 0.009 less than 200 plain steps and kept 0.016 more own validation (training/runs/ft_defaults, stop 33).
     ap.add_argument("--augs", nargs="*", default=list(AUGS), metavar="NAME",
                     help="train.py's optional augmentations on each batch (its EXTRA_AUGS: geo, paste, surround, light, "
                     "water, randconv); default geo; --augs alone: none")
