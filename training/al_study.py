@@ -273,15 +273,22 @@ def main():
     print(f"al-study done in {total / 60:.1f} min: {rec_file}, {png}")
 
 
+def after_k(rec, k, part, key):
+    """The base's `key` of `part` ("target" or "own_val") and, per method, its values after fine-tuning on k labels;
+    None when the records predate that key."""
+    b = rec[f"base_{part}"].get(key)
+    v = {m: [r[part][key] for r in rec["results"] if r["method"] == m and r["k"] == k and r.get(part, {}).get(key) is not None]
+         for m in rec["methods"]}
+    return (b, v) if b is not None and all(v.values()) else None
+
+
 def closeups(rec, k):
     """The own-validation close-ups' IoU (pipe over CLOSE_UP of the frame) after fine-tuning on k labels, as a
     sentence: most of what a fine-tune costs at home is lost there (training/runs/closeup)."""
-    b = rec["base_own_val"].get("closeup_iou")
-    v = {m: [r["own_val"]["closeup_iou"] for r in rec["results"]
-             if r["method"] == m and r["k"] == k and r.get("own_val", {}).get("closeup_iou") is not None]
-         for m in rec["methods"]}
-    if b is None or not all(v.values()):
+    got = after_k(rec, k, "own_val", "closeup_iou")
+    if got is None:
         return ""  # records from before the close-up score
+    b, v = got
     return (f" On its close-ups (pipe over {100 * CLOSE_UP:.0f} % of the frame): "
             + ", ".join(f"{m} {np.mean(x):.3f}" for m, x in v.items()) + f" (base {b:.3f}).")
 
@@ -289,11 +296,10 @@ def closeups(rec, k):
 def nopipe(rec, k):
     """The target test frames without a pipe after fine-tuning on k labels: median share called pipeline (issue 9
     asks for at most 0.5 %), as a sentence."""
-    b = rec["base_target"].get("nopipe_median_fraction")
-    v = {m: [r["target"]["nopipe_median_fraction"] for r in rec["results"] if r["method"] == m and r["k"] == k
-             and r["target"].get("nopipe_median_fraction") is not None] for m in rec["methods"]}
-    if b is None or not all(v.values()):
+    got = after_k(rec, k, "target", "nopipe_median_fraction")
+    if got is None:
         return ""
+    b, v = got
     return (f" Target frames without a pipe, median share called pipeline: "
             + ", ".join(f"{m} {100 * np.mean(x):.2f} %" for m, x in v.items()) + f" (base {100 * b:.2f} %).")
 
